@@ -1,0 +1,139 @@
+//! The command line: every flag also reads an environment variable (CONTRACT.md), and
+//! `--help` shows both with the default.
+
+mod local;
+mod progress_view;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{EncodeSettings, Limits, X264_PRESETS};
+use crate::manifest::ErrorKind;
+pub use local::LocalArgs;
+
+/// Exit code of a job that is done and published.
+pub const EXIT_DONE: u8 = 0;
+/// Exit code for anything worth retrying (network, storage, a crash on valid input), and for
+/// a command line that cannot be understood.
+pub const EXIT_RETRYABLE: u8 = 1;
+/// Exit code for a source that can never be transcoded.
+pub const EXIT_INVALID_INPUT: u8 = 2;
+
+/// Turns uploaded videos into HLS adaptive-bitrate ladders with one ffmpeg process.
+///
+/// Exit codes: 0 done and published; 2 invalid input (the source can never be transcoded; one
+/// line on stderr says why); 1 anything else, worth retrying.
+#[derive(Debug, Parser)]
+#[command(name = "transcoder", version, max_term_width = 100)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Transcode a local file into an HLS ladder in a local folder: probe, ladder, encode,
+    /// poster, manifest. No cloud involved.
+    Local(LocalArgs),
+}
+
+/// How to encode; shared by every subcommand that encodes.
+#[derive(Debug, Clone, Args)]
+pub struct EncodeArgs {
+    /// libx264 preset for every rung.
+    #[arg(long, env = "TRANSCODER_PRESET", default_value = "veryfast",
+          value_parser = clap::builder::PossibleValuesParser::new(X264_PRESETS))]
+    pub preset: String,
+    /// Constant rate factor (lower is better and bigger); each rung is also capped by its
+    /// maxrate.
+    #[arg(long, env = "TRANSCODER_CRF", default_value_t = 23,
+          value_parser = clap::value_parser!(u8).range(0..=51))]
+    pub crf: u8,
+    /// Target HLS segment length in seconds (segments are cut on a 2 s keyframe grid, or 1 s
+    /// for odd lengths).
+    #[arg(long, env = "TRANSCODER_SEGMENT_SECONDS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub segment_seconds: u32,
+    /// The ffmpeg binary.
+    #[arg(long, env = "FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+    /// The ffprobe binary.
+    #[arg(long, env = "FFPROBE", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
+}
+
+impl EncodeArgs {
+    /// The settings these flags describe.
+    pub fn settings(&self) -> EncodeSettings {
+        EncodeSettings {
+            preset: self.preset.clone(),
+            crf: self.crf,
+            segment_seconds: self.segment_seconds,
+            keyframe_seconds: if self.segment_seconds % 2 == 0 { 2 } else { 1 },
+            ffmpeg: self.ffmpeg.clone(),
+            ffprobe: self.ffprobe.clone(),
+        }
+    }
+}
+
+/// What a source may be; anything beyond is refused as invalid input before encoding.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest source accepted, in bytes.
+    #[arg(long, env = "TRANSCODER_MAX_INPUT_BYTES", default_value_t = Limits::default().max_input_bytes)]
+    pub max_input_bytes: u64,
+    /// Largest picture accepted, in pixels (width x height; 8K UHD by default).
+    #[arg(long, env = "TRANSCODER_MAX_PIXELS", default_value_t = Limits::default().max_pixels)]
+    pub max_pixels: u64,
+    /// Longest source accepted, in seconds.
+    #[arg(long, env = "TRANSCODER_MAX_DURATION_SECS", default_value_t = Limits::default().max_duration_s)]
+    pub max_duration_secs: f64,
+}
+
+impl LimitArgs {
+    /// The limits these flags describe.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_input_bytes: self.max_input_bytes,
+            max_pixels: self.max_pixels,
+            max_duration_s: self.max_duration_secs,
+        }
+    }
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Local(args) => local::run(args).await,
+    }
+}
+
+/// Maps a failure to its exit code and prints the one line that says why.
+fn report_failure(kind: ErrorKind, message: &str) -> ExitCode {
+    match kind {
+        ErrorKind::InvalidInput => {
+            eprintln!("transcoder: invalid input: {}", message.replace('\n', " "));
+            ExitCode::from(EXIT_INVALID_INPUT)
+        }
+        ErrorKind::Internal => {
+            eprintln!("transcoder: error: {message}");
+            ExitCode::from(EXIT_RETRYABLE)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Progress for a person at a terminal (a bar) or for a log (one line per whole percent).
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::job::JobEvent;
+
+/// Shows job events on stdout.
+pub struct ProgressView {
+    bar: Option<ProgressBar>,
+    /// Last whole percent printed as a line, so logs get at most ~100 lines per job.
+    last_line_percent: Mutex<Option<u64>>,
+}
+
+impl ProgressView {
+    /// A bar when stdout is a terminal, plain lines otherwise.
+    pub fn new() -> Self {
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::stdout());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:>7} [{bar:40}] {pos:>3}% {msg}")
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self {
+            bar,
+            last_line_percent: Mutex::new(None),
+        }
+    }
+
+    /// Shows one event.
+    pub fn show(&self, event: &JobEvent) {
+        match (event, &self.bar) {
+            (JobEvent::Stage(stage), Some(bar)) => bar.set_prefix(stage.as_str()),
+            (JobEvent::Stage(stage), None) => println!("stage {}", stage.as_str()),
+            (JobEvent::Progress(p), Some(bar)) => {
+                bar.set_position(p.percent as u64);
+                bar.set_message(details(p));
+            }
+            (JobEvent::Progress(p), None) => {
+                let whole = p.percent.floor() as u64;
+                let mut last = self.last_line_percent.lock().expect("not poisoned");
+                if *last != Some(whole) {
+                    *last = Some(whole);
+                    println!("progress {:5.1}% {}", p.percent, details(p));
+                }
+            }
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn details(p: &crate::encode::Progress) -> String {
+    let mut parts = Vec::new();
+    if let Some(fps) = p.fps {
+        parts.push(format!("fps={fps:.1}"));
+    }
+    if let Some(speed) = p.speed {
+        parts.push(format!("speed={speed:.2}x"));
+    }
+    if let Some(eta) = p.eta_s {
+        parts.push(format!("eta={:.0}s", eta.ceil()));
+    }
+    parts.join(" ")
+}

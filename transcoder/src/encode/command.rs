@@ -1,0 +1,272 @@
+//! The one ffmpeg command that decodes the source once and encodes every rung.
+//!
+//! Built as an argument vector (never a shell string), with outputs relative to the work
+//! folder ffmpeg runs in, so no path we did not choose ever reaches an ffmpeg pattern.
+
+use std::ffi::{OsStr, OsString};
+
+use crate::config::EncodeSettings;
+use crate::ladder::Rung;
+use crate::probe::{Rational, SourceInfo, SELF_CONTAINED_DEMUXERS};
+
+/// Media playlist name inside each rung folder.
+pub const MEDIA_PLAYLIST: &str = "index.m3u8";
+/// Segment names inside each rung folder (an ffmpeg pattern).
+pub const SEGMENT_PATTERN: &str = "seg_%05d.ts";
+/// The poster, beside the rung folders.
+pub const POSTER: &str = "poster.jpg";
+
+/// Everything the command depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodePlan<'a> {
+    /// The probed source.
+    pub source: &'a SourceInfo,
+    /// The rungs to encode, largest first.
+    pub ladder: &'a [Rung],
+    /// Constant output frame rate for every rung.
+    pub fps: Rational,
+    /// Encoder settings.
+    pub settings: &'a EncodeSettings,
+}
+
+impl EncodePlan<'_> {
+    /// Frames between forced keyframes (the keyframe grid in frames, rounded up).
+    fn keyframe_interval_frames(&self) -> u32 {
+        (self.fps.as_f64() * f64::from(self.settings.keyframe_seconds)).ceil() as u32
+    }
+
+    /// Which frame becomes the poster: one tenth into the video, past black intros and
+    /// fade-ins, but early enough to exist in any decodable file.
+    fn poster_frame(&self) -> u64 {
+        (self.source.duration_s * 0.1 * self.fps.as_f64()).floor() as u64
+    }
+}
+
+/// The filter graph: one decode, one frame-rate conversion (constant rate for VFR sources),
+/// then a split into one scaler per rung plus one for the poster. Rotation is applied by
+/// ffmpeg's autorotate before our filters; `format=yuv420p` makes every rung 8-bit 4:2:0
+/// whatever the source's depth, and `setsar=1` makes its pixels square.
+pub fn filter_graph(plan: &EncodePlan<'_>) -> String {
+    let n = plan.ladder.len();
+    let mut graph = format!(
+        "[0:{}]fps={},split={}",
+        plan.source.video.index,
+        plan.fps,
+        n + 1
+    );
+    for i in 0..n {
+        graph.push_str(&format!("[s{i}]"));
+    }
+    graph.push_str("[sp]");
+    for (i, rung) in plan.ladder.iter().enumerate() {
+        graph.push_str(&format!(
+            ";[s{i}]scale={}:{}:flags=bicubic,setsar=1,format=yuv420p[v{i}]",
+            rung.width, rung.height
+        ));
+    }
+    let top = &plan.ladder[0];
+    graph.push_str(&format!(
+        ";[sp]select=eq(n\\,{}),scale={}:{}:flags=bicubic,setsar=1,format=yuvj420p[poster]",
+        plan.poster_frame(),
+        top.width,
+        top.height
+    ));
+    graph
+}
+
+/// The whole argument vector for `ffmpeg`, to run with the work folder as its current folder.
+pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
+    let s = plan.settings;
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+
+    push(&["-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats"]);
+    push(&["-progress", "pipe:1", "-stats_period", "0.5"]);
+    // More than half the frames failing to decode means an encrypted or broken stream: ffmpeg
+    // then exits 69, which we report as invalid input instead of publishing garbage.
+    push(&["-max_error_rate", "0.5"]);
+    push(&[
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        SELF_CONTAINED_DEMUXERS,
+    ]);
+    push(&["-i"]);
+    args.push(input_url.to_os_string());
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&["-filter_complex", &filter_graph(plan)]);
+
+    let gop = (plan.keyframe_interval_frames() * 2).to_string();
+    let force_keys = format!("expr:gte(t,n_forced*{})", s.keyframe_seconds);
+    let crf = s.crf.to_string();
+    let hls_time = s.segment_seconds.to_string();
+    for (i, rung) in plan.ladder.iter().enumerate() {
+        push(&["-map", &format!("[v{i}]")]);
+        if let Some(audio) = &plan.source.audio {
+            push(&["-map", &format!("0:{}", audio.index)]);
+        }
+        push(&["-c:v", "libx264", "-preset", &s.preset, "-crf", &crf]);
+        push(&["-maxrate", &format!("{}k", rung.maxrate_kbps)]);
+        push(&["-bufsize", &format!("{}k", rung.bufsize_kbps)]);
+        push(&["-profile:v", "high", "-pix_fmt", "yuv420p"]);
+        // Keyframes only where the grid says, identical in every rung: x264's own scene-cut
+        // keyframes are off and its GOP limit is past the grid so it never fires first.
+        push(&[
+            "-g",
+            &gop,
+            "-sc_threshold",
+            "0",
+            "-force_key_frames",
+            &force_keys,
+        ]);
+        if plan.source.audio.is_some() {
+            let audio_rate = format!("{}k", rung.audio_kbps);
+            push(&[
+                "-c:a",
+                "aac",
+                "-b:a",
+                &audio_rate,
+                "-ac",
+                "2",
+                "-ar",
+                "48000",
+            ]);
+        }
+        // Phone videos carry GPS positions and device names in their metadata: never publish it.
+        push(&["-map_metadata", "-1", "-map_chapters", "-1"]);
+        push(&["-max_muxing_queue_size", "1024"]);
+        push(&[
+            "-f",
+            "hls",
+            "-hls_time",
+            &hls_time,
+            "-hls_playlist_type",
+            "vod",
+        ]);
+        push(&[
+            "-hls_flags",
+            "independent_segments",
+            "-hls_segment_type",
+            "mpegts",
+        ]);
+        push(&[
+            "-hls_segment_filename",
+            &format!("{}/{SEGMENT_PATTERN}", rung.name),
+        ]);
+        push(&[&format!("{}/{MEDIA_PLAYLIST}", rung.name)]);
+    }
+    push(&[
+        "-map",
+        "[poster]",
+        "-frames:v",
+        "1",
+        "-c:v",
+        "mjpeg",
+        "-q:v",
+        "3",
+    ]);
+    push(&[
+        "-map_metadata",
+        "-1",
+        "-f",
+        "image2",
+        "-update",
+        "1",
+        POSTER,
+    ]);
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ladder::compute_ladder;
+    use crate::probe::parse_ffprobe_json;
+
+    fn source() -> SourceInfo {
+        let path = format!("{}/src/probe/testdata/ok.json", env!("CARGO_MANIFEST_DIR"));
+        parse_ffprobe_json(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn args_for(source: &SourceInfo) -> Vec<String> {
+        let ladder = compute_ladder(1280, 720, 30.0);
+        let settings = EncodeSettings::default();
+        let plan = EncodePlan {
+            source,
+            ladder: &ladder,
+            fps: source.output_frame_rate(),
+            settings: &settings,
+        };
+        ffmpeg_args(OsStr::new("file:/in/clip.mp4"), &plan)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    fn count(args: &[String], item: &str) -> usize {
+        args.iter().filter(|a| *a == item).count()
+    }
+
+    #[test]
+    fn one_input_read_only_through_the_file_protocol() {
+        let args = args_for(&source());
+        assert_eq!(count(&args, "-i"), 1);
+        let i = args.iter().position(|a| a == "-i").unwrap();
+        assert_eq!(args[i + 1], "file:/in/clip.mp4");
+        let before_input = &args[..i];
+        let pw = before_input
+            .iter()
+            .position(|a| a == "-protocol_whitelist")
+            .unwrap();
+        assert_eq!(before_input[pw + 1], "file");
+        assert!(before_input.contains(&"-format_whitelist".to_string()));
+    }
+
+    #[test]
+    fn every_rung_gets_an_hls_output_with_the_same_keyframe_grid() {
+        let args = args_for(&source());
+        assert_eq!(count(&args, "hls"), 4);
+        assert_eq!(count(&args, "expr:gte(t,n_forced*2)"), 4);
+        assert_eq!(count(&args, "libx264"), 4);
+        assert_eq!(count(&args, "aac"), 4);
+        for name in ["720p", "480p", "360p", "240p"] {
+            assert!(args.contains(&format!("{name}/index.m3u8")), "{name}");
+            assert!(args.contains(&format!("{name}/seg_%05d.ts")), "{name}");
+        }
+        assert!(args.contains(&"3000k".to_string()) && args.contains(&"6000k".to_string()));
+        assert_eq!(args.last().unwrap(), POSTER);
+    }
+
+    #[test]
+    fn the_graph_decodes_once_and_splits() {
+        let info = source();
+        let ladder = compute_ladder(1280, 720, 30.0);
+        let settings = EncodeSettings::default();
+        let plan = EncodePlan {
+            source: &info,
+            ladder: &ladder,
+            fps: Rational { num: 30, den: 1 },
+            settings: &settings,
+        };
+        let graph = filter_graph(&plan);
+        assert!(
+            graph.starts_with("[0:0]fps=30/1,split=5[s0][s1][s2][s3][sp];"),
+            "{graph}"
+        );
+        assert!(graph.contains("[s1]scale=854:480:flags=bicubic,setsar=1,format=yuv420p[v1]"));
+        // One tenth into a 2 s source at 30 fps.
+        assert!(
+            graph.contains("[sp]select=eq(n\\,6),scale=1280:720"),
+            "{graph}"
+        );
+    }
+
+    #[test]
+    fn video_only_sources_map_no_audio() {
+        let mut info = source();
+        info.audio = None;
+        let args = args_for(&info);
+        assert_eq!(count(&args, "aac"), 0);
+        assert!(!args.iter().any(|a| a == "0:1"));
+    }
+}

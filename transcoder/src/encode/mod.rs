@@ -1,0 +1,137 @@
+//! Encoding the whole ladder with one ffmpeg process.
+
+mod command;
+mod ffmpeg;
+mod progress;
+
+use std::path::Path;
+
+use crate::config::EncodeSettings;
+use crate::ladder::Rung;
+use crate::probe::{file_url, Rational, SourceInfo};
+pub use command::{ffmpeg_args, filter_graph, EncodePlan, MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN};
+pub use ffmpeg::RunError;
+pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};
+
+/// ffmpeg's exit code when `-max_error_rate` is crossed.
+const EXIT_TOO_MANY_DECODE_ERRORS: i32 = 69;
+
+/// Why an encode failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The source cannot be decoded: encrypted, corrupt, or not what its header claims.
+    #[error("the video cannot be decoded ({detail})")]
+    Undecodable {
+        /// The last thing ffmpeg said.
+        detail: String,
+    },
+    /// ffmpeg failed on a source that looked valid: ours to retry or fix.
+    #[error(transparent)]
+    Ffmpeg(#[from] RunError),
+    /// The work folder could not be prepared.
+    #[error("preparing the work folder: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl EncodeError {
+    /// True when the file itself is the problem.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Self::Undecodable { .. })
+    }
+}
+
+/// Encodes `input` into `work_dir` (one folder per rung, plus the poster), reporting progress.
+pub async fn encode(
+    input: &Path,
+    source: &SourceInfo,
+    ladder: &[Rung],
+    fps: Rational,
+    settings: &EncodeSettings,
+    work_dir: &Path,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<(), EncodeError> {
+    for rung in ladder {
+        tokio::fs::create_dir_all(work_dir.join(&rung.name)).await?;
+    }
+    let plan = EncodePlan {
+        source,
+        ladder,
+        fps,
+        settings,
+    };
+    let args = ffmpeg_args(&file_url(input), &plan);
+    tracing::debug!(?args, "starting ffmpeg");
+    let mut tracker = ProgressTracker::new(source.duration_s);
+    let result = ffmpeg::run(&settings.ffmpeg, &args, work_dir, |line| {
+        if let Some(progress) = tracker.feed(line) {
+            on_progress(progress);
+        }
+    })
+    .await;
+    match result {
+        Err(RunError::Exited { code, stderr_tail }) if looks_undecodable(code, &stderr_tail) => {
+            Err(EncodeError::Undecodable {
+                detail: last_line(&stderr_tail),
+            })
+        }
+        other => Ok(other?),
+    }
+}
+
+/// ffmpeg says "too many decode errors" with its exit code; a stream it cannot parse at all
+/// shows in what it printed last.
+fn looks_undecodable(code: Option<i32>, stderr_tail: &str) -> bool {
+    code == Some(EXIT_TOO_MANY_DECODE_ERRORS)
+        || stderr_tail.lines().last().is_some_and(|last| {
+            last.contains("Invalid data found when processing input")
+                || last.contains("Error while decoding stream")
+        })
+}
+
+fn last_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no detail");
+    // "[h264 @ 0x55...] error while decoding MB 2 0" -> "h264: error while decoding MB 2 0"
+    match line
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once("] "))
+    {
+        Some((who, what)) => format!("{}: {what}", who.split(" @ ").next().unwrap_or(who)),
+        None => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_failures_are_recognised() {
+        let cases = [
+            (Some(69), "anything", true),
+            (
+                Some(1),
+                "Error while decoding stream #0:0: Invalid data found when processing input",
+                true,
+            ),
+            (Some(1), "[libx264 @ 0x1] some encoder failure", false),
+            (Some(1), "No space left on device", false),
+            (None, "", false),
+        ];
+        for (code, tail, want) in cases {
+            assert_eq!(looks_undecodable(code, tail), want, "{code:?} {tail:?}");
+        }
+    }
+
+    #[test]
+    fn last_line_drops_the_pointer() {
+        assert_eq!(
+            last_line("x\n[h264 @ 0x557241e2e300] error while decoding MB 2 0\n"),
+            "h264: error while decoding MB 2 0"
+        );
+        assert_eq!(last_line(""), "no detail");
+    }
+}

@@ -1,0 +1,103 @@
+//! RFC 6381 codec strings (`avc1.64001f`) read from the stream ffmpeg really wrote, so the
+//! master playlist never promises a profile or level the segments do not have.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use super::HlsError;
+
+/// The codec string of the AAC-LC audio we encode.
+pub const AAC_LC: &str = "mp4a.40.2";
+
+/// Finds the first sequence parameter set (NAL type 7) in an Annex B byte stream and returns
+/// its first three payload bytes: profile_idc, the constraint flags and level_idc.
+pub fn find_sps(annexb: &[u8]) -> Option<[u8; 3]> {
+    let mut i = 0;
+    while i + 3 < annexb.len() {
+        if annexb[i..i + 3] == [0, 0, 1] {
+            let nal = &annexb[i + 3..];
+            if nal.first().map(|h| h & 0x1f) == Some(7) && nal.len() >= 4 {
+                // None of these three bytes can hold an emulation-prevention byte: that needs
+                // two zero bytes before it, and profile_idc is never 0.
+                return Some([nal[1], nal[2], nal[3]]);
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// `avc1.PPCCLL` in hex, from the SPS bytes.
+pub fn avc1_codec_string(sps: [u8; 3]) -> String {
+    format!("avc1.{:02x}{:02x}{:02x}", sps[0], sps[1], sps[2])
+}
+
+/// Reads the first video access unit of `segment` (a file we wrote) and returns its codec
+/// string.
+pub async fn video_codec_string(ffmpeg: &Path, segment: &Path) -> Result<String, HlsError> {
+    let mut url = std::ffi::OsString::from("file:");
+    url.push(segment.as_os_str());
+    let output = Command::new(ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-v", "error"])
+        .args(["-protocol_whitelist", "file", "-format_whitelist", "mpegts"])
+        .arg("-i")
+        .arg(&url)
+        .args([
+            "-map",
+            "0:v:0",
+            "-c",
+            "copy",
+            "-frames:v",
+            "1",
+            "-f",
+            "h264",
+            "pipe:1",
+        ])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| HlsError::Io {
+            path: segment.display().to_string(),
+            source,
+        })?;
+    find_sps(&output.stdout)
+        .map(avc1_codec_string)
+        .ok_or_else(|| HlsError::NoSps {
+            path: segment.display().to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sps_after_an_sei_as_x264_writes_it() {
+        // The head of `ffmpeg -i x264.mp4 -c copy -f h264 -`: an SEI (type 6) with x264's
+        // banner, then the SPS (0x67) of a High profile, level 3.1 stream.
+        let stream = [
+            0, 0, 0, 1, 0x06, 0x05, 0xff, 0xff, 0x50, 0xdc, 0x45, 0xe9, b'x', b'2', b'6', b'4',
+            0x80, 0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40,
+        ];
+        let sps = find_sps(&stream).unwrap();
+        assert_eq!(avc1_codec_string(sps), "avc1.64001f");
+    }
+
+    #[test]
+    fn constrained_baseline_keeps_its_flags() {
+        let sps = find_sps(&[0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0x95]).unwrap();
+        assert_eq!(avc1_codec_string(sps), "avc1.42c01e");
+    }
+
+    #[test]
+    fn no_sps_no_string() {
+        assert_eq!(find_sps(&[0, 0, 1, 0x65, 1, 2, 3]), None);
+        assert_eq!(find_sps(&[]), None);
+        assert_eq!(find_sps(&[0, 0, 1, 0x67]), None);
+    }
+}

@@ -1,0 +1,43 @@
+//! HLS facts measured from what ffmpeg wrote: real segment bitrates, the real H.264
+//! profile/level, and the master playlist built from them.
+
+mod codecs;
+mod master;
+mod measure;
+
+pub use codecs::{avc1_codec_string, find_sps, video_codec_string, AAC_LC};
+pub use master::{render_master, Variant};
+pub use measure::{measure_rendition, peak_segment_bitrate, RenditionStats, SegmentSample};
+
+/// Why our own output could not be read back. Always our fault, never the source's.
+#[derive(Debug, thiserror::Error)]
+pub enum HlsError {
+    /// A file we wrote could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// ffmpeg wrote a playlist we cannot parse.
+    #[error("{path} is not a media playlist: {detail}")]
+    Playlist {
+        /// The playlist.
+        path: String,
+        /// The parser's complaint.
+        detail: String,
+    },
+    /// A rendition with no segments at all.
+    #[error("{path} lists no segments")]
+    Empty {
+        /// The playlist.
+        path: String,
+    },
+    /// No sequence parameter set in the first segment.
+    #[error("no H.264 SPS in {path}")]
+    NoSps {
+        /// The segment.
+        path: String,
+    },
+}

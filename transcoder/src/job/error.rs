@@ -1,0 +1,62 @@
+//! The one place that answers: is this failure the source's fault (exit 2, `invalid_input`,
+//! never retried) or not (exit 1, `internal`, worth retrying)?
+
+use crate::encode::EncodeError;
+use crate::hls::HlsError;
+use crate::manifest::ErrorKind;
+use crate::probe::ProbeError;
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Probing failed or the source was refused.
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    /// The encode failed.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// ffmpeg ended early: the file is cut short or partly undecodable.
+    #[error("the video is truncated or partly undecodable: {decoded_s:.1} s of {expected_s:.1} s could be decoded")]
+    Incomplete {
+        /// Seconds that made it into the output.
+        decoded_s: f64,
+        /// Seconds the source declares.
+        expected_s: f64,
+    },
+    /// Reading back our own output failed.
+    #[error(transparent)]
+    Hls(#[from] HlsError),
+    /// Writing the outputs into place failed.
+    #[error("writing {path}: {source}")]
+    Output {
+        /// What we were writing.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl JobError {
+    /// Permanent (the source) or retryable (everything else).
+    pub fn kind(&self) -> ErrorKind {
+        let invalid = match self {
+            Self::Probe(e) => e.is_invalid_input(),
+            Self::Encode(e) => e.is_invalid_input(),
+            Self::Incomplete { .. } => true,
+            Self::Hls(_) | Self::Output { .. } => false,
+        };
+        if invalid {
+            ErrorKind::InvalidInput
+        } else {
+            ErrorKind::Internal
+        }
+    }
+
+    /// A wrapper for output I/O errors that names the path.
+    pub fn output(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Output {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}

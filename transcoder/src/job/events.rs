@@ -1,0 +1,34 @@
+//! What a running job tells whoever watches it (a progress bar, a gRPC stream, a log).
+
+use crate::encode::Progress;
+
+/// The stages a job goes through, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading the source's streams and checking it against the limits.
+    Probe,
+    /// Running ffmpeg.
+    Encode,
+    /// Moving or uploading the outputs into place, master playlist last.
+    Publish,
+}
+
+impl Stage {
+    /// Lowercase name, as logs and clients show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Probe => "probe",
+            Self::Encode => "encode",
+            Self::Publish => "publish",
+        }
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    /// A new stage started.
+    Stage(Stage),
+    /// The encode moved.
+    Progress(Progress),
+}

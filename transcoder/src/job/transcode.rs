@@ -1,0 +1,153 @@
+//! The pipeline shared by every way of running a job: probe, ladder, one encode, then the
+//! facts for the master playlist measured from what was written. It works in a local folder;
+//! callers publish the result (a local folder for `local`, S3 for the cloud worker).
+
+use std::path::Path;
+
+use super::{JobError, JobEvent, Stage};
+use crate::config::{EncodeSettings, Limits};
+use crate::encode::{self, MEDIA_PLAYLIST, POSTER};
+use crate::hls::{self, RenditionStats, Variant};
+use crate::ladder::{compute_ladder, Rung};
+use crate::manifest::RenditionRecord;
+use crate::probe::{self, Rational, SourceInfo};
+
+/// One encoded rung, measured.
+#[derive(Debug, Clone)]
+pub struct Rendition {
+    /// What it was encoded as.
+    pub rung: Rung,
+    /// What it weighs.
+    pub stats: RenditionStats,
+    /// RFC 6381 codecs of its streams.
+    pub codecs: String,
+    /// Media playlist relative to the output root (`720p/index.m3u8`).
+    pub playlist: String,
+}
+
+/// A finished encode in the work folder, ready to publish.
+#[derive(Debug, Clone)]
+pub struct Transcoded {
+    /// The probed source.
+    pub source: SourceInfo,
+    /// The constant frame rate of every rung.
+    pub fps: Rational,
+    /// The renditions, best first.
+    pub renditions: Vec<Rendition>,
+    /// The master playlist text.
+    pub master: String,
+}
+
+impl Transcoded {
+    /// The renditions as the manifest records them.
+    pub fn records(&self) -> Vec<RenditionRecord> {
+        self.renditions
+            .iter()
+            .map(|r| RenditionRecord {
+                name: r.rung.name.clone(),
+                width: r.rung.width,
+                height: r.rung.height,
+                bandwidth: r.stats.peak_bps,
+                average_bandwidth: r.stats.average_bps,
+                codecs: r.codecs.clone(),
+                frame_rate: self.fps.as_f64(),
+                playlist: r.playlist.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Transcodes `input` into `work_dir`: one folder per rung and `poster.jpg`.
+pub async fn transcode(
+    input: &Path,
+    work_dir: &Path,
+    settings: &EncodeSettings,
+    limits: &Limits,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<Transcoded, JobError> {
+    events(JobEvent::Stage(Stage::Probe));
+    let source = probe::probe(input, settings, limits).await?;
+    let fps = source.output_frame_rate();
+    let ladder = compute_ladder(
+        source.video.display_width,
+        source.video.display_height,
+        fps.as_f64(),
+    );
+    tracing::info!(
+        width = source.video.display_width,
+        height = source.video.display_height,
+        duration_s = source.duration_s,
+        %fps,
+        rungs = ladder.len(),
+        "probed source"
+    );
+
+    events(JobEvent::Stage(Stage::Encode));
+    encode::encode(input, &source, &ladder, fps, settings, work_dir, |p| {
+        events(JobEvent::Progress(p))
+    })
+    .await?;
+
+    let mut renditions = Vec::with_capacity(ladder.len());
+    for rung in ladder {
+        let playlist = format!("{}/{MEDIA_PLAYLIST}", rung.name);
+        let stats = hls::measure_rendition(&work_dir.join(&playlist)).await?;
+        let mut codecs = hls::video_codec_string(&settings.ffmpeg, &stats.first_segment).await?;
+        if source.audio.is_some() {
+            codecs = format!("{codecs},{}", hls::AAC_LC);
+        }
+        renditions.push(Rendition {
+            rung,
+            stats,
+            codecs,
+            playlist,
+        });
+    }
+    check_complete(&source, &renditions)?;
+    if !tokio::fs::try_exists(work_dir.join(POSTER))
+        .await
+        .unwrap_or(false)
+    {
+        // The poster frame lies a tenth into a video that decoded in full: ffmpeg misbehaved.
+        return Err(JobError::output(Path::new(POSTER))(std::io::Error::other(
+            "ffmpeg wrote no poster",
+        )));
+    }
+
+    let variants: Vec<Variant> = renditions
+        .iter()
+        .map(|r| Variant {
+            uri: r.playlist.clone(),
+            bandwidth: r.stats.peak_bps,
+            average_bandwidth: r.stats.average_bps,
+            width: r.rung.width,
+            height: r.rung.height,
+            codecs: r.codecs.clone(),
+            frame_rate: fps.as_f64(),
+        })
+        .collect();
+    let master = hls::render_master(&variants);
+    Ok(Transcoded {
+        source,
+        fps,
+        renditions,
+        master,
+    })
+}
+
+/// ffmpeg stops quietly at the end of a truncated file, so a short output is how a cut-off
+/// upload shows. A second or 2% of slack covers rounding at the last frame.
+fn check_complete(source: &SourceInfo, renditions: &[Rendition]) -> Result<(), JobError> {
+    let decoded_s = renditions
+        .iter()
+        .map(|r| r.stats.duration_s)
+        .fold(f64::INFINITY, f64::min);
+    let expected_s = source.duration_s;
+    if expected_s - decoded_s > f64::max(1.0, 0.02 * expected_s) {
+        return Err(JobError::Incomplete {
+            decoded_s,
+            expected_s,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! The transcoder: probe a source, compute an adaptive-bitrate ladder that never upscales,
+//! encode every rung to HLS with one ffmpeg process that decodes the source once, and publish
+//! the renditions, a poster and a `manifest.json` record, master playlist last.
+//!
+//! A folder per concern: [`probe`] (what the source is, and refusing what it must not be),
+//! [`ladder`], [`encode`] (the ffmpeg command and its progress), [`hls`] (measuring what was
+//! written, the master playlist), [`job`] (the pipeline and its errors), [`manifest`], and
+//! [`cli`] for the binary.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod encode;
+pub mod hls;
+pub mod job;
+pub mod ladder;
+pub mod manifest;
+pub mod probe;
+pub mod telemetry;

@@ -1,0 +1,183 @@
+//! `manifest.json`: the job's record, written when the job starts (`processing`) and when it
+//! ends (`done` or `failed`). Its schema is part of CONTRACT.md.
+
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Started, not finished.
+    Processing,
+    /// Every rendition and the master playlist are published.
+    Done,
+    /// Ended without output; `error` says why.
+    Failed,
+}
+
+/// Whether a failure is the source's fault (never retried) or ours (worth retrying).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The source can never be transcoded.
+    InvalidInput,
+    /// Anything else.
+    Internal,
+}
+
+/// The source the job read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// S3 bucket; `null` for a local file.
+    pub bucket: Option<String>,
+    /// S3 key, or the local path.
+    pub key: String,
+    /// S3 ETag; `null` for a local file.
+    pub etag: Option<String>,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+}
+
+/// One published rendition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenditionRecord {
+    /// Rung name (`720p`).
+    pub name: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Peak segment bitrate, bit/s.
+    pub bandwidth: u64,
+    /// Average bitrate, bit/s.
+    pub average_bandwidth: u64,
+    /// RFC 6381 codecs.
+    pub codecs: String,
+    /// Frames per second.
+    pub frame_rate: f64,
+    /// Media playlist, relative to the output prefix.
+    pub playlist: String,
+}
+
+/// Why a job failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// Permanent or retryable.
+    pub kind: ErrorKind,
+    /// One line a person can act on.
+    pub message: String,
+}
+
+/// The record itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Where the job stands.
+    pub status: Status,
+    /// Unique per attempt.
+    pub job_id: String,
+    /// What was transcoded.
+    pub source: SourceRecord,
+    /// Published renditions, best first; empty unless `done`.
+    pub renditions: Vec<RenditionRecord>,
+    /// The master playlist, relative to the output prefix, once published.
+    pub master_playlist: Option<String>,
+    /// The poster, relative to the output prefix, once published.
+    pub poster: Option<String>,
+    /// Source duration in seconds, once probed.
+    pub duration_s: Option<f64>,
+    /// Why the job failed, when it did.
+    pub error: Option<ErrorRecord>,
+    /// When the job started (RFC 3339, UTC).
+    pub created_at: String,
+    /// When this record was last written (RFC 3339, UTC).
+    pub updated_at: String,
+}
+
+fn now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .expect("the current time is always formattable")
+}
+
+impl Manifest {
+    /// A new `processing` record.
+    pub fn processing(job_id: String, source: SourceRecord) -> Self {
+        let now = now();
+        Self {
+            status: Status::Processing,
+            job_id,
+            source,
+            renditions: Vec::new(),
+            master_playlist: None,
+            poster: None,
+            duration_s: None,
+            error: None,
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
+
+    /// Marks the record `done`.
+    pub fn done(mut self, renditions: Vec<RenditionRecord>, master: &str, poster: &str) -> Self {
+        self.status = Status::Done;
+        self.renditions = renditions;
+        self.master_playlist = Some(master.to_string());
+        self.poster = Some(poster.to_string());
+        self.error = None;
+        self.updated_at = now();
+        self
+    }
+
+    /// Marks the record `failed`, with nothing published.
+    pub fn failed(mut self, kind: ErrorKind, message: String) -> Self {
+        self.status = Status::Failed;
+        self.renditions.clear();
+        self.master_playlist = None;
+        self.poster = None;
+        self.error = Some(ErrorRecord { kind, message });
+        self.updated_at = now();
+        self
+    }
+
+    /// Pretty JSON, as published.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a manifest always serialises");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_record_has_the_contract_fields() {
+        let m = Manifest::processing(
+            "j1".into(),
+            SourceRecord {
+                bucket: None,
+                key: "in.mp4".into(),
+                etag: None,
+                size: Some(3),
+            },
+        )
+        .failed(ErrorKind::InvalidInput, "not a video: audio only".into());
+        let v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["error"]["kind"], "invalid_input");
+        assert_eq!(v["source"]["key"], "in.mp4");
+        for field in [
+            "job_id",
+            "renditions",
+            "duration_s",
+            "created_at",
+            "updated_at",
+        ] {
+            assert!(v.get(field).is_some(), "{field}");
+        }
+        assert!(OffsetDateTime::parse(v["created_at"].as_str().unwrap(), &Rfc3339).is_ok());
+    }
+}

@@ -1,0 +1,296 @@
+//! Probing a source with ffprobe, and refusing what must not be encoded before any encoding.
+//!
+//! Uploads are hostile until proven otherwise. ffprobe (and later ffmpeg) may only read the
+//! one file, through the `file` protocol, with a demuxer from [`SELF_CONTAINED_DEMUXERS`]: a
+//! file that is really an HLS playlist, a concat script or an image sequence is refused by
+//! libavformat before it opens a single reference.
+
+mod ffprobe_json;
+mod source;
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::config::{EncodeSettings, Limits};
+pub use ffprobe_json::parse_ffprobe_json;
+pub use source::{AudioStream, Rational, SourceInfo, VideoStream};
+
+/// Demuxers whose files hold their media inside themselves. libavformat's `format_whitelist`
+/// matches any of a demuxer's names, so `mov` admits `mov,mp4,m4a,3gp,3g2,mj2` and `matroska`
+/// admits `matroska,webm`. Playlists (hls, dash), scripts (concat), image sequences (image2)
+/// and everything else are refused.
+pub const SELF_CONTAINED_DEMUXERS: &str = "mov,matroska,avi,mpegts,mpeg,flv,asf,ogg,mxf";
+
+/// A probe that takes longer than this is a hostile file, not a slow disk.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a source cannot be probed or is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// A zero-byte file.
+    #[error("the file is empty")]
+    Empty,
+    /// Over the configured size limit.
+    #[error("the file is {size} bytes, over the limit of {max} bytes")]
+    TooLarge {
+        /// Size of the source.
+        size: u64,
+        /// The configured limit.
+        max: u64,
+    },
+    /// ffprobe could not read it as media at all.
+    #[error("not a media file: {detail}")]
+    NotMedia {
+        /// What ffprobe said.
+        detail: String,
+    },
+    /// A container that is refused because it is not self-contained video.
+    #[error("{}", describe_refused(.demuxer))]
+    RefusedContainer {
+        /// The demuxer libavformat detected.
+        demuxer: String,
+    },
+    /// Readable media without a video to transcode.
+    #[error("not a video: {detail}")]
+    NoVideo {
+        /// What there is instead.
+        detail: String,
+    },
+    /// A single picture.
+    #[error("not a video: a still image")]
+    StillImage,
+    /// A video ffmpeg has no decoder for.
+    #[error("the video codec {codec} cannot be decoded")]
+    UnsupportedCodec {
+        /// Codec name as ffprobe reports it.
+        codec: String,
+    },
+    /// Neither the stream nor the container states a duration.
+    #[error("the video has no duration (a live stream or a broken file)")]
+    NoDuration,
+    /// Over the pixel limit (a decompression bomb or a needlessly huge picture).
+    #[error("the picture is {width}x{height}, over the limit of {max} pixels")]
+    TooManyPixels {
+        /// Width as stored or displayed, whichever is larger.
+        width: u32,
+        /// Height as stored or displayed, whichever is larger.
+        height: u32,
+        /// The configured limit.
+        max: u64,
+    },
+    /// Over the duration limit.
+    #[error("the video lasts {duration_s:.0} s, over the limit of {max_s:.0} s")]
+    TooLong {
+        /// Duration of the source.
+        duration_s: f64,
+        /// The configured limit.
+        max_s: f64,
+    },
+    /// Probing did not finish in time.
+    #[error("probing took longer than {}s; refusing the file", PROBE_TIMEOUT.as_secs())]
+    Timeout,
+    /// The source could not be read from disk.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The local path.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// ffprobe could not be started.
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// The program we tried to run.
+        program: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Anything else that is our fault, not the file's.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ProbeError {
+    /// True when the file itself is the problem: retrying can never help.
+    pub fn is_invalid_input(&self) -> bool {
+        !matches!(
+            self,
+            Self::Io { .. } | Self::Spawn { .. } | Self::Internal(_)
+        )
+    }
+}
+
+fn describe_refused(demuxer: &str) -> String {
+    let first = demuxer.split(',').next().unwrap_or(demuxer);
+    match first {
+        "hls" | "dash" | "concat" | "ffconcat" | "mpd" => {
+            format!("not a video: a {first} playlist or script that refers to other files")
+        }
+        "image2" | "gif" | "webp" => "not a video: an image or image sequence".into(),
+        name if name.ends_with("_pipe") => "not a video: a still image".into(),
+        _ => format!("not a video container we accept (detected {first})"),
+    }
+}
+
+/// Probes `path` and checks it against `limits`. Reads only that file.
+pub async fn probe(
+    path: &Path,
+    settings: &EncodeSettings,
+    limits: &Limits,
+) -> Result<SourceInfo, ProbeError> {
+    let io_err = |source| ProbeError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let size = tokio::fs::metadata(path).await.map_err(io_err)?.len();
+    if size == 0 {
+        return Err(ProbeError::Empty);
+    }
+    if size > limits.max_input_bytes {
+        return Err(ProbeError::TooLarge {
+            size,
+            max: limits.max_input_bytes,
+        });
+    }
+
+    let mut command = Command::new(&settings.ffprobe);
+    command
+        .args(["-hide_banner", "-v", "error"])
+        .args(["-protocol_whitelist", "file"])
+        .args(["-format_whitelist", SELF_CONTAINED_DEMUXERS])
+        .args(["-print_format", "json", "-show_format", "-show_streams"])
+        .arg(file_url(path))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
+        .await
+        .map_err(|_| ProbeError::Timeout)?
+        .map_err(|source| ProbeError::Spawn {
+            program: settings.ffprobe.display().to_string(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(classify_ffprobe_failure(&String::from_utf8_lossy(
+            &output.stderr,
+        )));
+    }
+
+    let info = parse_ffprobe_json(&output.stdout)?;
+    check(&info, limits)?;
+    Ok(info)
+}
+
+/// `file:` + an absolute path: ffmpeg then never reads the name as another protocol
+/// (`concat:a|b`, `http://`), whatever characters it holds.
+pub fn file_url(path: &Path) -> std::ffi::OsString {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut url = std::ffi::OsString::from("file:");
+    url.push(absolute.as_os_str());
+    url
+}
+
+/// Turns ffprobe's stderr into the reason a user can act on.
+fn classify_ffprobe_failure(stderr: &str) -> ProbeError {
+    for line in stderr.lines() {
+        // "[hls @ 0x55d656d234c0] Format not on whitelist 'mov,...'"
+        if line.contains("Format not on whitelist") {
+            let demuxer = line
+                .strip_prefix('[')
+                .and_then(|rest| rest.split(" @ ").next())
+                .unwrap_or("unknown");
+            return ProbeError::RefusedContainer {
+                demuxer: demuxer.to_string(),
+            };
+        }
+    }
+    // "file:/tmp/x.mp4: Invalid data found when processing input": keep the reason, not the path.
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("unreadable");
+    let detail = last.rsplit(": ").next().unwrap_or(last).trim();
+    ProbeError::NotMedia {
+        detail: detail.to_lowercase(),
+    }
+}
+
+/// The limits and the refusals that need the probed facts.
+fn check(info: &SourceInfo, limits: &Limits) -> Result<(), ProbeError> {
+    let v = &info.video;
+    if v.frame_count == Some(1) || matches!(v.codec.as_str(), "png" | "bmp" | "tiff" | "webp") {
+        return Err(ProbeError::StillImage);
+    }
+    let width = v.coded_width.max(v.display_width);
+    let height = v.coded_height.max(v.display_height);
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(ProbeError::TooManyPixels {
+            width,
+            height,
+            max: limits.max_pixels,
+        });
+    }
+    if info.duration_s > limits.max_duration_s {
+        return Err(ProbeError::TooLong {
+            duration_s: info.duration_s,
+            max_s: limits.max_duration_s,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitelist_refusals_name_what_the_file_really_is() {
+        let cases = [
+            (
+                "[hls @ 0x55d656d234c0] Format not on whitelist 'mov'\nfile:/x: Invalid argument",
+                "hls playlist",
+            ),
+            (
+                "[concat @ 0x562efb19b4c0] Format not on whitelist 'mov'",
+                "concat playlist or script",
+            ),
+            (
+                "[png_pipe @ 0x1] Format not on whitelist 'mov'",
+                "still image",
+            ),
+            (
+                "[image2 @ 0x1] Format not on whitelist 'mov'",
+                "image sequence",
+            ),
+            ("[tty @ 0x1] Format not on whitelist 'mov'", "detected tty"),
+        ];
+        for (stderr, want) in cases {
+            let message = classify_ffprobe_failure(stderr).to_string();
+            assert!(message.contains(want), "{stderr:?} gave {message:?}");
+        }
+    }
+
+    #[test]
+    fn unreadable_files_keep_ffprobe_reason_without_the_path() {
+        let err = classify_ffprobe_failure(
+            "file:/tmp/secret/place.mp4: Invalid data found when processing input\n",
+        );
+        assert_eq!(
+            err.to_string(),
+            "not a media file: invalid data found when processing input"
+        );
+        assert!(err.is_invalid_input());
+    }
+
+    #[test]
+    fn file_url_is_absolute_and_prefixed() {
+        let url = file_url(Path::new("clip.mp4"));
+        let url = url.to_string_lossy();
+        assert!(
+            url.starts_with("file:/") && url.ends_with("/clip.mp4"),
+            "{url}"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! What the transcoder needs to know about a source, in the terms the ladder and the encoder
+//! use: the displayed picture, not the coded one.
+
+/// A frame rate as the exact fraction ffprobe reports (`30000/1001`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rational {
+    /// Numerator.
+    pub num: u32,
+    /// Denominator (never 0).
+    pub den: u32,
+}
+
+impl Rational {
+    /// Parses `num/den`; `None` for `0/0`, zero or malformed values.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (num, den) = text.split_once('/')?;
+        let (num, den) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
+        (num > 0 && den > 0).then_some(Self { num, den })
+    }
+
+    /// The value as a float.
+    pub fn as_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+}
+
+impl std::fmt::Display for Rational {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
+}
+
+/// The video stream chosen for encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoStream {
+    /// Absolute stream index in the container (what `-map 0:N` and `[0:N]` take).
+    pub index: u32,
+    /// Decoder name (`h264`, `hevc`, `prores`...).
+    pub codec: String,
+    /// Coded width and height in pixels, as stored.
+    pub coded_width: u32,
+    /// See `coded_width`.
+    pub coded_height: u32,
+    /// Width as displayed: pixel aspect and rotation applied.
+    pub display_width: u32,
+    /// Height as displayed: pixel aspect and rotation applied.
+    pub display_height: u32,
+    /// Rotation from the display matrix or the legacy `rotate` tag, in degrees.
+    pub rotation: i32,
+    /// Average frame rate (`avg_frame_rate`), the truth for variable-rate sources.
+    pub avg_frame_rate: Option<Rational>,
+    /// Base frame rate (`r_frame_rate`), the container's nominal rate.
+    pub base_frame_rate: Option<Rational>,
+    /// Pixel format as decoded (`yuv420p10le` for 10-bit sources).
+    pub pix_fmt: Option<String>,
+    /// Frame count when the container states it.
+    pub frame_count: Option<u64>,
+}
+
+/// The audio stream chosen for encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioStream {
+    /// Absolute stream index in the container.
+    pub index: u32,
+    /// Decoder name.
+    pub codec: String,
+    /// Channel count.
+    pub channels: u32,
+}
+
+/// A probed source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceInfo {
+    /// The demuxer ffprobe used (`mov,mp4,m4a,3gp,3g2,mj2`).
+    pub format_name: String,
+    /// Duration in seconds of the video (the container's when the stream does not say).
+    pub duration_s: f64,
+    /// The video stream.
+    pub video: VideoStream,
+    /// The audio stream, if any.
+    pub audio: Option<AudioStream>,
+}
+
+/// Output frame rates a player expects; a variable-rate source is snapped to the nearest.
+const STANDARD_RATES: [(u32, u32); 9] = [
+    (24000, 1001),
+    (24, 1),
+    (25, 1),
+    (30000, 1001),
+    (30, 1),
+    (48, 1),
+    (50, 1),
+    (60000, 1001),
+    (60, 1),
+];
+
+impl SourceInfo {
+    /// The constant frame rate every rung is encoded at: the source's average rate snapped to
+    /// the nearest standard rate when within 3% (phones record ~29.8 fps VFR), the average itself
+    /// otherwise (a 15 fps screen capture stays 15), and never above 60.
+    pub fn output_frame_rate(&self) -> Rational {
+        let rate = self
+            .video
+            .avg_frame_rate
+            .filter(|r| r.as_f64() <= 1000.0)
+            .or(self.video.base_frame_rate)
+            .unwrap_or(Rational { num: 30, den: 1 });
+        let fps = rate.as_f64();
+        if fps > 60.0 {
+            return Rational { num: 60, den: 1 };
+        }
+        let nearest = STANDARD_RATES
+            .iter()
+            .map(|&(num, den)| Rational { num, den })
+            .min_by(|a, b| {
+                let (da, db) = ((a.as_f64() - fps).abs(), (b.as_f64() - fps).abs());
+                da.total_cmp(&db)
+            })
+            .expect("the table is not empty");
+        if (nearest.as_f64() - fps).abs() / fps <= 0.03 {
+            nearest
+        } else {
+            // Whole frames per second keep the keyframe grid exact.
+            Rational {
+                num: (fps.round() as u32).max(1),
+                den: 1,
+            }
+        }
+    }
+}
