@@ -36,6 +36,9 @@
 #                      pass yourself is kept, only the files this script creates in it are removed)
 #     SKIP_TRANSCODER  1 = do not build or run contender (a); only the ffmpeg baselines run and the
 #                      transcoder ratios are reported as n/a (for validating the script itself)
+#     FFMPEG           ffmpeg used by the baselines and the source generation (default: ffmpeg
+#                      on PATH). If you export it, `transcoder` reads the same variable, so both
+#                      sides use the same ffmpeg.
 #
 #   Requires: bash >= 5 (EPOCHREALTIME), ffmpeg with libx264 and lavfi, awk, Linux /proc.
 #   Exit status: 0 when every run succeeded, even if a target is MISSed (this is a measurement,

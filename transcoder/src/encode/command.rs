@@ -119,18 +119,15 @@ pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
             "-force_key_frames",
             &force_keys,
         ]);
-        if plan.source.audio.is_some() {
+        if let Some(audio) = &plan.source.audio {
             let audio_rate = format!("{}k", rung.audio_kbps);
-            push(&[
-                "-c:a",
-                "aac",
-                "-b:a",
-                &audio_rate,
-                "-ac",
-                "2",
-                "-ar",
-                "48000",
-            ]);
+            push(&["-c:a", "aac", "-b:a", &audio_rate]);
+            push(&["-ac", "2", "-ar", "48000"]);
+            // ffmpeg can only downmix layouts it knows; cameras record up to 16 discrete
+            // channels with none, whose first two are the main mix by convention.
+            if audio.channels > 8 {
+                push(&["-filter:a", "pan=stereo|c0=c0|c1=c1"]);
+            }
         }
         // Phone videos carry GPS positions and device names in their metadata: never publish it.
         push(&["-map_metadata", "-1", "-map_chapters", "-1"]);
@@ -259,6 +256,14 @@ mod tests {
             graph.contains("[sp]select=eq(n\\,6),scale=1280:720"),
             "{graph}"
         );
+    }
+
+    #[test]
+    fn many_unlabelled_channels_keep_the_first_two() {
+        let mut info = source();
+        info.audio.as_mut().unwrap().channels = 16;
+        assert_eq!(count(&args_for(&info), "pan=stereo|c0=c0|c1=c1"), 4);
+        assert_eq!(count(&args_for(&source()), "pan=stereo|c0=c0|c1=c1"), 0);
     }
 
     #[test]

@@ -71,28 +71,31 @@ pub async fn encode(
     match result {
         Err(RunError::Exited { code, stderr_tail }) if looks_undecodable(code, &stderr_tail) => {
             Err(EncodeError::Undecodable {
-                detail: last_line(&stderr_tail),
+                detail: first_decode_error(&stderr_tail),
             })
         }
         other => Ok(other?),
     }
 }
 
-/// ffmpeg says "too many decode errors" with its exit code; a stream it cannot parse at all
-/// shows in what it printed last.
+/// ffmpeg says "too many decode errors" with its exit code. Otherwise a failed run whose last
+/// words include decode errors failed because of the input, even when what finally stopped it
+/// was downstream (an encrypted AAC stream decodes as garbage with 20 channels, and the
+/// resampler is what gives up).
 fn looks_undecodable(code: Option<i32>, stderr_tail: &str) -> bool {
     code == Some(EXIT_TOO_MANY_DECODE_ERRORS)
-        || stderr_tail.lines().last().is_some_and(|last| {
-            last.contains("Invalid data found when processing input")
-                || last.contains("Error while decoding stream")
+        || stderr_tail.lines().any(|line| {
+            line.contains("Invalid data found when processing input")
+                || line.contains("Error while decoding stream")
         })
 }
 
-fn last_line(text: &str) -> String {
+/// The first decoder complaint in the tail: closer to the cause than what failed last.
+fn first_decode_error(text: &str) -> String {
     let line = text
         .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
+        .find(|l| l.starts_with('['))
+        .or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()))
         .unwrap_or("no detail");
     // "[h264 @ 0x55...] error while decoding MB 2 0" -> "h264: error while decoding MB 2 0"
     match line
@@ -119,6 +122,13 @@ mod tests {
             ),
             (Some(1), "[libx264 @ 0x1] some encoder failure", false),
             (Some(1), "No space left on device", false),
+            (
+                Some(1),
+                "Error while decoding stream #0:1: Invalid data found when processing input\n\
+                 [auto_aresample_0 @ 0x1] Failed to configure output pad on auto_aresample_0\n\
+                 Error configuring filter graph",
+                true,
+            ),
             (None, "", false),
         ];
         for (code, tail, want) in cases {
@@ -127,11 +137,14 @@ mod tests {
     }
 
     #[test]
-    fn last_line_drops_the_pointer() {
+    fn the_first_decoder_complaint_is_kept_without_its_pointer() {
         assert_eq!(
-            last_line("x\n[h264 @ 0x557241e2e300] error while decoding MB 2 0\n"),
+            first_decode_error(
+                "Error while decoding stream #0:0\n[h264 @ 0x557241e2e300] error while decoding MB 2 0\n[aac @ 0x1] later"
+            ),
             "h264: error while decoding MB 2 0"
         );
-        assert_eq!(last_line(""), "no detail");
+        assert_eq!(first_decode_error("only this"), "only this");
+        assert_eq!(first_decode_error(""), "no detail");
     }
 }

@@ -125,10 +125,17 @@ impl ProbeError {
 fn describe_refused(demuxer: &str) -> String {
     let first = demuxer.split(',').next().unwrap_or(demuxer);
     match first {
-        "hls" | "dash" | "concat" | "ffconcat" | "mpd" => {
-            format!("not a video: a {first} playlist or script that refers to other files")
+        "hls" | "dash" => {
+            format!(
+                "not a video: an {} playlist that refers to other files",
+                first.to_uppercase()
+            )
         }
+        "concat" | "ffconcat" => "not a video: a concat script that refers to other files".into(),
         "image2" | "gif" | "webp" => "not a video: an image or image sequence".into(),
+        "mp3" | "wav" | "flac" | "aac" | "aiff" | "w64" | "amr" | "ape" | "wv" => {
+            format!("not a video: an audio file ({first})")
+        }
         name if name.ends_with("_pipe") => "not a video: a still image".into(),
         _ => format!("not a video container we accept (detected {first})"),
     }
@@ -205,6 +212,12 @@ fn classify_ffprobe_failure(stderr: &str) -> ProbeError {
             };
         }
     }
+    // An MP4 whose index (moov) was to come at the end: the upload was cut short.
+    if stderr.contains("moov atom not found") {
+        return ProbeError::NotMedia {
+            detail: "truncated (the MP4 index is missing; was the upload cut short?)".into(),
+        };
+    }
     // "file:/tmp/x.mp4: Invalid data found when processing input": keep the reason, not the path.
     let last = stderr
         .lines()
@@ -250,11 +263,15 @@ mod tests {
         let cases = [
             (
                 "[hls @ 0x55d656d234c0] Format not on whitelist 'mov'\nfile:/x: Invalid argument",
-                "hls playlist",
+                "an HLS playlist",
             ),
             (
                 "[concat @ 0x562efb19b4c0] Format not on whitelist 'mov'",
-                "concat playlist or script",
+                "a concat script",
+            ),
+            (
+                "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x1] moov atom not found\nfile:/x: Invalid data found when processing input",
+                "truncated",
             ),
             (
                 "[png_pipe @ 0x1] Format not on whitelist 'mov'",
@@ -265,6 +282,7 @@ mod tests {
                 "image sequence",
             ),
             ("[tty @ 0x1] Format not on whitelist 'mov'", "detected tty"),
+            ("[mp3 @ 0x1] Format not on whitelist 'mov'", "an audio file (mp3)"),
         ];
         for (stderr, want) in cases {
             let message = classify_ffprobe_failure(stderr).to_string();

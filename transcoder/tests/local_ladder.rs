@@ -1,0 +1,424 @@
+//! `transcoder local` on real sources made with ffmpeg, checked with ffprobe and by parsing
+//! the playlists: sizes, codecs, keyframe alignment, duration, bandwidth, poster, manifest.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// What a valid job must have produced, whatever the source.
+struct Expect<'a> {
+    sizes: &'a [(u64, u64)],
+    duration_s: f64,
+    audio: bool,
+}
+
+/// The checks every successful job must pass.
+fn check_outputs(out: &Path, want: &Expect<'_>) {
+    // The master: one variant per rung, best first, with every attribute players need.
+    let master = master_playlist(&out.join("master.m3u8"));
+    let got_sizes: Vec<(u64, u64)> = master
+        .variants
+        .iter()
+        .map(|v| {
+            let r = v.resolution.expect("RESOLUTION");
+            (r.width, r.height)
+        })
+        .collect();
+    assert_eq!(got_sizes, want.sizes, "rung sizes");
+
+    let mut segment_grids = Vec::new();
+    let mut keyframe_grids = Vec::new();
+    for variant in &master.variants {
+        let playlist_path = out.join(&variant.uri);
+        let media = media_playlist(&playlist_path);
+        assert!(media.end_list, "{}: a VOD playlist ends", variant.uri);
+        assert_eq!(
+            media.playlist_type,
+            Some(m3u8_rs::MediaPlaylistType::Vod),
+            "{}",
+            variant.uri
+        );
+
+        // Duration within half a second of the source.
+        let total: f64 = media.segments.iter().map(|s| f64::from(s.duration)).sum();
+        assert!(
+            (total - want.duration_s).abs() <= 0.5,
+            "{}: {total} s against a {} s source",
+            variant.uri,
+            want.duration_s
+        );
+
+        // BANDWIDTH is at least the peak segment bitrate: every segment long enough to be
+        // measured on its own (RFC 8216bis: at least half the target duration) fits under it.
+        let dir = playlist_path.parent().unwrap();
+        let target = media.target_duration as f64;
+        for s in &media.segments {
+            let bits = std::fs::metadata(dir.join(&s.uri)).unwrap().len() as f64 * 8.0;
+            let rate = bits / f64::from(s.duration);
+            if f64::from(s.duration) >= 0.5 * target {
+                assert!(
+                    variant.bandwidth as f64 >= rate.floor(),
+                    "{}: BANDWIDTH {} < segment {} at {rate}",
+                    variant.uri,
+                    variant.bandwidth,
+                    s.uri
+                );
+            }
+        }
+        let average = variant.average_bandwidth.expect("AVERAGE-BANDWIDTH");
+        assert!(
+            average <= variant.bandwidth && average > 0,
+            "{}",
+            variant.uri
+        );
+        assert!(variant.frame_rate.expect("FRAME-RATE") > 0.0);
+
+        // The segments are what the master says: H.264 High 8-bit 4:2:0, square pixels, the
+        // rung's size, and the CODECS string matches the real profile and level.
+        let first = dir.join(&media.segments[0].uri);
+        let video = stream(&first, "video").expect("a video stream");
+        assert_eq!(video["codec_name"], "h264");
+        assert_eq!(video["pix_fmt"], "yuv420p", "{}", variant.uri);
+        let (w, h) = (
+            video["width"].as_u64().unwrap(),
+            video["height"].as_u64().unwrap(),
+        );
+        let r = variant.resolution.unwrap();
+        assert_eq!((w, h), (r.width, r.height));
+        assert!(
+            matches!(video["sample_aspect_ratio"].as_str(), None | Some("1:1")),
+            "{}: square pixels, got {}",
+            variant.uri,
+            video["sample_aspect_ratio"]
+        );
+        // x264 writes the lowest profile its settings need (ultrafast has no CABAC, so
+        // Constrained Baseline); CODECS must name the one really written.
+        let profile_idc = match video["profile"].as_str().unwrap() {
+            "High" => "64",
+            "Main" => "4d",
+            "Constrained Baseline" => "42",
+            other => panic!("unexpected H.264 profile {other}"),
+        };
+        let level = video["level"].as_u64().unwrap();
+        let codecs = variant.codecs.clone().expect("CODECS");
+        assert!(
+            codecs.starts_with(&format!("avc1.{profile_idc}"))
+                && codecs[9..11] == format!("{level:02x}"),
+            "{codecs} vs {} level {level}",
+            video["profile"]
+        );
+        let audio = stream(&first, "audio");
+        if want.audio {
+            let audio = audio.expect("muxed audio");
+            assert_eq!(audio["codec_name"], "aac");
+            assert_eq!(audio["channels"], 2);
+            assert!(codecs.ends_with(",mp4a.40.2"), "{codecs}");
+        } else {
+            assert!(audio.is_none(), "video-only source gives video-only rungs");
+            assert!(!codecs.contains("mp4a"), "{codecs}");
+        }
+
+        segment_grids.push(
+            media
+                .segments
+                .iter()
+                .map(|s| s.duration.to_string())
+                .collect::<Vec<_>>(),
+        );
+        keyframe_grids.push(keyframe_times(&playlist_path));
+    }
+
+    // Players switch cleanly only if every rung cuts its segments at the same instants and
+    // has its keyframes at the same instants.
+    assert!(
+        segment_grids.windows(2).all(|w| w[0] == w[1]),
+        "segment boundaries differ: {segment_grids:?}"
+    );
+    assert!(
+        keyframe_grids.windows(2).all(|w| w[0] == w[1]),
+        "keyframes differ: {keyframe_grids:?}"
+    );
+    assert!(keyframe_grids[0].len() >= segment_grids[0].len());
+
+    // The poster is a JPEG of the top rung's size.
+    let poster = stream(&out.join("poster.jpg"), "video").expect("poster");
+    assert_eq!(poster["codec_name"], "mjpeg");
+    let top = want.sizes[0];
+    assert_eq!(
+        (
+            poster["width"].as_u64().unwrap(),
+            poster["height"].as_u64().unwrap()
+        ),
+        top
+    );
+
+    // The record says done and lists what was published.
+    let m = manifest(out);
+    assert_eq!(m["status"], "done");
+    assert_eq!(m["master_playlist"], "master.m3u8");
+    assert!(m["error"].is_null());
+    let recorded = m["renditions"].as_array().unwrap();
+    assert_eq!(recorded.len(), want.sizes.len());
+    for (record, variant) in recorded.iter().zip(&master.variants) {
+        assert_eq!(record["playlist"], variant.uri.as_str());
+        assert_eq!(record["bandwidth"], variant.bandwidth);
+    }
+    assert!((m["duration_s"].as_f64().unwrap() - want.duration_s).abs() < 0.5);
+
+    // No work folder or temporary file is left behind.
+    for entry in std::fs::read_dir(out).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            !name.starts_with('.') && !name.ends_with(".tmp"),
+            "left behind: {name}"
+        );
+    }
+}
+
+#[test]
+fn landscape_720p_with_audio_at_the_default_preset() {
+    let dir = scratch();
+    let input = dir.path().join("clip 720p.mp4");
+    make_clip(&input, "testsrc2=s=1280x720:r=30", 6.0, true, &[]);
+    let out = dir.path().join("out");
+    let run = transcode_local(&input, &out, &[]);
+    assert!(run.status.success(), "{}", describe(&run));
+    check_outputs(
+        &out,
+        &Expect {
+            sizes: &[(1280, 720), (854, 480), (640, 360), (426, 240)],
+            duration_s: 6.0,
+            audio: true,
+        },
+    );
+    // At the default preset (veryfast) every rung is High profile.
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert_eq!(master.matches("CODECS=\"avc1.64").count(), 4, "{master}");
+    // Segments of 4 s on a 2 s keyframe grid: 4 + 2.
+    let media = media_playlist(&out.join("720p/index.m3u8"));
+    let durations: Vec<f32> = media.segments.iter().map(|s| s.duration).collect();
+    assert_eq!(durations, [4.0, 2.0]);
+    assert_eq!(keyframe_times(&out.join("720p/index.m3u8")).len(), 3);
+
+    // Without a terminal, progress is one line per step, climbing to 100%.
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let percents: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("progress "))
+        .map(|l| l.split('%').next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert!(percents.len() >= 2, "{stdout}");
+    assert!(percents.windows(2).all(|w| w[0] < w[1]), "{percents:?}");
+    assert_eq!(*percents.last().unwrap(), 100.0);
+    assert!(
+        stdout.contains("done: ") && stdout.contains("master.m3u8"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn portrait_phone_video_keeps_its_orientation() {
+    // Phones store landscape frames with a 90 degree display matrix.
+    let dir = scratch();
+    let coded = dir.path().join("coded.mp4");
+    make_clip(&coded, "testsrc2=s=1280x720:r=30", 3.0, true, &[]);
+    let input = dir.path().join("phone.mp4");
+    ffmpeg(&[
+        "-i",
+        coded.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=90",
+        input.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("out");
+    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
+    assert!(run.status.success(), "{}", describe(&run));
+    check_outputs(
+        &out,
+        &Expect {
+            sizes: &[(720, 1280), (480, 854), (360, 640), (240, 426)],
+            duration_s: 3.0,
+            audio: true,
+        },
+    );
+    // The renditions are upright: no rotation left for the player to apply.
+    let first = out.join("720p/seg_00000.ts");
+    let video = stream(&first, "video").unwrap();
+    assert!(video.get("side_data_list").is_none(), "{video}");
+}
+
+#[test]
+fn small_video_only_source_never_upscales() {
+    // 370 lines, no audio: 360p and 240p only, and no audio track.
+    let dir = scratch();
+    let input = dir.path().join("small.mkv");
+    make_clip(&input, "testsrc2=s=658x370:r=25", 3.0, false, &[]);
+    let out = dir.path().join("out");
+    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
+    assert!(run.status.success(), "{}", describe(&run));
+    check_outputs(
+        &out,
+        &Expect {
+            sizes: &[(640, 360), (426, 240)],
+            duration_s: 3.0,
+            audio: false,
+        },
+    );
+}
+
+#[test]
+fn tiny_source_gets_one_rung_at_its_own_size() {
+    let dir = scratch();
+    let input = dir.path().join("qcif.mp4");
+    make_clip(&input, "testsrc2=s=176x144:r=15", 3.0, true, &[]);
+    let out = dir.path().join("out");
+    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
+    assert!(run.status.success(), "{}", describe(&run));
+    check_outputs(
+        &out,
+        &Expect {
+            sizes: &[(176, 144)],
+            duration_s: 3.0,
+            audio: true,
+        },
+    );
+    assert!(out.join("144p/index.m3u8").exists());
+}
+
+#[test]
+fn ten_bit_422_anamorphic_source_with_cover_art() {
+    // ProRes 4:2:2 10-bit, 720x576 with 16:11 pixels (displayed 1047x576), and a PNG cover
+    // picture as the first stream: the cover is skipped, pixels are squared, depth is 8-bit.
+    let dir = scratch();
+    let cover = dir.path().join("cover.png");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=red:s=300x300",
+        "-frames:v",
+        "1",
+        cover.to_str().unwrap(),
+    ]);
+    let input = dir.path().join("master.mov");
+    ffmpeg(&[
+        "-i",
+        cover.to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=720x576:r=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        "3",
+        "-map",
+        "0:v",
+        "-map",
+        "1:v",
+        "-map",
+        "2:a",
+        "-c:v:0",
+        "png",
+        "-disposition:v:0",
+        "attached_pic",
+        "-c:v:1",
+        "prores_ks",
+        "-profile:v:1",
+        "2",
+        "-pix_fmt:v:1",
+        "yuv422p10le",
+        "-filter:v:1",
+        "setsar=16/11",
+        "-c:a",
+        "pcm_s16le",
+        input.to_str().unwrap(),
+    ]);
+    let source = stream(&input, "video").unwrap();
+    assert!(
+        source["pix_fmt"].as_str().unwrap().contains("10"),
+        "{source}"
+    );
+    let out = dir.path().join("out");
+    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
+    assert!(run.status.success(), "{}", describe(&run));
+    check_outputs(
+        &out,
+        &Expect {
+            sizes: &[(872, 480), (654, 360), (436, 240)],
+            duration_s: 3.0,
+            audio: true,
+        },
+    );
+}
+
+#[test]
+fn variable_frame_rate_source_becomes_constant_rate() {
+    // Frames dropped irregularly, as a phone does in low light: the timestamps jitter.
+    let dir = scratch();
+    let input = dir.path().join("vfr.mkv");
+    make_clip(
+        &input,
+        "testsrc2=s=640x360:r=30,select='not(eq(mod(n\\,7)\\,3))*not(eq(mod(n\\,11)\\,5))'",
+        4.0,
+        true,
+        &["-fps_mode", "vfr"],
+    );
+    let gaps: Vec<f64> = frame_times(&input)
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .collect();
+    let (min, max) = gaps
+        .iter()
+        .fold((f64::MAX, 0.0_f64), |(a, b), &g| (a.min(g), b.max(g)));
+    assert!(
+        max - min > 0.02,
+        "the source really is variable-rate: {min}..{max}"
+    );
+
+    let out = dir.path().join("out");
+    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
+    assert!(run.status.success(), "{}", describe(&run));
+    check_outputs(
+        &out,
+        &Expect {
+            sizes: &[(640, 360), (426, 240)],
+            duration_s: 4.0,
+            audio: true,
+        },
+    );
+    let times = frame_times(&out.join("360p/index.m3u8"));
+    let step = times[1] - times[0];
+    assert!(
+        times
+            .windows(2)
+            .all(|w| ((w[1] - w[0]) - step).abs() < 0.002),
+        "output frames are evenly spaced"
+    );
+}
+
+#[test]
+fn a_second_run_replaces_the_first() {
+    let dir = scratch();
+    let input = dir.path().join("a.mp4");
+    make_clip(&input, "testsrc2=s=480x270:r=25", 2.0, true, &[]);
+    let out = dir.path().join("out");
+    for _ in 0..2 {
+        let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
+        assert!(run.status.success(), "{}", describe(&run));
+    }
+    check_outputs(
+        &out,
+        &Expect {
+            sizes: &[(426, 240)],
+            duration_s: 2.0,
+            audio: true,
+        },
+    );
+}
