@@ -115,9 +115,12 @@ mod tests {
             .collect()
     }
 
+    /// (label, displayed source size, expected rung sizes)
+    type Case = (&'static str, (u32, u32), &'static [(u32, u32)]);
+
     #[test]
     fn ladder_table() {
-        let cases: &[(&str, (u32, u32), &[(u32, u32)])] = &[
+        let cases: &[Case] = &[
             (
                 "720p",
                 (1280, 720),

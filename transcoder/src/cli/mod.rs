@@ -85,7 +85,11 @@ impl EncodeArgs {
             preset: self.preset.clone(),
             crf: self.crf,
             segment_seconds: self.segment_seconds,
-            keyframe_seconds: if self.segment_seconds % 2 == 0 { 2 } else { 1 },
+            keyframe_seconds: if self.segment_seconds.is_multiple_of(2) {
+                2
+            } else {
+                1
+            },
             ffmpeg: self.ffmpeg.clone(),
             ffprobe: self.ffprobe.clone(),
         }

@@ -38,10 +38,10 @@ pub fn make_clip(path: &Path, video: &str, seconds: f64, audio: bool, extra: &[&
         args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
     }
     args.extend(["-t", &d]);
-    if !extra.iter().any(|a| *a == "-c:v") {
+    if !extra.contains(&"-c:v") {
         args.extend(["-c:v", "libx264", "-preset", "ultrafast"]);
     }
-    if audio && !extra.iter().any(|a| *a == "-c:a") {
+    if audio && !extra.contains(&"-c:a") {
         args.extend(["-c:a", "aac"]);
     }
     args.extend(extra);
