@@ -24,6 +24,8 @@ pub struct RenditionStats {
     pub duration_s: f64,
     /// Every segment, in order.
     pub segments: Vec<SegmentSample>,
+    /// Every segment's URI as the playlist names it (relative to the playlist), in order.
+    pub segment_uris: Vec<String>,
     /// Target duration the playlist declares.
     pub target_duration_s: u64,
     /// The first segment's file, for reading the codec parameters.
@@ -85,6 +87,7 @@ pub async fn measure_rendition(playlist: &Path) -> Result<RenditionStats, HlsErr
     let duration_s: f64 = segments.iter().map(|s| s.duration_s).sum();
     let bits: f64 = segments.iter().map(|s| s.bytes as f64 * 8.0).sum();
     Ok(RenditionStats {
+        segment_uris: parsed.segments.iter().map(|s| s.uri.clone()).collect(),
         peak_bps: peak_segment_bitrate(&segments, parsed.target_duration as f64),
         average_bps: (bits / duration_s.max(0.001)).ceil() as u64,
         duration_s,

@@ -1,0 +1,138 @@
+//! Where sources come from and outputs go: S3, or a local folder for `transcoder local`.
+//!
+//! One trait, [`OutputSink`], because publishing really differs between the two (an upload
+//! with headers, or a rename), while the order of publishing does not (see `job::publish`).
+
+mod keys;
+mod local;
+mod s3;
+
+use std::future::Future;
+use std::path::Path;
+
+pub use keys::{default_output, sanitize_prefix, S3Object, S3Prefix, MAX_PREFIX_BYTES};
+pub use local::LocalFolder;
+pub use s3::{ObjectInfo, S3Sink, S3Store};
+
+/// What an output object is, which decides its Content-Type and Cache-Control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A media or master playlist: changes when a job is redone, so cached briefly.
+    Playlist,
+    /// An MPEG-TS segment: never changes once written.
+    Segment,
+    /// The poster.
+    Image,
+    /// `manifest.json`: the job's live status, never cached.
+    Json,
+}
+
+impl ObjectKind {
+    /// The Content-Type players and browsers expect.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Playlist => "application/vnd.apple.mpegurl",
+            Self::Segment => "video/mp2t",
+            Self::Image => "image/jpeg",
+            Self::Json => "application/json",
+        }
+    }
+
+    /// Cache-Control for CDNs: segments are immutable, playlists short-lived, status never
+    /// cached.
+    pub fn cache_control(self) -> &'static str {
+        match self {
+            Self::Segment => "public, max-age=31536000, immutable",
+            Self::Playlist => "public, max-age=10",
+            Self::Image => "public, max-age=3600",
+            Self::Json => "no-cache",
+        }
+    }
+}
+
+/// Why reading or writing an object failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The source object is gone (deleted before the job ran): retrying cannot help.
+    #[error("the source s3://{bucket}/{key} does not exist")]
+    SourceMissing {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// The source is larger than the configured limit.
+    #[error("the file is {size} bytes, over the limit of {max} bytes")]
+    TooLarge {
+        /// Size of the source (at least this much).
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// An S3 call failed.
+    #[error("S3 {operation} s3://{bucket}/{key}: {message}")]
+    S3 {
+        /// The operation (`GetObject`...).
+        operation: &'static str,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The SDK's full error.
+        message: String,
+    },
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The local path.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl StorageError {
+    /// True when the source itself is the problem.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Self::SourceMissing { .. } | Self::TooLarge { .. })
+    }
+
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// The place a job's outputs are published to. Names are relative to the output root
+/// (`720p/seg_00000.ts`) and chosen by us, never taken from an upload.
+pub trait OutputSink: Send + Sync {
+    /// Publishes the local file `path` as `name`. The file may be moved.
+    fn put_file(
+        &self,
+        name: &str,
+        path: &Path,
+        kind: ObjectKind,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Publishes `bytes` as `name`; readers see the old object or the new one, never a part.
+    fn put_bytes(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        kind: ObjectKind,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Reads `name`, or `None` when it does not exist.
+    fn get_bytes(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send;
+
+    /// Removes `name`; absent is fine.
+    fn delete(&self, name: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Where `name` is, for people (`s3://bucket/prefix/name` or a path).
+    fn locate(&self, name: &str) -> String;
+}
