@@ -30,6 +30,8 @@ pub struct EncodeSettings {
     /// Keyframes are forced at multiples of this many seconds in every rung, so segment
     /// boundaries are identical across rungs and players switch cleanly.
     pub keyframe_seconds: u32,
+    /// Rungs to produce, by shorter side; empty for every rung that fits the source.
+    pub rungs: Vec<u32>,
     /// The ffmpeg binary.
     pub ffmpeg: PathBuf,
     /// The ffprobe binary.
@@ -43,6 +45,7 @@ impl Default for EncodeSettings {
             crf: 23,
             segment_seconds: 4,
             keyframe_seconds: 2,
+            rungs: Vec::new(),
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
         }

@@ -88,6 +88,25 @@ pub fn compute_ladder(width: u32, height: u32, fps: f64) -> Vec<Rung> {
         .collect()
 }
 
+/// Keeps the rungs named in `wanted` (by shorter side); all of them when `wanted` is empty.
+/// A source smaller than every wanted rung keeps its smallest rung rather than none.
+pub fn select_rungs(ladder: Vec<Rung>, wanted: &[u32]) -> Vec<Rung> {
+    if wanted.is_empty() {
+        return ladder;
+    }
+    let short = |r: &Rung| r.width.min(r.height);
+    let smallest = ladder.last().cloned();
+    let kept: Vec<Rung> = ladder
+        .into_iter()
+        .filter(|r| wanted.contains(&short(r)))
+        .collect();
+    if kept.is_empty() {
+        smallest.into_iter().collect()
+    } else {
+        kept
+    }
+}
+
 /// Scales the 16:9/30 fps cap of a rung to the pixels it really has (a 2.39:1 film at 1080p
 /// has a third more than 1920x1080; a tiny source far fewer) and to high frame rates.
 fn scaled_maxrate(short: u32, width: u32, height: u32, fps: f64) -> u32 {
@@ -192,6 +211,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn selected_rungs() {
+        let names = |l: Vec<Rung>| l.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        let full = || compute_ladder(1920, 1080, 30.0);
+        assert_eq!(names(select_rungs(full(), &[])).len(), 5);
+        assert_eq!(names(select_rungs(full(), &[720, 360])), ["720p", "360p"]);
+        assert_eq!(
+            names(select_rungs(compute_ladder(640, 360, 30.0), &[1080])),
+            ["240p"]
+        );
     }
 
     #[test]

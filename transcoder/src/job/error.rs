@@ -5,6 +5,7 @@ use crate::encode::EncodeError;
 use crate::hls::HlsError;
 use crate::manifest::ErrorKind;
 use crate::probe::ProbeError;
+use crate::storage::StorageError;
 
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,9 @@ pub enum JobError {
         /// Seconds the source declares.
         expected_s: f64,
     },
+    /// Reading the source or publishing the outputs failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// Reading back our own output failed.
     #[error(transparent)]
     Hls(#[from] HlsError),
@@ -43,6 +47,7 @@ impl JobError {
             Self::Probe(e) => e.is_invalid_input(),
             Self::Encode(e) => e.is_invalid_input(),
             Self::Incomplete { .. } => true,
+            Self::Storage(e) => e.is_invalid_input(),
             Self::Hls(_) | Self::Output { .. } => false,
         };
         if invalid {

@@ -5,11 +5,15 @@ use crate::encode::Progress;
 /// The stages a job goes through, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Fetching the source from S3 into the work folder.
+    Download,
     /// Reading the source's streams and checking it against the limits.
     Probe,
     /// Running ffmpeg.
     Encode,
-    /// Moving or uploading the outputs into place, master playlist last.
+    /// Uploading the renditions and the poster.
+    Upload,
+    /// Putting the master playlist and the final manifest in place.
     Publish,
 }
 
@@ -17,8 +21,10 @@ impl Stage {
     /// Lowercase name, as logs and clients show it.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Download => "download",
             Self::Probe => "probe",
             Self::Encode => "encode",
+            Self::Upload => "upload",
             Self::Publish => "publish",
         }
     }

@@ -8,7 +8,7 @@ use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::{self, MEDIA_PLAYLIST, POSTER};
 use crate::hls::{self, RenditionStats, Variant};
-use crate::ladder::{compute_ladder, Rung};
+use crate::ladder::{compute_ladder, select_rungs, Rung};
 use crate::manifest::RenditionRecord;
 use crate::probe::{self, Rational, SourceInfo};
 
@@ -68,10 +68,13 @@ pub async fn transcode(
     events(JobEvent::Stage(Stage::Probe));
     let source = probe::probe(input, settings, limits).await?;
     let fps = source.output_frame_rate();
-    let ladder = compute_ladder(
-        source.video.display_width,
-        source.video.display_height,
-        fps.as_f64(),
+    let ladder = select_rungs(
+        compute_ladder(
+            source.video.display_width,
+            source.video.display_height,
+            fps.as_f64(),
+        ),
+        &settings.rungs,
     );
     tracing::info!(
         width = source.video.display_width,

@@ -1,0 +1,153 @@
+//! A job on S3: download the source, transcode, upload, publish. The same for a warm
+//! transcoder (`serve`) and a one-shot ECS task (`run`); message ownership is `queued`'s.
+
+use std::path::PathBuf;
+
+use tracing::Instrument;
+
+use super::publish::{publish_master, publish_renditions, MANIFEST, MASTER_PLAYLIST};
+use super::{transcode, JobError, JobEvent, Stage};
+use crate::config::{EncodeSettings, Limits};
+use crate::encode::POSTER;
+use crate::manifest::{Manifest, SourceRecord, Status};
+use crate::storage::{ObjectKind, OutputSink, S3Object, S3Prefix, S3Store};
+
+/// What to transcode and where to.
+#[derive(Debug, Clone)]
+pub struct CloudJob {
+    /// Unique per attempt.
+    pub job_id: String,
+    /// The upload.
+    pub source: S3Object,
+    /// Where the outputs go.
+    pub output: S3Prefix,
+    /// How to encode.
+    pub settings: EncodeSettings,
+    /// What to refuse.
+    pub limits: Limits,
+    /// Where work folders are made (the system's temporary folder when `None`).
+    pub work_root: Option<PathBuf>,
+}
+
+/// How a cloud job ended well.
+#[derive(Debug, Clone)]
+pub struct CloudDone {
+    /// The `done` record.
+    pub manifest: Manifest,
+    /// True when an earlier job had published the same source (same ETag): nothing was done.
+    pub already_done: bool,
+}
+
+/// Runs the job. On failure the `failed` manifest has been written when S3 allowed it.
+pub async fn run_cloud_job(
+    store: &S3Store,
+    job: &CloudJob,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<CloudDone, JobError> {
+    let sink = store.sink(job.output.clone());
+    let span = tracing::info_span!("job", job_id = %job.job_id, source = %job.source);
+    let mut record = None;
+    let result = run(store, &sink, job, events, &mut record)
+        .instrument(span)
+        .await;
+    if let (Err(error), Some(manifest)) = (&result, record) {
+        let failed = manifest.failed(error.kind(), error.to_string().replace('\n', " | "));
+        if let Err(write_error) = sink
+            .put_bytes(MANIFEST, failed.to_json(), ObjectKind::Json)
+            .await
+        {
+            tracing::warn!(%write_error, "could not record the failure");
+        }
+    }
+    result
+}
+
+async fn run(
+    store: &S3Store,
+    sink: &impl OutputSink,
+    job: &CloudJob,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+    record: &mut Option<Manifest>,
+) -> Result<CloudDone, JobError> {
+    events(JobEvent::Stage(Stage::Download));
+    let head = store.head(&job.source).await?;
+    let source = SourceRecord {
+        bucket: Some(job.source.bucket.clone()),
+        key: job.source.key.clone(),
+        etag: head.etag.clone(),
+        size: Some(head.size),
+    };
+
+    // A second delivery of a job already published for these very bytes does no work.
+    if let Some(previous) = published_manifest(sink).await {
+        if previous.status == Status::Done
+            && previous.source.etag.is_some()
+            && previous.source.etag == source.etag
+        {
+            tracing::info!(previous_job = %previous.job_id, "already published for this ETag");
+            return Ok(CloudDone {
+                manifest: previous,
+                already_done: true,
+            });
+        }
+    }
+
+    let manifest = Manifest::processing(job.job_id.clone(), source);
+    *record = Some(manifest.clone());
+    sink.put_bytes(MANIFEST, manifest.to_json(), ObjectKind::Json)
+        .await?;
+    // An earlier job's master would point at renditions this job is about to overwrite.
+    sink.delete(MASTER_PLAYLIST).await?;
+
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("transcoder-job-");
+    let work = match &job.work_root {
+        Some(root) => builder.tempdir_in(root),
+        None => builder.tempdir(),
+    }
+    .map_err(JobError::output(
+        job.work_root
+            .as_deref()
+            .unwrap_or(std::path::Path::new("TMPDIR")),
+    ))?;
+    // A fixed local name: object keys are never used as local paths.
+    let input = work.path().join("source");
+    let out = work.path().join("out");
+    tokio::fs::create_dir(&out)
+        .await
+        .map_err(JobError::output(&out))?;
+    let downloaded = store
+        .download(&job.source, &input, job.limits.max_input_bytes)
+        .await?;
+    tracing::info!(bytes = downloaded.size, "downloaded source");
+
+    let transcoded = transcode(&input, &out, &job.settings, &job.limits, events).await?;
+    // The source is no longer needed; free the disk before uploading.
+    let _ = tokio::fs::remove_file(&input).await;
+
+    events(JobEvent::Stage(Stage::Upload));
+    publish_renditions(sink, &out, &transcoded).await?;
+    events(JobEvent::Stage(Stage::Publish));
+    publish_master(sink, &transcoded).await?;
+    let mut done = manifest.done(transcoded.records(), MASTER_PLAYLIST, POSTER);
+    done.duration_s = Some(transcoded.source.duration_s);
+    sink.put_bytes(MANIFEST, done.to_json(), ObjectKind::Json)
+        .await?;
+    Ok(CloudDone {
+        manifest: done,
+        already_done: false,
+    })
+}
+
+/// The manifest at the output prefix, if there is a readable one.
+async fn published_manifest(sink: &impl OutputSink) -> Option<Manifest> {
+    match sink.get_bytes(MANIFEST).await {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
+        Ok(None) => None,
+        Err(e) => {
+            // Not fatal: without it we redo the work, which is correct, only slower.
+            tracing::warn!(error = %e, "could not read the existing manifest");
+            None
+        }
+    }
+}

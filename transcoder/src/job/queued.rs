@@ -1,0 +1,64 @@
+//! A cloud job that may own a queue message, and may be cancelled (the caller went away, or
+//! the server is shutting down). The outcome decides the message's fate (CONTRACT.md): deleted
+//! when published or permanently failed, handed back otherwise.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::cloud::{run_cloud_job, CloudDone, CloudJob};
+use super::{JobError, JobEvent};
+use crate::manifest::ErrorKind;
+use crate::queue::{MessageLease, QueueMessageRef, Settlement};
+use crate::storage::S3Store;
+
+/// How a job ended.
+#[derive(Debug)]
+pub enum JobOutcome {
+    /// Published (or already published before). Boxed: the manifest is large beside the
+    /// other variants.
+    Done(Box<CloudDone>),
+    /// Failed; the error says whether permanently.
+    Failed(JobError),
+    /// Stopped before it finished; its message (if any) was handed back.
+    Cancelled,
+}
+
+/// Runs `job`, owning `message` while it runs when there is one.
+pub async fn run_owned_job(
+    store: &S3Store,
+    sqs: &aws_sdk_sqs::Client,
+    job: &CloudJob,
+    message: Option<QueueMessageRef>,
+    visibility_extension: Duration,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+    cancel: &CancellationToken,
+) -> JobOutcome {
+    let lease = message.map(|m| MessageLease::start(sqs.clone(), m, visibility_extension));
+    // Dropping the job future on cancellation kills its ffmpeg (kill_on_drop).
+    let outcome = tokio::select! {
+        result = run_cloud_job(store, job, events) => match result {
+            Ok(done) => JobOutcome::Done(Box::new(done)),
+            Err(error) => JobOutcome::Failed(error),
+        },
+        () = cancel.cancelled() => JobOutcome::Cancelled,
+    };
+    if let Some(lease) = lease {
+        let how = match &outcome {
+            JobOutcome::Done(_) => Settlement::Delete,
+            JobOutcome::Failed(e) if e.kind() == ErrorKind::InvalidInput => Settlement::Delete,
+            JobOutcome::Failed(_) | JobOutcome::Cancelled => Settlement::HandBack,
+        };
+        if let Err(error) = lease.settle(how).await {
+            // Deleting failed: the message comes back and the ETag check makes the next
+            // delivery a no-op. Handing back failed: it comes back when its visibility ends.
+            tracing::error!(%error, "could not settle the queue message");
+        }
+    }
+    match &outcome {
+        JobOutcome::Done(done) => tracing::info!(already_done = done.already_done, "job done"),
+        JobOutcome::Failed(e) => tracing::warn!(kind = ?e.kind(), error = %e, "job failed"),
+        JobOutcome::Cancelled => tracing::warn!("job cancelled"),
+    }
+    outcome
+}
