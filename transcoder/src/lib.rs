@@ -5,9 +5,11 @@
 //! A folder per concern: [`probe`] (what the source is, and refusing what it must not be),
 //! [`ladder`], [`encode`] (the ffmpeg command and its progress), [`hls`] (measuring what was
 //! written, the master playlist), [`job`] (the pipeline and its errors), [`manifest`], and
-//! [`cli`] for the binary.
+//! [`storage`] (S3 and local folders), [`queue`] (owning an SQS message), [`serve`] (the gRPC
+//! warm transcoder), and [`cli`] for the binary.
 #![warn(missing_docs)]
 
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod encode;
@@ -16,4 +18,7 @@ pub mod job;
 pub mod ladder;
 pub mod manifest;
 pub mod probe;
+pub mod queue;
+pub mod serve;
+pub mod storage;
 pub mod telemetry;

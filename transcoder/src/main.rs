@@ -26,6 +26,9 @@ fn main() -> ExitCode {
         }
     };
     transcoder::telemetry::init(cli.log_format, "warn");
+    // Two TLS backends are compiled in (ring for tonic, aws-lc for the AWS SDK), so rustls
+    // cannot pick a process default by itself and would panic at the first TLS handshake.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

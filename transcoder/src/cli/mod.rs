@@ -3,6 +3,9 @@
 
 mod local;
 mod progress_view;
+mod run;
+mod serve;
+mod submit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +15,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{EncodeSettings, Limits, X264_PRESETS};
 use crate::manifest::ErrorKind;
 pub use local::LocalArgs;
+pub use run::RunArgs;
+pub use serve::ServeArgs;
+pub use submit::SubmitArgs;
 
 /// Exit code of a job that is done and published.
 pub const EXIT_DONE: u8 = 0;
@@ -51,6 +57,35 @@ pub enum Command {
     /// Transcode a local file into an HLS ladder in a local folder: probe, ladder, encode,
     /// poster, manifest. No cloud involved.
     Local(LocalArgs),
+    /// Run a warm transcoder: a gRPC server taking jobs from S3 to S3 and streaming progress,
+    /// with the gRPC health service and server reflection.
+    Serve(ServeArgs),
+    /// Run one job from S3 to S3 and exit, as an ECS task does; the job comes from the
+    /// environment (JOB_SOURCE, JOB_OUTPUT, JOB_QUEUE_URL, JOB_RECEIPT_HANDLE) or the flags.
+    Run(RunArgs),
+    /// Submit a job to a warm transcoder and follow its progress.
+    Submit(SubmitArgs),
+}
+
+/// Default output location for jobs that name none.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output bucket for jobs that name no output.
+    #[arg(long, env = "OUTPUT_BUCKET")]
+    pub output_bucket: Option<String>,
+    /// Key prefix under the output bucket (the source key without its extension follows).
+    #[arg(long, env = "OUTPUT_PREFIX", default_value = "")]
+    pub output_prefix: String,
+}
+
+/// Owning queue messages.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// Seconds each heartbeat keeps a job's message invisible; heartbeats come every third of
+    /// this, so a job may run far longer than the queue's visibility timeout.
+    #[arg(long, env = "TRANSCODER_VISIBILITY_EXTENSION_SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(3..=43200))]
+    pub visibility_extension_seconds: u64,
 }
 
 /// How to encode; shared by every subcommand that encodes.
@@ -85,6 +120,7 @@ impl EncodeArgs {
             preset: self.preset.clone(),
             crf: self.crf,
             segment_seconds: self.segment_seconds,
+            rungs: Vec::new(),
             keyframe_seconds: if self.segment_seconds.is_multiple_of(2) {
                 2
             } else {
@@ -125,6 +161,25 @@ impl LimitArgs {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Local(args) => local::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Submit(args) => submit::run(args).await,
+    }
+}
+
+/// Resolves on SIGTERM (ECS stopping the task, Spot interruptions included) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
     }
 }
 

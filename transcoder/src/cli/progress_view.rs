@@ -54,6 +54,14 @@ impl ProgressView {
         }
     }
 
+    /// Prints a line above the bar (or as a plain line).
+    pub fn note(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+
     /// Clears the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

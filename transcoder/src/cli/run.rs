@@ -1,0 +1,135 @@
+//! `transcoder run`: one job and exit, as an ECS task runs it. The job comes from the
+//! environment (container overrides) or the command line (command overrides).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::progress_view::ProgressView;
+use super::{
+    report_failure, shutdown_signal, EncodeArgs, LimitArgs, OutputArgs, QueueArgs, EXIT_DONE,
+    EXIT_RETRYABLE,
+};
+use crate::aws::Aws;
+use crate::job::{run_owned_job, CloudJob, JobOutcome};
+use crate::queue::QueueMessageRef;
+use crate::storage::{default_output, S3Object, S3Prefix};
+
+/// Arguments of `transcoder run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The upload: s3://BUCKET/KEY.
+    #[arg(long, env = "JOB_SOURCE", value_parser = S3Object::parse)]
+    pub source: S3Object,
+    /// Where the outputs go: s3://BUCKET/PREFIX/ (default: OUTPUT_BUCKET, OUTPUT_PREFIX and the
+    /// source key without its extension).
+    #[arg(long, env = "JOB_OUTPUT", value_parser = S3Prefix::parse)]
+    pub output: Option<S3Prefix>,
+    /// The SQS queue the job's message came from (with --receipt-handle: the task owns it).
+    #[arg(long, env = "JOB_QUEUE_URL", requires = "receipt_handle")]
+    pub queue_url: Option<String>,
+    /// The receipt handle of the job's message.
+    #[arg(
+        long,
+        env = "JOB_RECEIPT_HANDLE",
+        requires = "queue_url",
+        hide_env_values = true
+    )]
+    pub receipt_handle: Option<String>,
+    /// The message id, for logs.
+    #[arg(long, env = "JOB_MESSAGE_ID", default_value = "")]
+    pub message_id: String,
+    /// Job id (default: a new UUID).
+    #[arg(long, env = "JOB_ID")]
+    pub job_id: Option<String>,
+    /// Folder for work files.
+    #[arg(long, env = "TRANSCODER_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub defaults: OutputArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub encode: EncodeArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub limits: LimitArgs,
+}
+
+/// Runs the job; SIGTERM (a Spot interruption) stops it and hands its message back.
+pub async fn run(args: RunArgs) -> ExitCode {
+    let output = match (&args.output, &args.defaults.output_bucket) {
+        (Some(output), _) => output.clone(),
+        (None, Some(bucket)) => {
+            default_output(&args.source.key, bucket, &args.defaults.output_prefix)
+        }
+        (None, None) => {
+            eprintln!("transcoder: error: give --output (JOB_OUTPUT) or set OUTPUT_BUCKET");
+            return ExitCode::from(EXIT_RETRYABLE);
+        }
+    };
+    let job = CloudJob {
+        job_id: args
+            .job_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        source: args.source.clone(),
+        output,
+        settings: args.encode.settings(),
+        limits: args.limits.limits(),
+        work_root: args.work_dir.clone(),
+    };
+    let message = match (&args.queue_url, &args.receipt_handle) {
+        (Some(queue_url), Some(receipt_handle)) => Some(QueueMessageRef {
+            queue_url: queue_url.clone(),
+            receipt_handle: receipt_handle.clone(),
+            message_id: args.message_id.clone(),
+        }),
+        _ => None,
+    };
+
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    });
+    let aws = Aws::from_env().await;
+    let view = ProgressView::new();
+    let outcome = run_owned_job(
+        &aws.s3,
+        &aws.sqs,
+        &job,
+        message,
+        Duration::from_secs(args.queue.visibility_extension_seconds),
+        &|event| view.show(&event),
+        &cancel,
+    )
+    .await;
+    view.finish();
+    match outcome {
+        JobOutcome::Done(done) => {
+            let note = if done.already_done {
+                " (already published for this ETag)"
+            } else {
+                ""
+            };
+            println!(
+                "done: {}{note}",
+                job.output.url(crate::job::MASTER_PLAYLIST)
+            );
+            ExitCode::from(EXIT_DONE)
+        }
+        JobOutcome::Failed(error) => report_failure(error.kind(), &error.to_string()),
+        JobOutcome::Cancelled => {
+            eprintln!("transcoder: error: stopped by a signal; the message was handed back");
+            ExitCode::from(EXIT_RETRYABLE)
+        }
+    }
+}

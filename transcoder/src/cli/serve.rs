@@ -1,0 +1,102 @@
+//! `transcoder serve`: the warm transcoder.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{
+    shutdown_signal, EncodeArgs, LimitArgs, OutputArgs, QueueArgs, EXIT_DONE, EXIT_RETRYABLE,
+};
+use crate::aws::Aws;
+use crate::serve::{self, ServerOptions, ServiceConfig};
+
+/// Arguments of `transcoder serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "TRANSCODER_LISTEN", default_value = "0.0.0.0:50051")]
+    pub listen: SocketAddr,
+    /// Jobs run at once; one more call is refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TRANSCODER_MAX_JOBS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_jobs: u16,
+    /// When set, every Transcode call must carry `authorization: Bearer <token>`.
+    #[arg(long, env = "TRANSCODER_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// PEM certificate chain: serve TLS (with --tls-key).
+    #[arg(long, env = "TRANSCODER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TRANSCODER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds running jobs get to finish after SIGTERM before they are stopped and their
+    /// messages handed back (under ECS's stopTimeout: Spot gives two minutes).
+    #[arg(long, env = "TRANSCODER_DRAIN_SECONDS", default_value_t = 100)]
+    pub drain_seconds: u64,
+    /// Folder for work files (downloaded sources, renditions before upload).
+    #[arg(long, env = "TRANSCODER_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub encode: EncodeArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub limits: LimitArgs,
+}
+
+/// Runs the server until SIGTERM or SIGINT, then drains.
+pub async fn run(args: ServeArgs) -> ExitCode {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match (std::fs::read(cert), std::fs::read(key)) {
+            (Ok(cert), Ok(key)) => Some((cert, key)),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("transcoder: error: cannot read the TLS certificate or key: {e}");
+                return ExitCode::from(EXIT_RETRYABLE);
+            }
+        },
+        _ => None,
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("transcoder: error: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(EXIT_RETRYABLE);
+        }
+    };
+    let address = listener.local_addr().map_or(args.listen, |a| a);
+    // Scripts and tests read this line to find a port picked with :0.
+    println!("listening on {address}");
+    tracing::info!(%address, max_jobs = args.max_jobs, tls = tls.is_some(), "serving");
+
+    let config = ServiceConfig {
+        settings: args.encode.settings(),
+        limits: args.limits.limits(),
+        max_jobs: usize::from(args.max_jobs),
+        output_bucket: args.output.output_bucket.clone(),
+        output_prefix: args.output.output_prefix.clone(),
+        visibility_extension: Duration::from_secs(args.queue.visibility_extension_seconds),
+        work_root: args.work_dir.clone(),
+    };
+    let options = ServerOptions {
+        auth_token: args.auth_token.clone(),
+        tls,
+        drain: Duration::from_secs(args.drain_seconds),
+    };
+    let aws = Aws::from_env().await;
+    match serve::run(listener, aws, config, options, shutdown_signal()).await {
+        Ok(()) => ExitCode::from(EXIT_DONE),
+        Err(e) => {
+            eprintln!("transcoder: error: {e}");
+            ExitCode::from(EXIT_RETRYABLE)
+        }
+    }
+}

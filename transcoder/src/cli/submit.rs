@@ -1,0 +1,174 @@
+//! `transcoder submit`: sends one job to a warm transcoder and follows it to the end.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use proto::v1::transcode_event::Event;
+use proto::v1::transcoder_client::TranscoderClient;
+use proto::v1::{self, EncodeOverrides};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+use super::progress_view::ProgressView;
+use super::{report_failure, EXIT_DONE, EXIT_RETRYABLE};
+use crate::config::X264_PRESETS;
+use crate::manifest::ErrorKind;
+use crate::serve::convert;
+use crate::storage::{S3Object, S3Prefix};
+
+/// Arguments of `transcoder submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The warm transcoder: http://HOST:PORT, or https:// for TLS.
+    #[arg(long, env = "TRANSCODER_ENDPOINT")]
+    pub endpoint: String,
+    /// The upload to transcode: s3://BUCKET/KEY.
+    #[arg(value_parser = S3Object::parse)]
+    pub source: S3Object,
+    /// Where the outputs go: s3://BUCKET/PREFIX/ (default: the server's OUTPUT_BUCKET and
+    /// OUTPUT_PREFIX plus the source key without its extension).
+    #[arg(long, value_parser = S3Prefix::parse)]
+    pub output: Option<S3Prefix>,
+    /// libx264 preset for this job (default: the server's).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(X264_PRESETS))]
+    pub preset: Option<String>,
+    /// Rungs to produce, by shorter side, comma-separated (default: every rung that fits).
+    #[arg(long, value_delimiter = ',')]
+    pub rungs: Vec<u32>,
+    /// Bearer token the server requires.
+    #[arg(long, env = "TRANSCODER_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// PEM CA certificate to trust for an https:// endpoint (besides the public roots).
+    #[arg(long, env = "TRANSCODER_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Submits the job and shows its progress; the exit code is the job's (CONTRACT.md).
+pub async fn run(args: SubmitArgs) -> ExitCode {
+    match submit(args).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("transcoder: error: {message}");
+            ExitCode::from(EXIT_RETRYABLE)
+        }
+    }
+}
+
+async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
+    let mut endpoint = Endpoint::from_shared(args.endpoint.clone())
+        .map_err(|e| format!("bad endpoint {:?}: {e}", args.endpoint))?;
+    if args.endpoint.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new().with_webpki_roots();
+        if let Some(path) = &args.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach {}: {}", args.endpoint, error_chain(&e)))?;
+    let header = match &args.auth_token {
+        Some(token) => Some(
+            format!("Bearer {token}")
+                .parse::<tonic::metadata::MetadataValue<_>>()
+                .map_err(|_| "the auth token has characters a header cannot carry".to_string())?,
+        ),
+        None => None,
+    };
+    let mut client =
+        TranscoderClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+            if let Some(value) = &header {
+                request
+                    .metadata_mut()
+                    .insert("authorization", value.clone());
+            }
+            Ok(request)
+        });
+
+    let request = v1::TranscodeRequest {
+        source: Some(v1::S3Object {
+            bucket: args.source.bucket.clone(),
+            key: args.source.key.clone(),
+        }),
+        output: args.output.as_ref().map(|o| v1::S3Prefix {
+            bucket: o.bucket.clone(),
+            prefix: o.prefix.clone(),
+        }),
+        overrides: Some(EncodeOverrides {
+            preset: args.preset.clone().unwrap_or_default(),
+            rungs: args.rungs.clone(),
+            crf: None,
+        }),
+        message: None,
+        job_id: String::new(),
+    };
+    let mut stream = client
+        .transcode(request)
+        .await
+        .map_err(|status| match status.code() {
+            tonic::Code::ResourceExhausted => {
+                format!("the transcoder is busy: {}", status.message())
+            }
+            tonic::Code::Unauthenticated => format!("refused: {}", status.message()),
+            _ => format!("{:?}: {}", status.code(), status.message()),
+        })?
+        .into_inner();
+
+    let view = ProgressView::new();
+    let result = loop {
+        let event = match stream.message().await {
+            Ok(Some(event)) => event.event,
+            Ok(None) => break Err("the transcoder ended the stream without a result".to_string()),
+            Err(status) => {
+                break Err(format!(
+                    "the stream broke: {:?}: {}",
+                    status.code(),
+                    status.message()
+                ))
+            }
+        };
+        match event {
+            Some(Event::Accepted(a)) => view.note(&format!("accepted job {}", a.job_id)),
+            Some(Event::Completed(done)) => break Ok(Ok(done)),
+            Some(Event::Failed(failed)) => break Ok(Err(failed)),
+            Some(other) => {
+                if let Some(event) = convert::event_from_proto(&other) {
+                    view.show(&event);
+                }
+            }
+            None => {}
+        }
+    };
+    view.finish();
+    match result? {
+        Ok(done) => {
+            let note = if done.already_done {
+                " (already published for this ETag)"
+            } else {
+                ""
+            };
+            println!("done: {}{note}", done.master_playlist);
+            println!("manifest: {}", done.manifest);
+            Ok(ExitCode::from(EXIT_DONE))
+        }
+        Err(failed) => {
+            let kind: ErrorKind = convert::kind_from_proto(failed.kind);
+            Ok(report_failure(kind, &failed.message))
+        }
+    }
+}
+
+/// "transport error" alone helps nobody: name every cause (connection refused, certificate
+/// not trusted...).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,221 @@
+//! The `Transcoder` service: one job per call, up to a fixed number at once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::v1::transcoder_server::Transcoder;
+use proto::v1::{self, transcode_event::Event};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::aws::Aws;
+use crate::config::{EncodeSettings, Limits, X264_PRESETS};
+use crate::job::{run_owned_job, CloudJob, JobEvent, JobOutcome, MANIFEST, MASTER_PLAYLIST};
+use crate::ladder::RUNG_SIZES;
+use crate::manifest::ErrorKind;
+use crate::queue::QueueMessageRef;
+use crate::storage::{default_output, S3Object, S3Prefix};
+
+/// Events buffered per call; progress beyond this is dropped for a slow reader, never queued.
+const EVENT_BUFFER: usize = 64;
+
+/// What every job on this server shares.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Default encoding; requests may override the preset, CRF and rungs.
+    pub settings: EncodeSettings,
+    /// What to refuse.
+    pub limits: Limits,
+    /// Jobs run at once; one more is refused with RESOURCE_EXHAUSTED.
+    pub max_jobs: usize,
+    /// Default output bucket (`OUTPUT_BUCKET`), for requests that name no output.
+    pub output_bucket: Option<String>,
+    /// Default output prefix (`OUTPUT_PREFIX`).
+    pub output_prefix: String,
+    /// How long each heartbeat keeps an owned message invisible.
+    pub visibility_extension: Duration,
+    /// Where work folders are made.
+    pub work_root: Option<PathBuf>,
+}
+
+/// The service.
+#[derive(Clone)]
+pub struct TranscoderService {
+    aws: Aws,
+    config: Arc<ServiceConfig>,
+    slots: Arc<Semaphore>,
+    /// Cancelled when a drain runs out of time: every running job stops and hands back.
+    stop_jobs: CancellationToken,
+    jobs: TaskTracker,
+}
+
+impl TranscoderService {
+    /// A service running jobs with `aws`.
+    pub fn new(
+        aws: Aws,
+        config: ServiceConfig,
+        stop_jobs: CancellationToken,
+        jobs: TaskTracker,
+    ) -> Self {
+        let slots = Arc::new(Semaphore::new(config.max_jobs.max(1)));
+        Self {
+            aws,
+            config: Arc::new(config),
+            slots,
+            stop_jobs,
+            jobs,
+        }
+    }
+
+    /// Turns a request into a job, or says what is wrong with it.
+    fn job_from(
+        &self,
+        request: v1::TranscodeRequest,
+    ) -> Result<(CloudJob, Option<QueueMessageRef>), Status> {
+        let source = request
+            .source
+            .ok_or_else(|| Status::invalid_argument("source is required"))?;
+        if source.bucket.is_empty() || source.key.is_empty() {
+            return Err(Status::invalid_argument("source needs a bucket and a key"));
+        }
+        let output = match request.output {
+            Some(out) if !out.bucket.is_empty() => S3Prefix::new(&out.bucket, &out.prefix),
+            _ => {
+                let bucket = self.config.output_bucket.as_deref().ok_or_else(|| {
+                    Status::invalid_argument("no output given and the server has no OUTPUT_BUCKET")
+                })?;
+                default_output(&source.key, bucket, &self.config.output_prefix)
+            }
+        };
+        let mut settings = self.config.settings.clone();
+        if let Some(o) = request.overrides {
+            if !o.preset.is_empty() {
+                if !X264_PRESETS.contains(&o.preset.as_str()) {
+                    return Err(Status::invalid_argument(format!(
+                        "unknown preset {:?}",
+                        o.preset
+                    )));
+                }
+                settings.preset = o.preset;
+            }
+            if let Some(crf) = o.crf {
+                settings.crf = u8::try_from(crf)
+                    .ok()
+                    .filter(|c| *c <= 51)
+                    .ok_or_else(|| Status::invalid_argument("crf must be 0 to 51"))?;
+            }
+            if let Some(bad) = o.rungs.iter().find(|r| !RUNG_SIZES.contains(r)) {
+                return Err(Status::invalid_argument(format!(
+                    "unknown rung {bad}; use {RUNG_SIZES:?}"
+                )));
+            }
+            settings.rungs = o.rungs;
+        }
+        let message = request
+            .message
+            .filter(|m| !m.queue_url.is_empty() && !m.receipt_handle.is_empty());
+        let job_id = if request.job_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            request.job_id
+        };
+        let job = CloudJob {
+            job_id,
+            source: S3Object {
+                bucket: source.bucket,
+                key: source.key,
+            },
+            output,
+            settings,
+            limits: self.config.limits,
+            work_root: self.config.work_root.clone(),
+        };
+        let message = message.map(|m| QueueMessageRef {
+            queue_url: m.queue_url,
+            receipt_handle: m.receipt_handle,
+            message_id: m.message_id,
+        });
+        Ok((job, message))
+    }
+}
+
+#[tonic::async_trait]
+impl Transcoder for TranscoderService {
+    type TranscodeStream = ReceiverStream<Result<v1::TranscodeEvent, Status>>;
+
+    async fn transcode(
+        &self,
+        request: Request<v1::TranscodeRequest>,
+    ) -> Result<Response<Self::TranscodeStream>, Status> {
+        if self.stop_jobs.is_cancelled() || self.jobs.is_closed() {
+            return Err(Status::unavailable("shutting down"));
+        }
+        let (job, message) = self.job_from(request.into_inner())?;
+        let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "busy: already running {} job(s)",
+                self.config.max_jobs
+            ))
+        })?;
+
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let accepted = v1::TranscodeEvent {
+            event: Some(Event::Accepted(v1::Accepted {
+                job_id: job.job_id.clone(),
+            })),
+        };
+        tx.try_send(Ok(accepted)).expect("a new channel has room");
+
+        let cancel = self.stop_jobs.child_token();
+        let service = self.clone();
+        self.jobs.spawn(async move {
+            let _permit = permit;
+            // The caller going away (its stream dropped) stops the job.
+            let watcher = {
+                let (tx, cancel) = (tx.clone(), cancel.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = tx.closed() => cancel.cancel(),
+                        () = cancel.cancelled() => {}
+                    }
+                })
+            };
+            let events = {
+                let tx = tx.clone();
+                move |event: JobEvent| {
+                    // Progress is lossy by nature: a full buffer drops this one.
+                    let _ = tx.try_send(Ok(convert::event_to_proto(event)));
+                }
+            };
+            let sink_url = |name: &str| job.output.url(name);
+            let outcome = run_owned_job(
+                &service.aws.s3,
+                &service.aws.sqs,
+                &job,
+                message,
+                service.config.visibility_extension,
+                &events,
+                &cancel,
+            )
+            .await;
+            let last = match outcome {
+                JobOutcome::Done(done) => {
+                    convert::completed(&done, sink_url(MASTER_PLAYLIST), sink_url(MANIFEST))
+                }
+                JobOutcome::Failed(error) => convert::failed(error.kind(), error.to_string()),
+                JobOutcome::Cancelled => convert::failed(
+                    ErrorKind::Internal,
+                    "the job was stopped before it finished".into(),
+                ),
+            };
+            let _ = tx.send(Ok(last)).await;
+            watcher.abort();
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
