@@ -24,3 +24,26 @@ ensure_cargo() {
     exit 1
   fi
 }
+
+# moto's server (S3, SQS, ECS over HTTP on loopback) with every dependency pinned
+# (scripts/moto-requirements.txt), in a virtualenv of its own outside the clone: nothing touches
+# the system Python, and a fresh clone on the same machine reuses it. Exports MOTO_SERVER, which
+# the tests use to start it.
+MOTO_VERSION=5.2.5
+MOTO_VENV="${MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/vod-pipeline/moto-venv}"
+ensure_moto() {
+  local requirements
+  requirements="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/moto-requirements.txt"
+  export MOTO_SERVER="$MOTO_VENV/bin/moto_server"
+  if [ -x "$MOTO_SERVER" ] && "$MOTO_VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV..." >&2
+  mkdir -p "$(dirname "$MOTO_VENV")"
+  if ! python3 -m venv "$MOTO_VENV" 2>/dev/null; then
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$MOTO_VENV"
+  fi
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+}

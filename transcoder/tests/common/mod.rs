@@ -2,6 +2,8 @@
 //! read its outputs back with ffprobe and an HLS parser.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod cloud;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,478 @@
+//! The cloud worker against moto's S3 and SQS with real processes: `transcoder serve` driven
+//! by `transcoder submit`, and `transcoder run` owning a real SQS message.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cloud::*;
+use common::*;
+
+const RAW: &str = "raw";
+const OUT: &str = "out";
+
+/// moto, the two buckets, and `env` for the processes (OUTPUT_BUCKET set).
+async fn setup() -> (Moto, aws_sdk_s3::Client, Vec<(&'static str, String)>) {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    create_bucket(&s3, RAW).await;
+    create_bucket(&s3, OUT).await;
+    let mut env = moto.env();
+    env.push(("OUTPUT_BUCKET", OUT.into()));
+    env.push(("OUTPUT_PREFIX", "hls/".into()));
+    env.push(("TRANSCODER_PRESET", "ultrafast".into()));
+    (moto, s3, env)
+}
+
+async fn upload_clip(s3: &aws_sdk_s3::Client, key: &str, seconds: f64) {
+    let dir = scratch();
+    let path = dir.path().join("clip.mp4");
+    make_clip(&path, "testsrc2=s=640x360:r=30", seconds, true, &[]);
+    upload(s3, RAW, key, &path).await;
+}
+
+async fn content_type(s3: &aws_sdk_s3::Client, key: &str) -> (String, String) {
+    let head = s3.head_object().bucket(OUT).key(key).send().await.unwrap();
+    (
+        head.content_type().unwrap_or_default().to_string(),
+        head.cache_control().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_transcodes_an_awkward_key_into_s3_with_the_right_headers() {
+    let (_moto, s3, env) = setup().await;
+    let key = "uploads/my clip+1 été.mp4";
+    upload_clip(&s3, key, 4.0).await;
+    let server = Server::start(&env, &[]);
+
+    let source = format!("s3://{RAW}/{key}");
+    let run = transcoder(&env, &["submit", "--endpoint", &server.endpoint, &source]);
+    assert!(run.status.success(), "{}", describe(&run));
+
+    // Progress arrives in order and climbs; stages come in pipeline order.
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let stages: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("stage "))
+        .collect();
+    assert_eq!(
+        stages,
+        ["download", "probe", "encode", "upload", "publish"],
+        "{stdout}"
+    );
+    let percents: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("progress "))
+        .map(|l| l.split('%').next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert!(
+        !percents.is_empty() && percents.windows(2).all(|w| w[0] < w[1]),
+        "{percents:?}"
+    );
+    assert!(stdout.contains("accepted job "), "{stdout}");
+
+    let prefix = "hls/uploads/my clip+1 été/";
+    assert!(
+        stdout.contains(&format!("done: s3://{OUT}/{prefix}master.m3u8")),
+        "{stdout}"
+    );
+    let keys = list_keys(&s3, OUT, "").await;
+    assert!(
+        keys.iter().all(|k| k.starts_with(prefix)),
+        "nothing outside the prefix: {keys:?}"
+    );
+    for (name, want_type) in [
+        ("master.m3u8", "application/vnd.apple.mpegurl"),
+        ("360p/index.m3u8", "application/vnd.apple.mpegurl"),
+        ("360p/seg_00000.ts", "video/mp2t"),
+        ("240p/seg_00000.ts", "video/mp2t"),
+        ("poster.jpg", "image/jpeg"),
+        ("manifest.json", "application/json"),
+    ] {
+        let (ty, cache) = content_type(&s3, &format!("{prefix}{name}")).await;
+        assert_eq!(ty, want_type, "{name}");
+        if name.ends_with(".ts") {
+            assert!(cache.contains("immutable"), "{name}: {cache}");
+        }
+    }
+
+    // The published master parses and names playlists that exist.
+    let master = get(&s3, OUT, &format!("{prefix}master.m3u8")).await;
+    let master = m3u8_rs::parse_master_playlist_res(&master).unwrap();
+    assert_eq!(master.variants.len(), 2);
+    for v in &master.variants {
+        assert!(keys.contains(&format!("{prefix}{}", v.uri)), "{}", v.uri);
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&get(&s3, OUT, &format!("{prefix}manifest.json")).await).unwrap();
+    assert_eq!(manifest["status"], "done");
+    assert_eq!(manifest["source"]["bucket"], RAW);
+    assert_eq!(manifest["source"]["key"], key);
+    assert!(manifest["source"]["etag"].is_string());
+
+    // The same bytes again: no work, and the client is told so.
+    let again = transcoder(&env, &["submit", "--endpoint", &server.endpoint, &source]);
+    assert!(again.status.success(), "{}", describe(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already published"),
+        "{}",
+        describe(&again)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_upload_ends_failed_with_exit_2() {
+    let (_moto, s3, env) = setup().await;
+    let dir = scratch();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a video").unwrap();
+    upload(&s3, RAW, "notes.mp4", &text).await;
+    let server = Server::start(&env, &[]);
+
+    let run = transcoder(
+        &env,
+        &[
+            "submit",
+            "--endpoint",
+            &server.endpoint,
+            "s3://raw/notes.mp4",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr).lines().count(),
+        1,
+        "{}",
+        describe(&run)
+    );
+    let keys = list_keys(&s3, OUT, "").await;
+    assert_eq!(keys, ["hls/notes/manifest.json"]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&get(&s3, OUT, "hls/notes/manifest.json").await).unwrap();
+    assert_eq!(manifest["status"], "failed");
+    assert_eq!(manifest["error"]["kind"], "invalid_input");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_wrong_token_is_refused_and_writes_nothing() {
+    let (_moto, s3, env) = setup().await;
+    upload_clip(&s3, "a.mp4", 2.0).await;
+    let server = Server::start(&env, &["--auth-token", "right-token"]);
+    for token in [None, Some("wrong-token")] {
+        let mut args = vec!["submit", "--endpoint", &server.endpoint, "s3://raw/a.mp4"];
+        if let Some(t) = token {
+            args.extend(["--auth-token", t]);
+        }
+        let run = transcoder(&env, &args);
+        assert_eq!(run.status.code(), Some(1), "{token:?}: {}", describe(&run));
+        assert!(
+            String::from_utf8_lossy(&run.stderr).contains("refused"),
+            "{}",
+            describe(&run)
+        );
+    }
+    assert!(list_keys(&s3, OUT, "").await.is_empty(), "nothing written");
+    let ok = transcoder(
+        &env,
+        &[
+            "submit",
+            "--endpoint",
+            &server.endpoint,
+            "s3://raw/a.mp4",
+            "--auth-token",
+            "right-token",
+        ],
+    );
+    assert!(ok.status.success(), "{}", describe(&ok));
+}
+
+/// Starts `transcoder submit` in the background and waits until its job is encoding.
+fn submit_until_encoding(
+    env: &[(&str, String)],
+    endpoint: &str,
+    source: &str,
+) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        .args(["submit", "--endpoint", endpoint, source])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line == "stage encode" => break,
+            Some(Ok(_)) => {}
+            other => panic!("submit ended before encoding: {other:?}"),
+        }
+    }
+    // Keep draining so the client never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_server_refuses_and_a_vanished_client_stops_ffmpeg() {
+    let (_moto, s3, mut env) = setup().await;
+    // A long job at a slow preset, so it is surely still running while we act.
+    upload_clip(&s3, "long.mp4", 30.0).await;
+    upload_clip(&s3, "short.mp4", 2.0).await;
+    env.retain(|(k, _)| *k != "TRANSCODER_PRESET");
+    let server = Server::start(&env, &["--max-jobs", "1", "--preset", "medium"]);
+
+    let mut first = submit_until_encoding(&env, &server.endpoint, "s3://raw/long.mp4");
+    let second = transcoder(
+        &env,
+        &[
+            "submit",
+            "--endpoint",
+            &server.endpoint,
+            "s3://raw/short.mp4",
+        ],
+    );
+    assert_eq!(second.status.code(), Some(1), "{}", describe(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("busy"),
+        "{}",
+        describe(&second)
+    );
+
+    assert!(
+        !server.ffmpeg_children().is_empty(),
+        "the first job's ffmpeg runs"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !server.ffmpeg_children().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "ffmpeg still running after the client went away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The slot is free again: the next job is accepted and completes.
+    let third = transcoder(
+        &env,
+        &[
+            "submit",
+            "--endpoint",
+            &server.endpoint,
+            "s3://raw/short.mp4",
+            "--preset",
+            "ultrafast",
+        ],
+    );
+    assert!(third.status.success(), "{}", describe(&third));
+    assert!(!list_keys(&s3, OUT, "hls/long/")
+        .await
+        .contains(&"hls/long/master.m3u8".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_keeps_a_message_invisible_past_its_timeout_and_deletes_it_when_done() {
+    let (moto, s3, mut env) = setup().await;
+    let sqs = moto.sqs().await;
+    let queue = sqs
+        .create_queue()
+        .queue_name("uploads")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "2",
+        )
+        .send()
+        .await
+        .unwrap();
+    let queue_url = queue.queue_url().unwrap().to_string();
+    // Long enough at this preset to outlast the 2 s visibility timeout several times.
+    upload_clip(&s3, "clip.mp4", 20.0).await;
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body("{\"job\":\"clip.mp4\"}")
+        .send()
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .unwrap();
+    let message = &received.messages()[0];
+
+    env.retain(|(k, _)| *k != "TRANSCODER_PRESET");
+    env.extend([
+        ("JOB_SOURCE", "s3://raw/clip.mp4".to_string()),
+        ("JOB_QUEUE_URL", queue_url.clone()),
+        (
+            "JOB_RECEIPT_HANDLE",
+            message.receipt_handle().unwrap().to_string(),
+        ),
+        ("JOB_MESSAGE_ID", message.message_id().unwrap().to_string()),
+        ("TRANSCODER_PRESET", "medium".to_string()),
+        ("TRANSCODER_VISIBILITY_EXTENSION_SECONDS", "3".to_string()),
+    ]);
+    let mut task = Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        .arg("run")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Another consumer polls all along: it must never see the message while the job runs.
+    let started = Instant::now();
+    let mut polls = 0;
+    let status = loop {
+        if let Some(status) = task.try_wait().unwrap() {
+            break status;
+        }
+        let seen = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            seen.messages().is_empty(),
+            "the message became visible after {:?}",
+            started.elapsed()
+        );
+        polls += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(task.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "run failed: {stderr}");
+    assert!(
+        started.elapsed() > Duration::from_secs(4),
+        "the job must outlast the 2 s timeout at least twice to show anything: {:?}",
+        started.elapsed()
+    );
+    assert!(polls >= 4, "{polls} polls");
+
+    // Published, and the message is gone for good.
+    assert!(list_keys(&s3, OUT, "hls/clip/")
+        .await
+        .contains(&"hls/clip/master.m3u8".to_string()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .unwrap();
+    assert!(after.messages().is_empty(), "the message was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_records_a_permanent_failure_and_deletes_its_message() {
+    let (moto, s3, mut env) = setup().await;
+    let sqs = moto.sqs().await;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("q")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let dir = scratch();
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+    upload(&s3, RAW, "junk.mov", &junk).await;
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body("x")
+        .send()
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .visibility_timeout(30)
+        .send()
+        .await
+        .unwrap();
+    let handle = received.messages()[0].receipt_handle().unwrap().to_string();
+    env.extend([
+        ("JOB_SOURCE", "s3://raw/junk.mov".to_string()),
+        ("JOB_QUEUE_URL", queue_url.clone()),
+        ("JOB_RECEIPT_HANDLE", handle),
+    ]);
+    let run = transcoder(&env, &["run"]);
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&get(&s3, OUT, "hls/junk/manifest.json").await).unwrap();
+    assert_eq!(manifest["status"], "failed");
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let count = |name| {
+        attributes
+            .attributes()
+            .unwrap()
+            .get(&name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
+        "0"
+    );
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        "0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_on_the_grpc_port() {
+    let (_moto, s3, env) = setup().await;
+    upload_clip(&s3, "tls.mp4", 2.0).await;
+    let dir = scratch();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let server = Server::start(&env, &["--tls-cert", cert, "--tls-key", key]);
+
+    let tls_endpoint = server
+        .endpoint
+        .replace("http://127.0.0.1", "https://localhost");
+    let run = transcoder(
+        &env,
+        &[
+            "submit",
+            "--endpoint",
+            &tls_endpoint,
+            "--ca-cert",
+            cert,
+            "s3://raw/tls.mp4",
+        ],
+    );
+    assert!(run.status.success(), "{}", describe(&run));
+
+    // Without trusting the certificate, or in plain text, the client gets nowhere.
+    let untrusted = transcoder(
+        &env,
+        &["submit", "--endpoint", &tls_endpoint, "s3://raw/tls.mp4"],
+    );
+    assert_eq!(untrusted.status.code(), Some(1), "{}", describe(&untrusted));
+    let plain = transcoder(
+        &env,
+        &["submit", "--endpoint", &server.endpoint, "s3://raw/tls.mp4"],
+    );
+    assert_eq!(plain.status.code(), Some(1), "{}", describe(&plain));
+}
