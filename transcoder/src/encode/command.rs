@@ -81,7 +81,9 @@ pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
 
     push(&["-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats"]);
-    push(&["-progress", "pipe:1", "-stats_period", "0.5"]);
+    // Twice a second, slower for long sources: about 400 reports per video at most.
+    let period = format!("{:.1}", (plan.source.duration_s / 400.0).clamp(0.5, 5.0));
+    push(&["-progress", "pipe:1", "-stats_period", &period]);
     // More than half the frames failing to decode means an encrypted or broken stream: ffmpeg
     // then exits 69, which we report as invalid input instead of publishing garbage.
     push(&["-max_error_rate", "0.5"]);

@@ -82,7 +82,7 @@ pub struct ProgressTracker {
     fps: Option<f64>,
     out_time_s: f64,
     speed: Option<f64>,
-    last_reported: Option<(u64, f64)>,
+    last_percent: Option<f64>,
 }
 
 impl ProgressTracker {
@@ -94,12 +94,12 @@ impl ProgressTracker {
             fps: None,
             out_time_s: 0.0,
             speed: None,
-            last_reported: None,
+            last_percent: None,
         }
     }
 
-    /// Feeds one line; returns a report when a block ends and progress has moved since the
-    /// last report (and always for the final block).
+    /// Feeds one line; returns a report when a block ends and the percentage has moved since
+    /// the last report (and always for the final block), so reports strictly climb.
     pub fn feed(&mut self, line: &str) -> Option<Progress> {
         match parse_progress_line(line)? {
             ProgressLine::Frame(n) => self.frame = n,
@@ -112,11 +112,10 @@ impl ProgressTracker {
                 } else {
                     (self.out_time_s / self.duration_s * 100.0).clamp(0.0, 99.9)
                 };
-                let key = (self.frame, percent);
-                if !finished && self.last_reported == Some(key) {
+                if !finished && self.last_percent.is_some_and(|last| percent <= last) {
                     return None;
                 }
-                self.last_reported = Some(key);
+                self.last_percent = Some(percent);
                 let remaining = (self.duration_s - self.out_time_s).max(0.0);
                 return Some(Progress {
                     percent,
