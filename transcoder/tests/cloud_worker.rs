@@ -13,14 +13,9 @@ use common::*;
 const RAW: &str = "raw";
 const OUT: &str = "out";
 
-/// moto, the two buckets, and `env` for the processes (OUTPUT_BUCKET set).
+/// moto, the two buckets, and `env` for the processes (outputs under `hls/`, fast preset).
 async fn setup() -> (Moto, aws_sdk_s3::Client, Vec<(&'static str, String)>) {
-    let moto = Moto::start();
-    let s3 = moto.s3().await;
-    create_bucket(&s3, RAW).await;
-    create_bucket(&s3, OUT).await;
-    let mut env = moto.env();
-    env.push(("OUTPUT_BUCKET", OUT.into()));
+    let (moto, s3, mut env) = moto_with_buckets().await;
     env.push(("OUTPUT_PREFIX", "hls/".into()));
     env.push(("TRANSCODER_PRESET", "ultrafast".into()));
     (moto, s3, env)
@@ -290,19 +285,7 @@ async fn run_keeps_a_message_invisible_past_its_timeout_and_deletes_it_when_done
     let queue_url = queue.queue_url().unwrap().to_string();
     // Long enough at this preset to outlast the 2 s visibility timeout several times.
     upload_clip(&s3, "clip.mp4", 20.0).await;
-    sqs.send_message()
-        .queue_url(&queue_url)
-        .message_body("{\"job\":\"clip.mp4\"}")
-        .send()
-        .await
-        .unwrap();
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .send()
-        .await
-        .unwrap();
-    let message = &received.messages()[0];
+    let message = &received_message(&sqs, &queue_url, 2).await;
 
     env.retain(|(k, _)| *k != "TRANSCODER_PRESET");
     env.extend([
@@ -373,33 +356,13 @@ async fn run_keeps_a_message_invisible_past_its_timeout_and_deletes_it_when_done
 async fn run_records_a_permanent_failure_and_deletes_its_message() {
     let (moto, s3, mut env) = setup().await;
     let sqs = moto.sqs().await;
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("q")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let queue_url = create_queue(&sqs, "q").await;
     let dir = scratch();
     let junk = dir.path().join("junk");
     std::fs::write(&junk, vec![7u8; 4096]).unwrap();
     upload(&s3, RAW, "junk.mov", &junk).await;
-    sqs.send_message()
-        .queue_url(&queue_url)
-        .message_body("x")
-        .send()
-        .await
-        .unwrap();
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .visibility_timeout(30)
-        .send()
-        .await
-        .unwrap();
-    let handle = received.messages()[0].receipt_handle().unwrap().to_string();
+    let message = received_message(&sqs, &queue_url, 30).await;
+    let handle = message.receipt_handle().unwrap().to_string();
     env.extend([
         ("JOB_SOURCE", "s3://raw/junk.mov".to_string()),
         ("JOB_QUEUE_URL", queue_url.clone()),

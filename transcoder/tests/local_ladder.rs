@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -177,14 +177,20 @@ fn check_outputs(out: &Path, want: &Expect<'_>) {
     }
 }
 
+/// Transcodes `input` into `out` beside it and insists the job succeeded.
+fn transcode_ok(input: &Path, extra: &[&str]) -> (PathBuf, std::process::Output) {
+    let out = input.parent().unwrap().join("out");
+    let run = transcode_local(input, &out, extra);
+    assert!(run.status.success(), "{}", describe(&run));
+    (out, run)
+}
+
 #[test]
 fn landscape_720p_with_audio_at_the_default_preset() {
     let dir = scratch();
     let input = dir.path().join("clip 720p.mp4");
     make_clip(&input, "testsrc2=s=1280x720:r=30", 6.0, true, &[]);
-    let out = dir.path().join("out");
-    let run = transcode_local(&input, &out, &[]);
-    assert!(run.status.success(), "{}", describe(&run));
+    let (out, run) = transcode_ok(&input, &[]);
     check_outputs(
         &out,
         &Expect {
@@ -234,9 +240,7 @@ fn portrait_phone_video_keeps_its_orientation() {
         "rotate=90",
         input.to_str().unwrap(),
     ]);
-    let out = dir.path().join("out");
-    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
-    assert!(run.status.success(), "{}", describe(&run));
+    let (out, _) = transcode_ok(&input, &["--preset", "ultrafast"]);
     check_outputs(
         &out,
         &Expect {
@@ -257,9 +261,7 @@ fn small_video_only_source_never_upscales() {
     let dir = scratch();
     let input = dir.path().join("small.mkv");
     make_clip(&input, "testsrc2=s=658x370:r=25", 3.0, false, &[]);
-    let out = dir.path().join("out");
-    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
-    assert!(run.status.success(), "{}", describe(&run));
+    let (out, _) = transcode_ok(&input, &["--preset", "ultrafast"]);
     check_outputs(
         &out,
         &Expect {
@@ -275,9 +277,7 @@ fn tiny_source_gets_one_rung_at_its_own_size() {
     let dir = scratch();
     let input = dir.path().join("qcif.mp4");
     make_clip(&input, "testsrc2=s=176x144:r=15", 3.0, true, &[]);
-    let out = dir.path().join("out");
-    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
-    assert!(run.status.success(), "{}", describe(&run));
+    let (out, _) = transcode_ok(&input, &["--preset", "ultrafast"]);
     check_outputs(
         &out,
         &Expect {
@@ -345,9 +345,7 @@ fn ten_bit_422_anamorphic_source_with_cover_art() {
         source["pix_fmt"].as_str().unwrap().contains("10"),
         "{source}"
     );
-    let out = dir.path().join("out");
-    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
-    assert!(run.status.success(), "{}", describe(&run));
+    let (out, _) = transcode_ok(&input, &["--preset", "ultrafast"]);
     check_outputs(
         &out,
         &Expect {
@@ -382,9 +380,7 @@ fn variable_frame_rate_source_becomes_constant_rate() {
         "the source really is variable-rate: {min}..{max}"
     );
 
-    let out = dir.path().join("out");
-    let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
-    assert!(run.status.success(), "{}", describe(&run));
+    let (out, _) = transcode_ok(&input, &["--preset", "ultrafast"]);
     check_outputs(
         &out,
         &Expect {

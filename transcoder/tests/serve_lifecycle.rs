@@ -17,19 +17,9 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
-async fn moto_env() -> (Moto, aws_sdk_s3::Client, Vec<(&'static str, String)>) {
-    let moto = Moto::start();
-    let s3 = moto.s3().await;
-    create_bucket(&s3, "raw").await;
-    create_bucket(&s3, "out").await;
-    let mut env = moto.env();
-    env.push(("OUTPUT_BUCKET", "out".into()));
-    (moto, s3, env)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_reflection_answer_without_a_token() {
-    let (_moto, _s3, env) = moto_env().await;
+    let (_moto, _s3, env) = moto_with_buckets().await;
     let server = Server::start(&env, &["--auth-token", "t0ken"]);
 
     // The generated health and reflection clients come without `connect`: hand them a channel.
@@ -77,31 +67,10 @@ async fn health_and_reflection_answer_without_a_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_then_hands_the_unfinished_job_s_message_back() {
-    let (moto, s3, env) = moto_env().await;
+    let (moto, s3, env) = moto_with_buckets().await;
     let sqs = moto.sqs().await;
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("jobs")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    sqs.send_message()
-        .queue_url(&queue_url)
-        .message_body("job")
-        .send()
-        .await
-        .unwrap();
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .visibility_timeout(300)
-        .send()
-        .await
-        .unwrap();
-    let message = received.messages()[0].clone();
+    let queue_url = create_queue(&sqs, "jobs").await;
+    let message = received_message(&sqs, &queue_url, 300).await;
 
     let dir = scratch();
     let clip = dir.path().join("long.mp4");

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::progress_view::ProgressView;
-use super::{report_failure, EncodeArgs, LimitArgs, EXIT_DONE};
+use super::{report_failure, JobArgs, EXIT_DONE};
 use crate::job::{run_local, LocalJob};
 
 /// Arguments of `transcoder local`.
@@ -18,10 +18,7 @@ pub struct LocalArgs {
     pub out_dir: PathBuf,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub encode: EncodeArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub limits: LimitArgs,
+    pub job: JobArgs,
 }
 
 /// Runs the job, showing progress on stdout.
@@ -29,8 +26,8 @@ pub async fn run(args: LocalArgs) -> ExitCode {
     let job = LocalJob {
         input: args.input,
         out_dir: args.out_dir,
-        settings: args.encode.settings(),
-        limits: args.limits.limits(),
+        settings: args.job.encode.settings(),
+        limits: args.job.limits.limits(),
     };
     let view = ProgressView::new();
     let result = run_local(&job, &|event| view.show(&event)).await;

@@ -67,6 +67,31 @@ pub enum Command {
     Submit(SubmitArgs),
 }
 
+/// Encoding and limits: every subcommand that runs jobs.
+#[derive(Debug, Clone, Args)]
+pub struct JobArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub encode: EncodeArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub limits: LimitArgs,
+}
+
+/// What jobs on S3 share: `serve` and `run`.
+#[derive(Debug, Clone, Args)]
+pub struct CloudArgs {
+    /// Folder for work files (downloaded sources, renditions before upload).
+    #[arg(long, env = "TRANSCODER_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub queue: QueueArgs,
+}
+
 /// Default output location for jobs that name none.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {

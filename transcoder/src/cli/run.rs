@@ -1,7 +1,6 @@
 //! `transcoder run`: one job and exit, as an ECS task runs it. The job comes from the
 //! environment (container overrides) or the command line (command overrides).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,10 +8,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::progress_view::ProgressView;
-use super::{
-    report_failure, shutdown_signal, EncodeArgs, LimitArgs, OutputArgs, QueueArgs, EXIT_DONE,
-    EXIT_RETRYABLE,
-};
+use super::{report_failure, shutdown_signal, CloudArgs, JobArgs, EXIT_DONE, EXIT_RETRYABLE};
 use crate::aws::Aws;
 use crate::job::{run_owned_job, CloudJob, JobOutcome};
 use crate::queue::QueueMessageRef;
@@ -45,29 +41,20 @@ pub struct RunArgs {
     /// Job id (default: a new UUID).
     #[arg(long, env = "JOB_ID")]
     pub job_id: Option<String>,
-    /// Folder for work files.
-    #[arg(long, env = "TRANSCODER_WORK_DIR")]
-    pub work_dir: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub defaults: OutputArgs,
+    pub cloud: CloudArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub queue: QueueArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub encode: EncodeArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub limits: LimitArgs,
+    pub job: JobArgs,
 }
 
 /// Runs the job; SIGTERM (a Spot interruption) stops it and hands its message back.
 pub async fn run(args: RunArgs) -> ExitCode {
-    let output = match (&args.output, &args.defaults.output_bucket) {
+    let output = match (&args.output, &args.cloud.output.output_bucket) {
         (Some(output), _) => output.clone(),
         (None, Some(bucket)) => {
-            default_output(&args.source.key, bucket, &args.defaults.output_prefix)
+            default_output(&args.source.key, bucket, &args.cloud.output.output_prefix)
         }
         (None, None) => {
             eprintln!("transcoder: error: give --output (JOB_OUTPUT) or set OUTPUT_BUCKET");
@@ -81,9 +68,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         source: args.source.clone(),
         output,
-        settings: args.encode.settings(),
-        limits: args.limits.limits(),
-        work_root: args.work_dir.clone(),
+        settings: args.job.encode.settings(),
+        limits: args.job.limits.limits(),
+        work_root: args.cloud.work_dir.clone(),
     };
     let message = match (&args.queue_url, &args.receipt_handle) {
         (Some(queue_url), Some(receipt_handle)) => Some(QueueMessageRef {
@@ -107,7 +94,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         &aws.sqs,
         &job,
         message,
-        Duration::from_secs(args.queue.visibility_extension_seconds),
+        Duration::from_secs(args.cloud.queue.visibility_extension_seconds),
         &|event| view.show(&event),
         &cancel,
     )

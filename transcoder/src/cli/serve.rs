@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{
-    shutdown_signal, EncodeArgs, LimitArgs, OutputArgs, QueueArgs, EXIT_DONE, EXIT_RETRYABLE,
-};
+use super::{shutdown_signal, CloudArgs, JobArgs, EXIT_DONE, EXIT_RETRYABLE};
 use crate::aws::Aws;
 use crate::serve::{self, ServerOptions, ServiceConfig};
 
@@ -36,21 +34,12 @@ pub struct ServeArgs {
     /// messages handed back (under ECS's stopTimeout: Spot gives two minutes).
     #[arg(long, env = "TRANSCODER_DRAIN_SECONDS", default_value_t = 100)]
     pub drain_seconds: u64,
-    /// Folder for work files (downloaded sources, renditions before upload).
-    #[arg(long, env = "TRANSCODER_WORK_DIR")]
-    pub work_dir: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub output: OutputArgs,
+    pub cloud: CloudArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub queue: QueueArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub encode: EncodeArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub limits: LimitArgs,
+    pub job: JobArgs,
 }
 
 /// Runs the server until SIGTERM or SIGINT, then drains.
@@ -78,13 +67,13 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tracing::info!(%address, max_jobs = args.max_jobs, tls = tls.is_some(), "serving");
 
     let config = ServiceConfig {
-        settings: args.encode.settings(),
-        limits: args.limits.limits(),
+        settings: args.job.encode.settings(),
+        limits: args.job.limits.limits(),
         max_jobs: usize::from(args.max_jobs),
-        output_bucket: args.output.output_bucket.clone(),
-        output_prefix: args.output.output_prefix.clone(),
-        visibility_extension: Duration::from_secs(args.queue.visibility_extension_seconds),
-        work_root: args.work_dir.clone(),
+        output_bucket: args.cloud.output.output_bucket.clone(),
+        output_prefix: args.cloud.output.output_prefix.clone(),
+        visibility_extension: Duration::from_secs(args.cloud.queue.visibility_extension_seconds),
+        work_root: args.cloud.work_dir.clone(),
     };
     let options = ServerOptions {
         auth_token: args.auth_token.clone(),

@@ -19,6 +19,17 @@ impl LocalFolder {
     fn path(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
+
+    /// The path of `name`, with its folder created.
+    async fn writable_path(&self, name: &str) -> Result<PathBuf, StorageError> {
+        let target = self.path(name);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(StorageError::io(parent))?;
+        }
+        Ok(target)
+    }
 }
 
 impl OutputSink for LocalFolder {
@@ -28,12 +39,7 @@ impl OutputSink for LocalFolder {
         path: &Path,
         _kind: ObjectKind,
     ) -> Result<(), StorageError> {
-        let target = self.path(name);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(StorageError::io(parent))?;
-        }
+        let target = self.writable_path(name).await?;
         // The work folder lives inside the output folder, so this is a rename on one filesystem.
         tokio::fs::rename(path, &target)
             .await
@@ -46,12 +52,7 @@ impl OutputSink for LocalFolder {
         bytes: Vec<u8>,
         _kind: ObjectKind,
     ) -> Result<(), StorageError> {
-        let target = self.path(name);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(StorageError::io(parent))?;
-        }
+        let target = self.writable_path(name).await?;
         let mut temp = target.clone().into_os_string();
         temp.push(".tmp");
         let temp = PathBuf::from(temp);

@@ -239,3 +239,44 @@ pub async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
         .unwrap();
     out.body.collect().await.unwrap().to_vec()
 }
+
+/// moto with a `raw` and an `out` bucket, an S3 client, and the environment for the processes
+/// (`OUTPUT_BUCKET=out`).
+pub async fn moto_with_buckets() -> (Moto, aws_sdk_s3::Client, Vec<(&'static str, String)>) {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    create_bucket(&s3, "raw").await;
+    create_bucket(&s3, "out").await;
+    let mut env = moto.env();
+    env.push(("OUTPUT_BUCKET", "out".into()));
+    (moto, s3, env)
+}
+
+/// Sends a message to `queue_url` and receives it (invisible for `visibility_s`), as a consumer
+/// would before handing the job over.
+pub async fn received_message(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    visibility_s: i32,
+) -> aws_sdk_sqs::types::Message {
+    sqs.send_message()
+        .queue_url(queue_url)
+        .message_body("{\"job\":1}")
+        .send()
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .visibility_timeout(visibility_s)
+        .send()
+        .await
+        .unwrap();
+    received.messages()[0].clone()
+}
+
+/// Creates the queue `name` and returns its URL.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    let created = sqs.create_queue().queue_name(name).send().await.unwrap();
+    created.queue_url().unwrap().to_string()
+}
