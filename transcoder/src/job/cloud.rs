@@ -78,11 +78,12 @@ async fn run(
         size: Some(head.size),
     };
 
-    // A second delivery of a job already published for these very bytes does no work.
+    // A second delivery of a job already published for these very bytes (same bucket, key,
+    // ETag and size) does no work.
     if let Some(previous) = published_manifest(sink).await {
         if previous.status == Status::Done
             && previous.source.etag.is_some()
-            && previous.source.etag == source.etag
+            && previous.source == source
         {
             tracing::info!(previous_job = %previous.job_id, "already published for this ETag");
             return Ok(CloudDone {

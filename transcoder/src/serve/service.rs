@@ -23,6 +23,8 @@ use crate::storage::{default_output, S3Object, S3Prefix};
 
 /// Events buffered per call; progress beyond this is dropped for a slow reader, never queued.
 const EVENT_BUFFER: usize = 64;
+/// Slots progress never takes, so the few stage changes of a job always fit.
+const RESERVED_FOR_STAGES: usize = 8;
 
 /// What every job on this server shares.
 #[derive(Debug, Clone)]
@@ -188,7 +190,12 @@ impl Transcoder for TranscoderService {
             let events = {
                 let tx = tx.clone();
                 move |event: JobEvent| {
-                    // Progress is lossy by nature: a full buffer drops this one.
+                    // Progress is lossy by nature: for a slow reader it is dropped, and it
+                    // leaves room for the stage changes, which are not.
+                    let progress = matches!(event, JobEvent::Progress(_));
+                    if progress && tx.capacity() <= RESERVED_FOR_STAGES {
+                        return;
+                    }
                     let _ = tx.try_send(Ok(convert::event_to_proto(event)));
                 }
             };
