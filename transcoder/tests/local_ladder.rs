@@ -418,3 +418,39 @@ fn a_second_run_replaces_the_first() {
         },
     );
 }
+
+#[test]
+fn a_terminal_gets_a_progress_bar_instead_of_lines() {
+    // `script` (util-linux, on every Debian) gives the binary a real pseudo-terminal.
+    let dir = scratch();
+    let input = dir.path().join("bar.mp4");
+    make_clip(&input, "testsrc2=s=640x360:r=25", 6.0, true, &[]);
+    let out = dir.path().join("out");
+    let command = format!(
+        "'{}' local --preset ultrafast '{}' '{}'",
+        env!("CARGO_BIN_EXE_transcoder"),
+        input.display(),
+        out.display()
+    );
+    let run = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", describe(&run));
+    let screen = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        screen.contains("encode ["),
+        "a bar labelled with the stage: {screen:?}"
+    );
+    assert!(
+        screen.contains(&format!("[{}] 100%", "=".repeat(40))),
+        "the bar fills to 100%: {screen:?}"
+    );
+    assert!(
+        !screen.contains("progress "),
+        "no log lines on a terminal: {screen:?}"
+    );
+    assert!(screen.contains("done: "), "{screen:?}");
+    assert!(out.join("master.m3u8").exists());
+}
