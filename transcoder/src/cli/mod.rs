@@ -221,3 +221,33 @@ fn report_failure(kind: ErrorKind, message: &str) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// CONTRACT.md: every flag also reads an environment variable.
+    #[test]
+    fn every_flag_of_every_subcommand_reads_an_environment_variable() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        let mut checked = 0;
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                checked += 1;
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !arg.is_positional() && !builtin && arg.get_env().is_none() {
+                    missing.push(format!("{} --{}", sub.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(
+            checked > 50,
+            "the walk reached the flattened flags too: {checked}"
+        );
+        assert!(missing.is_empty(), "flags without a variable: {missing:?}");
+        Cli::command().debug_assert();
+    }
+}

@@ -27,13 +27,13 @@ pub struct SubmitArgs {
     pub source: S3Object,
     /// Where the outputs go: s3://BUCKET/PREFIX/ (default: the server's OUTPUT_BUCKET and
     /// OUTPUT_PREFIX plus the source key without its extension).
-    #[arg(long, value_parser = S3Prefix::parse)]
+    #[arg(long, env = "JOB_OUTPUT", value_parser = S3Prefix::parse)]
     pub output: Option<S3Prefix>,
     /// libx264 preset for this job (default: the server's).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(X264_PRESETS))]
+    #[arg(long, env = "TRANSCODER_PRESET", value_parser = clap::builder::PossibleValuesParser::new(X264_PRESETS))]
     pub preset: Option<String>,
     /// Rungs to produce, by shorter side, comma-separated (default: every rung that fits).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "TRANSCODER_RUNGS", value_delimiter = ',')]
     pub rungs: Vec<u32>,
     /// Bearer token the server requires.
     #[arg(long, env = "TRANSCODER_AUTH_TOKEN", hide_env_values = true)]
