@@ -111,7 +111,7 @@ fn list(items: &[String]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::{decode_message, Upload};
 
@@ -119,7 +119,8 @@ mod tests {
     const STRUCTURE_2_2: &str = include_str!("testdata/s3_structure_v2_2.json");
     const TEST_EVENT: &str = include_str!("testdata/s3_test_event.json");
 
-    fn happy_face() -> Upload {
+    /// The upload in AWS's documented PUT example, which the SNS tests wrap too.
+    pub(crate) fn happy_face() -> Upload {
         Upload {
             bucket: "mybucket".into(),
             key: "HappyFace.jpg".into(),

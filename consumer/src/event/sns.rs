@@ -61,7 +61,7 @@ fn broken(err: &serde_json::Error) -> DecodeError {
 
 #[cfg(test)]
 mod tests {
-    use crate::event::{decode_message, DecodeError, Decoded, Form, Upload};
+    use crate::event::{decode_message, DecodeError, Decoded, Form};
     use serde_json::Value;
 
     const SNS_HELLO: &str = include_str!("testdata/sns_hello_world.json");
@@ -71,14 +71,7 @@ mod tests {
 
     #[test]
     fn sns_envelopes() {
-        let put = Upload {
-            bucket: "mybucket".into(),
-            key: "HappyFace.jpg".into(),
-            size: Some(1024),
-            etag: Some("d41d8cd98f00b204e9800998ecf8427e".into()),
-            event_name: "ObjectCreated:Put".into(),
-            event_time: Some("1970-01-01T00:00:00.000Z".into()),
-        };
+        let put = crate::event::s3::tests::happy_face();
         assert_eq!(decode_message(SNS_PUT), Ok(Decoded::Uploads(vec![put])));
         assert_eq!(decode_message(SNS_TEST_EVENT), Ok(Decoded::TestEvent));
 
