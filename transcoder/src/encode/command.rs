@@ -94,6 +94,8 @@ pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
         SELF_CONTAINED_DEMUXERS,
     ]);
     push(&["-i"]);
+    // The input is an OsStr (a path need not be UTF-8), so it goes in directly, and `push`
+    // borrows `args` afresh after it.
     args.push(input_url.to_os_string());
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&["-filter_complex", &filter_graph(plan)]);

@@ -59,11 +59,6 @@ impl MessageLease {
         }
     }
 
-    /// The message held.
-    pub fn message(&self) -> &QueueMessageRef {
-        &self.message
-    }
-
     /// Stops the heartbeat and deletes the message or hands it back.
     pub async fn settle(self, how: Settlement) -> Result<(), QueueError> {
         self.heartbeat.abort();

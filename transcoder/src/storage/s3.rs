@@ -52,11 +52,6 @@ impl S3Store {
         }
     }
 
-    /// The raw SDK client, for tests and tools.
-    pub fn client(&self) -> &aws_sdk_s3::Client {
-        &self.client
-    }
-
     /// ETag and size of `object`.
     pub async fn head(&self, object: &S3Object) -> Result<ObjectInfo, StorageError> {
         let result = self
