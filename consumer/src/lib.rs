@@ -1,8 +1,16 @@
-//! The consumer library: the parts of the SQS consumer that can be tested without AWS. For now
-//! that is [`event`], which turns one SQS message body (an S3 upload notification, bare or
-//! wrapped by SNS or EventBridge) into what it means; the long-poll loop and the dispatchers
-//! that act on it come later and live beside it.
+//! The consumer: long-polls an SQS queue of S3 upload notifications and hands each upload to
+//! a warm transcoder over gRPC or to a one-shot ECS task, which then owns the message.
+//!
+//! A folder per concern: [`event`] (what a message body means, pure), [`queue`] (receiving and
+//! the consumer's few actions on a message), [`dispatch`] (the warm pool, ECS, and `auto`),
+//! [`worker`] (the poll loop, one step at a time), [`config`] and [`app`] (assembly). See
+//! `design.md` for the decisions.
 
 #![warn(missing_docs)]
 
+pub mod app;
+pub mod config;
+pub mod dispatch;
 pub mod event;
+pub mod queue;
+pub mod worker;

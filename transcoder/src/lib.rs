@@ -6,7 +6,7 @@
 //! [`ladder`], [`encode`] (the ffmpeg command and its progress), [`hls`] (measuring what was
 //! written, the master playlist), [`job`] (the pipeline and its errors), [`manifest`], and
 //! [`storage`] (S3 and local folders), [`queue`] (owning an SQS message), [`serve`] (the gRPC
-//! warm transcoder), and [`cli`] for the binary.
+//! warm transcoder), [`status`] (telling the outside a job ended), and [`cli`] for the binary.
 #![warn(missing_docs)]
 
 pub mod aws;
@@ -20,5 +20,6 @@ pub mod manifest;
 pub mod probe;
 pub mod queue;
 pub mod serve;
+pub mod status;
 pub mod storage;
 pub mod telemetry;

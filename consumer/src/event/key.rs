@@ -58,6 +58,23 @@ pub(crate) fn decode_form_key(raw: &str) -> Result<String, KeyError> {
     String::from_utf8(out).map_err(|_| KeyError::InvalidUtf8)
 }
 
+/// The form encoding of `key`, as S3 writes it into notifications: the inverse of
+/// [`decode_form_key`]. Used when the consumer writes a notification itself (one message per
+/// upload when a message carried several).
+pub(crate) fn encode_form_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() * 3);
+    for &b in key.as_bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' | b'/' => {
+                out.push(char::from(b))
+            }
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
 /// The value of one hex digit, either case.
 fn hex_value(b: u8) -> Option<u8> {
     match b {
@@ -136,5 +153,22 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(decode_form_key(raw), Err(want.clone()), "raw {raw:?}");
         }
+    }
+
+    #[test]
+    fn encoding_round_trips_through_decoding() {
+        let keys = [
+            "plain.mp4",
+            "up/my clip+1 été.mp4",
+            "a%2Bb+c d/..//x\u{1}y",
+            "日本語/ファイル 名.mov",
+            "100% + 50%.mp4",
+        ];
+        for key in keys {
+            let encoded = encode_form_key(key);
+            assert!(!encoded.contains(' '), "{encoded}");
+            assert_eq!(decode_form_key(&encoded).unwrap(), key, "{encoded}");
+        }
+        assert_eq!(encode_form_key("red flower+1.jpg"), "red+flower%2B1.jpg");
     }
 }

@@ -13,6 +13,7 @@
 //! be rewired without touching the consumer. It is pure: no AWS calls, no I/O, no panics on any
 //! input; an unusable message is an `Err` for the caller to log and leave to the redrive policy.
 
+mod encode;
 mod error;
 mod eventbridge;
 mod filter;
@@ -20,6 +21,7 @@ mod key;
 mod s3;
 mod sns;
 
+pub use encode::single_upload_notification;
 pub use error::{DecodeError, Form};
 pub use filter::Filters;
 

@@ -103,6 +103,31 @@ pub struct OutputArgs {
     pub output_prefix: String,
 }
 
+/// What to do when a job ends, besides its manifest (`run`; the consumer does the same for
+/// the jobs it follows over gRPC).
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// SQS queue that receives one JSON event per finished job (job id, source, status,
+    /// master playlist, error).
+    #[arg(long, env = "NOTIFY_QUEUE_URL")]
+    pub notify_queue_url: Option<String>,
+    /// Delete the raw upload once its job is done (never after a failure).
+    #[arg(long, env = "DELETE_SOURCE", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1,
+          default_missing_value = "true")]
+    pub delete_source: bool,
+}
+
+impl StatusArgs {
+    /// The configuration these flags describe.
+    pub fn config(&self) -> crate::status::StatusConfig {
+        crate::status::StatusConfig {
+            notify_queue_url: self.notify_queue_url.clone(),
+            delete_source: self.delete_source,
+        }
+    }
+}
+
 /// Owning queue messages.
 #[derive(Debug, Clone, Args)]
 pub struct QueueArgs {
@@ -193,7 +218,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 /// Resolves on SIGTERM (ECS stopping the task, Spot interruptions included) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(mut term) => {

@@ -8,10 +8,13 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::progress_view::ProgressView;
-use super::{report_failure, shutdown_signal, CloudArgs, JobArgs, EXIT_DONE, EXIT_RETRYABLE};
+use super::{
+    report_failure, shutdown_signal, CloudArgs, JobArgs, StatusArgs, EXIT_DONE, EXIT_RETRYABLE,
+};
 use crate::aws::Aws;
 use crate::job::{run_owned_job, CloudJob, JobOutcome};
 use crate::queue::QueueMessageRef;
+use crate::status::{Finish, FinishedJob, StatusReporter};
 use crate::storage::{default_output, S3Object, S3Prefix};
 
 /// Arguments of `transcoder run`.
@@ -47,6 +50,9 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub job: JobArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub status: StatusArgs,
 }
 
 /// Runs the job; SIGTERM (a Spot interruption) stops it and hands its message back.
@@ -100,6 +106,28 @@ pub async fn run(args: RunArgs) -> ExitCode {
     )
     .await;
     view.finish();
+    let finish = match &outcome {
+        JobOutcome::Done(done) => Some(Finish::Done {
+            master_playlist: job.output.url(crate::job::MASTER_PLAYLIST),
+            already_done: done.already_done,
+        }),
+        JobOutcome::Failed(error) => Some(Finish::Failed {
+            kind: error.kind(),
+            message: error.to_string(),
+        }),
+        // Not finished: the message went back and another attempt will report.
+        JobOutcome::Cancelled => None,
+    };
+    if let Some(finish) = finish {
+        let reporter = StatusReporter::new(args.status.config(), aws.sqs.clone(), aws.s3.clone());
+        reporter
+            .report(&FinishedJob {
+                job_id: job.job_id.clone(),
+                source: job.source.clone(),
+                finish,
+            })
+            .await;
+    }
     match outcome {
         JobOutcome::Done(done) => {
             let note = if done.already_done {

@@ -5,15 +5,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 use proto::v1::transcode_event::Event;
-use proto::v1::transcoder_client::TranscoderClient;
 use proto::v1::{self, EncodeOverrides};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 use super::progress_view::ProgressView;
 use super::{report_failure, EXIT_DONE, EXIT_RETRYABLE};
 use crate::config::X264_PRESETS;
 use crate::manifest::ErrorKind;
-use crate::serve::convert;
+use crate::serve::{client, convert};
 use crate::storage::{S3Object, S3Prefix};
 
 /// Arguments of `transcoder submit`.
@@ -55,37 +53,24 @@ pub async fn run(args: SubmitArgs) -> ExitCode {
 }
 
 async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
-    let mut endpoint = Endpoint::from_shared(args.endpoint.clone())
-        .map_err(|e| format!("bad endpoint {:?}: {e}", args.endpoint))?;
-    if args.endpoint.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new().with_webpki_roots();
-        if let Some(path) = &args.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
-        }
-        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
-    }
-    let channel = endpoint
+    let options = client::EndpointOptions {
+        ca_cert: args.ca_cert.as_deref(),
+        tls_domain: None,
+    };
+    let channel = client::endpoint(&args.endpoint, &options)?
         .connect()
         .await
-        .map_err(|e| format!("cannot reach {}: {}", args.endpoint, error_chain(&e)))?;
-    let header = match &args.auth_token {
-        Some(token) => Some(
-            format!("Bearer {token}")
-                .parse::<tonic::metadata::MetadataValue<_>>()
-                .map_err(|_| "the auth token has characters a header cannot carry".to_string())?,
-        ),
-        None => None,
-    };
-    let mut client =
-        TranscoderClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
-            if let Some(value) = &header {
-                request
-                    .metadata_mut()
-                    .insert("authorization", value.clone());
-            }
-            Ok(request)
-        });
+        .map_err(|e| {
+            format!(
+                "cannot reach {}: {}",
+                args.endpoint,
+                client::error_chain(&e)
+            )
+        })?;
+    let mut client = client::client(
+        channel,
+        client::BearerToken::new(args.auth_token.as_deref())?,
+    );
 
     let request = v1::TranscodeRequest {
         source: Some(v1::S3Object {
@@ -158,17 +143,4 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
             Ok(report_failure(kind, &failed.message))
         }
     }
-}
-
-/// "transport error" alone helps nobody: name every cause (connection refused, certificate
-/// not trusted...).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -7,6 +7,7 @@
 //! running then are stopped and hand their messages back.
 
 mod auth;
+pub mod client;
 pub mod convert;
 mod service;
 

@@ -134,6 +134,18 @@ impl S3Store {
         Ok(ObjectInfo { etag, size })
     }
 
+    /// Deletes `object` (the raw upload, once its job is done and `DELETE_SOURCE` asks for it).
+    pub async fn delete(&self, object: &S3Object) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .send()
+            .await
+            .map_err(|err| s3_error("DeleteObject", &object.bucket, &object.key, err))?;
+        Ok(())
+    }
+
     /// A sink publishing under `prefix`.
     pub fn sink(&self, prefix: S3Prefix) -> S3Sink {
         S3Sink {

@@ -1,0 +1,121 @@
+//! Assembling the consumer from its configuration and running it until a signal.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use transcoder::status::StatusReporter;
+use transcoder::storage::S3Store;
+
+use crate::config::{Config, DispatchMode};
+use crate::dispatch::{
+    Auto, Dispatcher, EcsLauncher, EcsSettings, FollowContext, PoolSettings, WarmPool,
+};
+use crate::queue::Inbox;
+use crate::worker::{OutputRoot, Worker};
+
+/// Runs the consumer; returns when a signal has stopped it and its jobs are drained.
+pub async fn run(config: Config) -> ExitCode {
+    let aws = aws_config::load_from_env().await;
+    let inbox = Inbox::new(aws_sdk_sqs::Client::new(&aws), config.queue_url.clone());
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        transcoder::cli::shutdown_signal().await;
+        tracing::info!("signal received; shutting down");
+        on_signal.cancel();
+    });
+
+    let ecs = || {
+        EcsLauncher::new(
+            aws_sdk_ecs::Client::new(&aws),
+            inbox.clone(),
+            ecs_settings(&config),
+        )
+    };
+    let warm = || async {
+        let follow = FollowContext {
+            inbox: inbox.clone(),
+            reporter: StatusReporter::new(
+                config.status.config(),
+                aws_sdk_sqs::Client::new(&aws),
+                S3Store::new(&aws),
+            ),
+        };
+        let settings = PoolSettings {
+            endpoints: config.warm.endpoints.clone(),
+            auth_token: config.warm.auth_token.clone(),
+            ca_cert: config.warm.ca_cert.clone(),
+            jobs_per_endpoint: config.warm.jobs_per_endpoint.into(),
+            health_interval: Duration::from_secs(config.warm.health_seconds),
+        };
+        WarmPool::start(settings, follow).await
+    };
+    let result = async {
+        match config.dispatch_mode {
+            DispatchMode::Grpc => serve(&config, inbox.clone(), warm().await?, shutdown).await,
+            DispatchMode::Ecs => serve(&config, inbox.clone(), ecs(), shutdown).await,
+            DispatchMode::Auto => {
+                let auto = Auto::new(warm().await?, ecs());
+                serve(&config, inbox.clone(), auto, shutdown).await
+            }
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("consumer: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve<D: Dispatcher>(
+    config: &Config,
+    inbox: Inbox,
+    dispatcher: D,
+    shutdown: CancellationToken,
+) {
+    let output = config
+        .output
+        .output_bucket
+        .as_ref()
+        .map(|bucket| OutputRoot {
+            bucket: bucket.clone(),
+            prefix: config.output.output_prefix.clone(),
+        });
+    tracing::info!(
+        queue_url = %config.queue_url,
+        mode = ?config.dispatch_mode,
+        free_slots = dispatcher.free_slots(),
+        "consumer started"
+    );
+    let worker = Worker::new(
+        inbox,
+        dispatcher,
+        config.filters.filters(),
+        output,
+        config.poll.wait(),
+    );
+    worker.run(shutdown, config.poll.grace()).await;
+}
+
+fn ecs_settings(config: &Config) -> EcsSettings {
+    let ecs = &config.ecs;
+    EcsSettings {
+        cluster: ecs.cluster.clone().unwrap_or_default(),
+        task_definition: ecs.task_definition.clone().unwrap_or_default(),
+        container_name: ecs.container_name.clone(),
+        subnets: ecs.subnets.clone(),
+        security_groups: ecs.security_groups.clone(),
+        capacity_provider: ecs.capacity_provider,
+        assign_public_ip: ecs.assign_public_ip,
+        attempts: ecs.run_task_attempts,
+        startup: Duration::from_secs(ecs.startup_seconds),
+        backoff_base: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(30),
+        status: config.status.config(),
+    }
+}

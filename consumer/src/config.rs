@@ -1,0 +1,317 @@
+//! The consumer's one typed configuration: flags that each read an environment variable
+//! (CONTRACT.md), loaded once after `.env` and checked before anything starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+use transcoder::cli::LogFormat;
+
+use crate::event::Filters;
+
+/// Long-polls an SQS queue of S3 upload notifications and hands each upload to a warm
+/// transcoder over gRPC, or to a one-shot ECS Fargate task.
+///
+/// Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C); 1 when the configuration is
+/// wrong or the consumer cannot start.
+#[derive(Debug, Parser)]
+#[command(name = "consumer", version, max_term_width = 100)]
+pub struct Config {
+    /// The SQS queue that receives the S3 upload notifications.
+    #[arg(long, env = "QUEUE_URL")]
+    pub queue_url: String,
+    /// Where jobs go: `grpc` (warm transcoders), `ecs` (one Fargate task per job) or `auto`
+    /// (warm first, ECS when every warm transcoder is busy).
+    #[arg(long, env = "DISPATCH_MODE", value_enum, default_value_t = DispatchMode::Grpc)]
+    pub dispatch_mode: DispatchMode,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub warm: WarmArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub ecs: EcsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: transcoder::cli::OutputArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub status: transcoder::cli::StatusArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub filters: FilterArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub poll: PollArgs,
+    /// Log format on stderr.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Where jobs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DispatchMode {
+    /// Warm transcoders over gRPC only; uploads wait in the queue while all are busy.
+    Grpc,
+    /// One ECS task per upload.
+    Ecs,
+    /// Warm transcoders first; an ECS task when every one is busy.
+    Auto,
+}
+
+/// The warm pool.
+#[derive(Debug, Clone, Args)]
+pub struct WarmArgs {
+    /// Comma-separated gRPC URLs of warm transcoders (http://HOST:PORT, https:// for TLS). A
+    /// name that resolves to several addresses (ECS service discovery) is one transcoder per
+    /// address.
+    #[arg(long, env = "TRANSCODER_ENDPOINTS", value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// Bearer token the transcoders require.
+    #[arg(long, env = "TRANSCODER_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// PEM CA certificate to trust for https:// endpoints (besides the public roots).
+    #[arg(long, env = "TRANSCODER_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Jobs sent to one transcoder at once (its `serve --max-jobs`).
+    #[arg(long, env = "TRANSCODER_JOBS_PER_ENDPOINT", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs_per_endpoint: u16,
+    /// Seconds between health checks of each transcoder, and between DNS look-ups.
+    #[arg(long, env = "TRANSCODER_HEALTH_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub health_seconds: u64,
+}
+
+/// How to start an ECS task.
+#[derive(Debug, Clone, Args)]
+pub struct EcsArgs {
+    /// The ECS cluster (name or ARN).
+    #[arg(long, env = "ECS_CLUSTER")]
+    pub cluster: Option<String>,
+    /// The one-shot transcoder's task definition (family, family:revision or ARN).
+    #[arg(long, env = "ECS_TASK_DEFINITION")]
+    pub task_definition: Option<String>,
+    /// The container in that task definition that runs `transcoder run`.
+    #[arg(long, env = "ECS_CONTAINER_NAME", default_value = "transcoder")]
+    pub container_name: String,
+    /// Comma-separated subnet ids for the task's network interface (awsvpc).
+    #[arg(long, env = "ECS_SUBNETS", value_delimiter = ',')]
+    pub subnets: Vec<String>,
+    /// Comma-separated security group ids for the task.
+    #[arg(long, env = "ECS_SECURITY_GROUPS", value_delimiter = ',')]
+    pub security_groups: Vec<String>,
+    /// Capacity provider: FARGATE_SPOT (about 70% cheaper, may be interrupted; the task then
+    /// hands its message back) or FARGATE.
+    #[arg(long, env = "ECS_CAPACITY_PROVIDER", value_enum, default_value_t = CapacityProvider::FargateSpot)]
+    pub capacity_provider: CapacityProvider,
+    /// Give the task a public IP (needed in a public subnet without a NAT gateway or VPC
+    /// endpoints, to pull the image and reach S3).
+    #[arg(long, env = "ECS_ASSIGN_PUBLIC_IP", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1,
+          default_missing_value = "true")]
+    pub assign_public_ip: bool,
+    /// RunTask attempts per upload when ECS answers with failures (no capacity) or throttles;
+    /// with FARGATE_SPOT, the attempts after the first two use FARGATE.
+    #[arg(long, env = "ECS_RUN_TASK_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub run_task_attempts: u32,
+    /// Seconds the message is kept invisible for a new task to start and take it over
+    /// (Fargate needs 30 to 90 s to pull and start).
+    #[arg(long, env = "ECS_STARTUP_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(30..=43200))]
+    pub startup_seconds: u64,
+}
+
+/// Fargate capacity providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CapacityProvider {
+    /// Spot capacity: cheaper, interruptible.
+    FargateSpot,
+    /// On-demand capacity.
+    Fargate,
+}
+
+impl CapacityProvider {
+    /// The name ECS knows it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FargateSpot => "FARGATE_SPOT",
+            Self::Fargate => "FARGATE",
+        }
+    }
+}
+
+/// Which uploads to take.
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
+    /// Only keys that start with this (others are logged and their message deleted).
+    #[arg(long, env = "KEY_PREFIX")]
+    pub key_prefix: Option<String>,
+    /// Only keys that end with one of these, comma-separated, case-insensitive (`.mp4,.mov`).
+    #[arg(long, env = "KEY_SUFFIXES", value_delimiter = ',')]
+    pub key_suffixes: Vec<String>,
+    /// Largest upload accepted, in bytes, when the event gives its size (the transcoder also
+    /// enforces its own limit).
+    #[arg(long, env = "MAX_SOURCE_BYTES")]
+    pub max_source_bytes: Option<u64>,
+}
+
+impl FilterArgs {
+    /// The filters these flags describe.
+    pub fn filters(&self) -> Filters {
+        Filters {
+            prefix: self.key_prefix.clone().filter(|p| !p.is_empty()),
+            suffixes: self
+                .key_suffixes
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect(),
+            max_size: self.max_source_bytes,
+        }
+    }
+}
+
+/// The poll loop and shutdown.
+#[derive(Debug, Clone, Args)]
+pub struct PollArgs {
+    /// Long-poll wait in seconds (20 is SQS's maximum and the cheapest).
+    #[arg(long, env = "POLL_WAIT_SECONDS", default_value_t = 20,
+          value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub poll_wait_seconds: u8,
+    /// Seconds running gRPC jobs get to finish after SIGTERM before they are stopped and their
+    /// messages handed back (keep it under the container's stop timeout).
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 60)]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl PollArgs {
+    /// The long-poll wait.
+    pub fn wait(&self) -> Duration {
+        Duration::from_secs(self.poll_wait_seconds.into())
+    }
+
+    /// The grace period.
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+}
+
+impl Config {
+    /// Checks what clap cannot: the settings each mode needs. One message names every problem.
+    pub fn check(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let warm = matches!(self.dispatch_mode, DispatchMode::Grpc | DispatchMode::Auto);
+        let ecs = matches!(self.dispatch_mode, DispatchMode::Ecs | DispatchMode::Auto);
+        if warm && self.warm.endpoints.iter().all(|e| e.trim().is_empty()) {
+            problems.push("TRANSCODER_ENDPOINTS (--endpoints) is required");
+        }
+        if ecs {
+            if self.ecs.cluster.is_none() {
+                problems.push("ECS_CLUSTER (--cluster) is required");
+            }
+            if self.ecs.task_definition.is_none() {
+                problems.push("ECS_TASK_DEFINITION (--task-definition) is required");
+            }
+            if self.ecs.subnets.is_empty() {
+                problems.push("ECS_SUBNETS (--subnets) is required: Fargate tasks use awsvpc");
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            let mode = format!("{:?}", self.dispatch_mode).to_lowercase();
+            Err(format!("DISPATCH_MODE={mode}: {}", problems.join("; ")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// CONTRACT.md: every flag also reads an environment variable.
+    #[test]
+    fn every_flag_reads_an_environment_variable() {
+        let command = Config::command();
+        let missing: Vec<_> = command
+            .get_arguments()
+            .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+            .filter(|a| a.get_env().is_none())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(command.get_arguments().count() > 20);
+        assert!(missing.is_empty(), "flags without a variable: {missing:?}");
+        command.debug_assert();
+    }
+
+    #[test]
+    fn each_mode_names_what_it_lacks() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["consumer", "--queue-url", "http://q"];
+            all.extend(args);
+            Config::try_parse_from(all).unwrap().check()
+        };
+        let cases: &[(&[&str], Result<(), &str>)] = &[
+            (&["--endpoints", "http://a:1"], Ok(())),
+            (
+                &[],
+                Err("DISPATCH_MODE=grpc: TRANSCODER_ENDPOINTS (--endpoints) is required"),
+            ),
+            (
+                &["--dispatch-mode", "ecs", "--cluster", "c"],
+                Err(
+                    "DISPATCH_MODE=ecs: ECS_TASK_DEFINITION (--task-definition) is required; \
+                     ECS_SUBNETS (--subnets) is required: Fargate tasks use awsvpc",
+                ),
+            ),
+            (
+                &[
+                    "--dispatch-mode",
+                    "ecs",
+                    "--cluster",
+                    "c",
+                    "--task-definition",
+                    "t",
+                    "--subnets",
+                    "s-1",
+                ],
+                Ok(()),
+            ),
+            (
+                &[
+                    "--dispatch-mode",
+                    "auto",
+                    "--cluster",
+                    "c",
+                    "--task-definition",
+                    "t",
+                    "--subnets",
+                    "s-1",
+                ],
+                Err("DISPATCH_MODE=auto: TRANSCODER_ENDPOINTS (--endpoints) is required"),
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(parse(args), want.map_err(str::to_string), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn capacity_provider_reads_ecs_names() {
+        let config = Config::try_parse_from([
+            "consumer",
+            "--queue-url",
+            "q",
+            "--capacity-provider",
+            "FARGATE",
+        ])
+        .unwrap();
+        assert_eq!(config.ecs.capacity_provider.as_str(), "FARGATE");
+        let default = Config::try_parse_from(["consumer", "--queue-url", "q"]).unwrap();
+        assert_eq!(default.ecs.capacity_provider, CapacityProvider::FargateSpot);
+    }
+}

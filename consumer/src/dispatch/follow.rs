@@ -1,0 +1,130 @@
+//! Following one job on a warm transcoder to its end: progress into the log, the finished job
+//! into the status report, and a broken stream into a handed-back message.
+
+use proto::v1::{self, transcode_event::Event};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use transcoder::serve::convert;
+use transcoder::status::{Finish, FinishedJob, StatusReporter};
+
+use super::Job;
+use crate::queue::Inbox;
+
+/// Progress is logged at info each time it crosses a multiple of this, at debug otherwise.
+const PROGRESS_LOG_STEP: f64 = 25.0;
+
+/// What followers share.
+#[derive(Debug, Clone)]
+pub struct FollowContext {
+    /// For handing messages back when a stream breaks.
+    pub inbox: Inbox,
+    /// Where finished jobs are reported.
+    pub reporter: StatusReporter,
+}
+
+/// Reads the job's events until it ends, the stream breaks, or `stop` is cancelled.
+pub(super) async fn follow(
+    mut stream: tonic::Streaming<v1::TranscodeEvent>,
+    job: &Job,
+    transcoder: &str,
+    context: &FollowContext,
+    stop: &CancellationToken,
+) {
+    let span = tracing::info_span!("job", job_id = %job.job_id, message_id = %job.message.message_id, %transcoder);
+    async {
+        let mut logged_step = -1.0;
+        let ended = loop {
+            let next = tokio::select! {
+                next = stream.message() => next,
+                () = stop.cancelled() => break Ended::Stopped,
+            };
+            let event = match next {
+                Ok(Some(event)) => event.event,
+                Ok(None) => break Ended::Broken("the stream ended without a result".into()),
+                Err(status) => {
+                    break Ended::Broken(format!("{:?}: {}", status.code(), status.message()))
+                }
+            };
+            match event {
+                Some(Event::Accepted(_)) => tracing::info!(source = %job.source, "job accepted"),
+                Some(Event::Stage(_)) | Some(Event::Progress(_)) => {
+                    log_progress(event.as_ref(), &mut logged_step)
+                }
+                Some(Event::Completed(done)) => {
+                    break Ended::Finished(Finish::Done {
+                        master_playlist: done.master_playlist,
+                        already_done: done.already_done,
+                    })
+                }
+                Some(Event::Failed(failed)) => {
+                    break Ended::Finished(Finish::Failed {
+                        kind: convert::kind_from_proto(failed.kind),
+                        message: failed.message,
+                    })
+                }
+                None => {}
+            }
+        };
+        match ended {
+            Ended::Finished(finish) => {
+                match &finish {
+                    Finish::Done {
+                        master_playlist,
+                        already_done,
+                    } => {
+                        tracing::info!(%master_playlist, already_done, "job done")
+                    }
+                    Finish::Failed { kind, message } => {
+                        tracing::warn!(?kind, error = %message, "job failed")
+                    }
+                }
+                // The transcoder settled the message itself; only the report is ours.
+                let finished = FinishedJob {
+                    job_id: job.job_id.clone(),
+                    source: job.source.clone(),
+                    finish,
+                };
+                context.reporter.report(&finished).await;
+            }
+            Ended::Broken(why) => {
+                // The transcoder may be gone mid-job: its heartbeat has stopped, so hand the
+                // message back rather than wait out the visibility it last set.
+                tracing::warn!(error = %why, "lost the job's stream; handing its message back");
+                context.inbox.hand_back(&job.message).await;
+            }
+            Ended::Stopped => {
+                // Dropping the stream cancels the call, and the transcoder stops the job and
+                // hands back too; doing it here as well covers a transcoder that cannot.
+                drop(stream);
+                tracing::warn!("stopped following the job at shutdown; handing its message back");
+                context.inbox.hand_back(&job.message).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+enum Ended {
+    Finished(Finish),
+    Broken(String),
+    Stopped,
+}
+
+fn log_progress(event: Option<&Event>, logged_step: &mut f64) {
+    let Some(event) = event.and_then(convert::event_from_proto) else {
+        return;
+    };
+    match event {
+        transcoder::job::JobEvent::Stage(stage) => tracing::info!(?stage, "stage"),
+        transcoder::job::JobEvent::Progress(p) => {
+            let step = (p.percent / PROGRESS_LOG_STEP).floor();
+            if step > *logged_step {
+                *logged_step = step;
+                tracing::info!(percent = format!("{:.0}", p.percent), speed = ?p.speed, "progress");
+            } else {
+                tracing::debug!(percent = format!("{:.1}", p.percent), "progress");
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The queue of upload notifications: receiving (long poll), and the few things the consumer
+//! itself does to a message before a transcoder owns it. Once a transcoder or an ECS task has
+//! taken a job, its message is theirs (`transcoder::queue::MessageLease`), never the consumer's.
+
+mod backoff;
+
+use std::time::Duration;
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+pub use backoff::Backoff;
+use transcoder::queue::QueueMessageRef;
+
+/// SQS never returns more than this many messages per receive.
+pub const MAX_BATCH: usize = 10;
+
+/// One received message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Queue, receipt handle and id: what a transcoder needs to own the message.
+    pub message: QueueMessageRef,
+    /// The body: an S3 notification, we hope.
+    pub body: String,
+    /// How many times SQS has delivered it, this time included (1 when unknown).
+    pub receive_count: u32,
+}
+
+/// An SQS call that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("SQS {operation} on {queue_url}: {message}")]
+pub struct SqsError {
+    operation: &'static str,
+    queue_url: String,
+    message: String,
+}
+
+/// The queue the consumer polls.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Inbox {
+    /// The queue at `queue_url`.
+    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: String) -> Self {
+        Self { sqs, queue_url }
+    }
+
+    /// The queue's URL.
+    pub fn url(&self) -> &str {
+        &self.queue_url
+    }
+
+    fn error(&self, operation: &'static str, e: &dyn std::error::Error) -> SqsError {
+        SqsError {
+            operation,
+            queue_url: self.queue_url.clone(),
+            message: DisplayErrorContext(e).to_string(),
+        }
+    }
+
+    /// Long-polls for up to `max` messages (at most 10), waiting up to `wait` for the first.
+    pub async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, SqsError> {
+        let max = max.clamp(1, MAX_BATCH) as i32;
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| self.error("ReceiveMessage", &e))?;
+        let mut received = Vec::new();
+        for m in output.messages.unwrap_or_default() {
+            // SQS always sends both; a message without a handle could not be deleted anyway.
+            let (Some(message_id), Some(receipt_handle)) = (m.message_id, m.receipt_handle) else {
+                continue;
+            };
+            let receive_count = m
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            received.push(Received {
+                message: QueueMessageRef {
+                    queue_url: self.queue_url.clone(),
+                    receipt_handle,
+                    message_id,
+                },
+                body: m.body.unwrap_or_default(),
+                receive_count,
+            });
+        }
+        Ok(received)
+    }
+
+    /// Deletes a message the consumer is finished with (a test event, an ignored event, an
+    /// upload the filters skip).
+    pub async fn delete(&self, message: &QueueMessageRef) -> Result<(), SqsError> {
+        self.sqs
+            .delete_message()
+            .queue_url(&message.queue_url)
+            .receipt_handle(&message.receipt_handle)
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteMessage", &e))?;
+        Ok(())
+    }
+
+    /// Makes a message visible again after `after` (zero: at once). Used to hand back what no
+    /// one took, and to keep a message for a task that is starting.
+    pub async fn set_visibility(
+        &self,
+        message: &QueueMessageRef,
+        after: Duration,
+    ) -> Result<(), SqsError> {
+        let seconds = after.as_secs().min(43_200) as i32;
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&message.queue_url)
+            .receipt_handle(&message.receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map_err(|e| self.error("ChangeMessageVisibility", &e))?;
+        Ok(())
+    }
+
+    /// Hands a message back at once, logging (not returning) a failure: the message then comes
+    /// back by itself when its visibility timeout ends, so nothing is lost either way.
+    pub async fn hand_back(&self, message: &QueueMessageRef) {
+        match self.set_visibility(message, Duration::ZERO).await {
+            Ok(()) => tracing::info!(message_id = %message.message_id, "message handed back"),
+            Err(error) => tracing::warn!(
+                message_id = %message.message_id, %error,
+                "could not hand the message back; it returns when its visibility times out"
+            ),
+        }
+    }
+
+    /// Sends a new message to this queue.
+    pub async fn send(&self, body: String) -> Result<(), SqsError> {
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| self.error("SendMessage", &e))?;
+        Ok(())
+    }
+}

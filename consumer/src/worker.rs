@@ -1,0 +1,252 @@
+//! The poll loop: receive as many messages as there are free slots, decide each one's fate,
+//! and repeat until shutdown. [`Worker::try_process_one`] is one step, so tests can drive the
+//! loop a step at a time.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use transcoder::storage::{default_output, S3Object};
+
+use crate::dispatch::{Dispatcher, Handover, Job};
+use crate::event::{decode_message, single_upload_notification, Decoded, Filters, Upload};
+use crate::queue::{Backoff, Inbox, Received, SqsError, MAX_BATCH};
+
+/// A job every runner refused comes back after this, when a slot has likely freed.
+pub const BUSY_RETRY: Duration = Duration::from_secs(10);
+/// While no slot is free, the loop looks again at least this often.
+const NO_CAPACITY_RECHECK: Duration = Duration::from_secs(5);
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No free slot: nothing was received.
+    NoCapacity,
+    /// The long poll ended with no message.
+    Empty,
+    /// This many messages were received and each was dealt with.
+    Handled(usize),
+    /// Shutdown came during the long poll.
+    Stopped,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// Deleted: nothing to do (a test event, an event that is not an upload, a skipped upload).
+    Deleted,
+    /// A transcoder or task owns it now.
+    HandedOver,
+    /// It carried several uploads: each went back to the queue as its own message.
+    Split(usize),
+    /// Every runner was busy: it comes back after [`BUSY_RETRY`].
+    Delayed,
+    /// Dispatch failed: handed back at once.
+    HandedBack,
+    /// Not an S3 event: left alone, so the redrive policy moves it to the dead-letter queue.
+    LeftForRedrive,
+}
+
+/// Where outputs go when the consumer names them.
+#[derive(Debug, Clone)]
+pub struct OutputRoot {
+    /// OUTPUT_BUCKET.
+    pub bucket: String,
+    /// OUTPUT_PREFIX.
+    pub prefix: String,
+}
+
+/// The consumer's loop.
+pub struct Worker<D> {
+    inbox: Inbox,
+    dispatcher: D,
+    filters: Filters,
+    output: Option<OutputRoot>,
+    wait: Duration,
+}
+
+impl<D: Dispatcher> Worker<D> {
+    /// A worker taking messages from `inbox` to `dispatcher`, long-polling for `wait`.
+    pub fn new(
+        inbox: Inbox,
+        dispatcher: D,
+        filters: Filters,
+        output: Option<OutputRoot>,
+        wait: Duration,
+    ) -> Self {
+        Self {
+            inbox,
+            dispatcher,
+            filters,
+            output,
+            wait,
+        }
+    }
+
+    /// The dispatcher, for tests and logs.
+    pub fn dispatcher(&self) -> &D {
+        &self.dispatcher
+    }
+
+    /// Runs until `shutdown`, then drains the dispatcher within `grace`.
+    pub async fn run(&self, shutdown: CancellationToken, grace: Duration) {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        while !shutdown.is_cancelled() {
+            match self.try_process_one(&shutdown).await {
+                Ok(Outcome::NoCapacity) => tokio::select! {
+                    () = self.dispatcher.slots_changed(NO_CAPACITY_RECHECK) => {}
+                    () = shutdown.cancelled() => {}
+                },
+                Ok(Outcome::Stopped) => {}
+                Ok(Outcome::Empty | Outcome::Handled(_)) => {
+                    if backoff.failures() > 0 {
+                        tracing::info!(failures = backoff.failures(), "the queue answers again");
+                    }
+                    backoff.reset();
+                }
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::error!(%error, failures = backoff.failures(),
+                        retry_in_ms = delay.as_millis() as u64, "cannot receive from the queue");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+        tracing::info!("stopped receiving");
+        self.dispatcher.drain(grace).await;
+        tracing::info!("consumer stopped");
+    }
+
+    /// One step: receive up to the free slots (at most 10) and deal with every message.
+    /// Shutdown interrupts the long poll, never the handling of received messages.
+    pub async fn try_process_one(&self, shutdown: &CancellationToken) -> Result<Outcome, SqsError> {
+        let free = self.dispatcher.free_slots();
+        if free == 0 {
+            return Ok(Outcome::NoCapacity);
+        }
+        let received = tokio::select! {
+            received = self.inbox.receive(free.min(MAX_BATCH), self.wait) => received?,
+            () = shutdown.cancelled() => return Ok(Outcome::Stopped),
+        };
+        if received.is_empty() {
+            return Ok(Outcome::Empty);
+        }
+        let count = received.len();
+        futures::future::join_all(received.into_iter().map(|m| self.handle(m))).await;
+        Ok(Outcome::Handled(count))
+    }
+
+    /// Decides one message's fate.
+    pub async fn handle(&self, received: Received) -> Fate {
+        let span = tracing::info_span!("message", message_id = %received.message.message_id,
+            receive_count = received.receive_count);
+        async {
+            match decode_message(&received.body) {
+                Err(error) => {
+                    tracing::warn!(%error, "not an S3 upload notification; leaving it to the redrive policy");
+                    Fate::LeftForRedrive
+                }
+                Ok(Decoded::TestEvent) => {
+                    tracing::info!("s3:TestEvent; deleting it");
+                    self.delete(&received).await
+                }
+                Ok(Decoded::Ignored { reason }) => {
+                    tracing::info!(%reason, "not an upload; deleting it");
+                    self.delete(&received).await
+                }
+                Ok(Decoded::Uploads(uploads)) => self.uploads(&received, uploads).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn uploads(&self, received: &Received, uploads: Vec<Upload>) -> Fate {
+        let mut kept: Vec<Upload> = uploads
+            .into_iter()
+            .filter(|u| match self.filters.check(u) {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::info!(bucket = %u.bucket, key = %u.key, %why, "upload skipped");
+                    false
+                }
+            })
+            .collect();
+        match kept.len() {
+            0 => self.delete(received).await,
+            1 => self.dispatch(received, kept.remove(0)).await,
+            n => self.split(received, &kept, n).await,
+        }
+    }
+
+    /// One message per upload, so that each job owns a message of its own.
+    async fn split(&self, received: &Received, uploads: &[Upload], n: usize) -> Fate {
+        for upload in uploads {
+            if let Err(error) = self.inbox.send(single_upload_notification(upload)).await {
+                // Those already sent are duplicates when this one returns; the transcoder's
+                // ETag check makes their second run a no-op.
+                tracing::warn!(%error, "could not split the message; handing it back");
+                self.inbox.hand_back(&received.message).await;
+                return Fate::HandedBack;
+            }
+        }
+        tracing::info!(uploads = n, "message split into one per upload");
+        match self.delete(received).await {
+            Fate::Deleted => Fate::Split(n),
+            other => other,
+        }
+    }
+
+    async fn dispatch(&self, received: &Received, upload: Upload) -> Fate {
+        let job = Job {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            output: self
+                .output
+                .as_ref()
+                .map(|o| default_output(&upload.key, &o.bucket, &o.prefix)),
+            source: S3Object {
+                bucket: upload.bucket,
+                key: upload.key,
+            },
+            message: received.message.clone(),
+        };
+        let (job_id, source) = (job.job_id.clone(), job.source.to_string());
+        match self.dispatcher.dispatch(job).await {
+            Ok(Handover::Taken { by }) => {
+                tracing::info!(%job_id, %source, %by, "job handed over");
+                Fate::HandedOver
+            }
+            Ok(Handover::Busy) => {
+                tracing::info!(%job_id, %source, retry_s = BUSY_RETRY.as_secs(),
+                    "every transcoder is busy; the message comes back later");
+                if let Err(error) = self
+                    .inbox
+                    .set_visibility(&received.message, BUSY_RETRY)
+                    .await
+                {
+                    tracing::warn!(%error, "could not delay the message; it returns when its visibility times out");
+                }
+                Fate::Delayed
+            }
+            Err(error) => {
+                tracing::warn!(%job_id, %source, %error, "could not hand the job over");
+                self.inbox.hand_back(&received.message).await;
+                Fate::HandedBack
+            }
+        }
+    }
+
+    async fn delete(&self, received: &Received) -> Fate {
+        match self.inbox.delete(&received.message).await {
+            Ok(()) => Fate::Deleted,
+            Err(error) => {
+                // It comes back and is judged the same way again: nothing is lost.
+                tracing::warn!(%error, "could not delete the message");
+                Fate::LeftForRedrive
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Calling a warm transcoder: the endpoint (plain or TLS) and the bearer token. `submit` and
+//! the consumer's warm pool both connect this way.
+
+use std::path::Path;
+
+use proto::v1::transcoder_client::TranscoderClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+/// A `Transcoder` client whose every call carries the bearer token, when there is one.
+pub type Client = TranscoderClient<InterceptedService<Channel, BearerToken>>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Debug, Clone)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl BearerToken {
+    /// The token to send, or none.
+    pub fn new(token: Option<&str>) -> Result<Self, String> {
+        let value = token
+            .map(|t| {
+                format!("Bearer {t}")
+                    .parse::<MetadataValue<Ascii>>()
+                    .map_err(|_| "the auth token has characters a header cannot carry".to_string())
+            })
+            .transpose()?;
+        Ok(Self(value))
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// How to reach one transcoder.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointOptions<'a> {
+    /// A PEM CA certificate to trust for https:// besides the public roots.
+    pub ca_cert: Option<&'a Path>,
+    /// The name to check the server's certificate against, when the URL holds an address
+    /// instead (the consumer connects to each address a name resolves to).
+    pub tls_domain: Option<&'a str>,
+}
+
+/// The endpoint for `url` (`http://HOST:PORT`, or `https://` for TLS).
+pub fn endpoint(url: &str, options: &EndpointOptions<'_>) -> Result<Endpoint, String> {
+    let mut endpoint =
+        Endpoint::from_shared(url.to_string()).map_err(|e| format!("bad endpoint {url:?}: {e}"))?;
+    if url.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new().with_webpki_roots();
+        if let Some(path) = options.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        if let Some(domain) = options.tls_domain {
+            tls = tls.domain_name(domain);
+        }
+        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
+    }
+    Ok(endpoint)
+}
+
+/// A client on `channel` that sends `token`.
+pub fn client(channel: Channel, token: BearerToken) -> Client {
+    TranscoderClient::with_interceptor(channel, token)
+}
+
+/// "transport error" alone helps nobody: name every cause (connection refused, certificate
+/// not trusted...).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
