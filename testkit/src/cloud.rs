@@ -1,4 +1,4 @@
-//! The cloud half of the test harness: moto's server on a free loopback port, real
+//! The cloud half of the harness: moto's server on a free loopback port, real
 //! `transcoder serve` processes, and SDK clients pointed at moto.
 
 use std::io::{BufRead, BufReader};
@@ -117,7 +117,7 @@ impl Server {
     /// Starts `transcoder serve --listen 127.0.0.1:0 extra...` with `env`, and waits for its
     /// "listening on" line.
     pub fn start(env: &[(&str, String)], extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        let mut child = Command::new(crate::transcoder_binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -183,7 +183,7 @@ pub fn children_named(parent: u32, name: &str) -> Vec<u32> {
 
 /// Runs `transcoder ARGS` with `env` and returns its output.
 pub fn transcoder(env: &[(&str, String)], args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_transcoder"))
+    Command::new(crate::transcoder_binary())
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env_remove("RUST_LOG")

@@ -1,0 +1,179 @@
+//! The integration tests' harness, shared by both crates: make inputs with real ffmpeg, find
+//! and run the real binaries, start moto's server, and read outputs back with ffprobe and an
+//! HLS parser. Nothing here is a mock: every helper drives a real program.
+
+pub mod cloud;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// A binary of this workspace, built beside the running test (`cargo test --workspace` builds
+/// every package's binaries before it runs any test). Tests of one crate use the other crate's
+/// binary this way, since cargo only tells a package the paths of its own.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        // target/<profile>/deps/<test binary>
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p {name}` first)",
+        path.display()
+    );
+    path
+}
+
+/// The `transcoder` binary.
+pub fn transcoder_binary() -> PathBuf {
+    workspace_binary("transcoder")
+}
+
+/// A scratch folder removed when dropped.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("transcoder-test-")
+        .tempdir()
+        .unwrap()
+}
+
+/// Runs ffmpeg with `args` (after the common quiet flags) and panics with its stderr on failure.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg is installed (the README's test command installs it)");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A lavfi test clip: `video` is a lavfi video source (`testsrc2=s=1280x720:r=30`), `seconds`
+/// long, with a sine tone unless `audio` is false, encoded with `extra` output options.
+pub fn make_clip(path: &Path, video: &str, seconds: f64, audio: bool, extra: &[&str]) {
+    let d = seconds.to_string();
+    let mut args = vec!["-f", "lavfi", "-i", video];
+    if audio {
+        args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    args.extend(["-t", &d]);
+    if !extra.contains(&"-c:v") {
+        args.extend(["-c:v", "libx264", "-preset", "ultrafast"]);
+    }
+    if audio && !extra.contains(&"-c:a") {
+        args.extend(["-c:a", "aac"]);
+    }
+    args.extend(extra);
+    let path = path.to_str().unwrap();
+    args.push(path);
+    ffmpeg(&args);
+}
+
+/// ffprobe's JSON for `path` with the given `-show_*` flags and extra options.
+pub fn ffprobe(path: &Path, args: &[&str]) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json"])
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {path:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The first stream of `kind` ("video"/"audio") in `path`, or `None`.
+pub fn stream(path: &Path, kind: &str) -> Option<Value> {
+    let v = ffprobe(path, &["-show_streams"]);
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+        .cloned()
+}
+
+/// Presentation times of the keyframes of the first video stream of a rendition, read through
+/// its media playlist as a player would.
+pub fn keyframe_times(playlist: &Path) -> Vec<String> {
+    let v = ffprobe(
+        playlist,
+        &[
+            "-select_streams",
+            "v:0",
+            "-skip_frame",
+            "nokey",
+            "-show_entries",
+            "frame=pts_time",
+        ],
+    );
+    v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pts_time"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Presentation times of every video frame of a rendition.
+pub fn frame_times(playlist: &Path) -> Vec<f64> {
+    let v = ffprobe(
+        playlist,
+        &["-select_streams", "v:0", "-show_entries", "frame=pts_time"],
+    );
+    v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pts_time"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// Parses a media playlist.
+pub fn media_playlist(path: &Path) -> m3u8_rs::MediaPlaylist {
+    m3u8_rs::parse_media_playlist_res(&std::fs::read(path).unwrap())
+        .unwrap_or_else(|e| panic!("{path:?} is not a media playlist: {e}"))
+}
+
+/// Parses a master playlist.
+pub fn master_playlist(path: &Path) -> m3u8_rs::MasterPlaylist {
+    m3u8_rs::parse_master_playlist_res(&std::fs::read(path).unwrap())
+        .unwrap_or_else(|e| panic!("{path:?} is not a master playlist: {e}"))
+}
+
+/// The job record.
+pub fn manifest(out_dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Sub-folders of `dir` (the rung folders).
+pub fn subfolders(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// stdout and stderr, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
