@@ -88,7 +88,7 @@ async fn serve<D: Dispatcher>(
         });
     tracing::info!(
         queue_url = %config.queue_url,
-        mode = ?config.dispatch_mode,
+        mode = format!("{:?}", config.dispatch_mode).to_lowercase(),
         free_slots = dispatcher.free_slots(),
         "consumer started"
     );

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub use tempfile::TempDir;
+
 use serde_json::Value;
 
 /// A binary of this workspace, built beside the running test (`cargo test --workspace` builds

@@ -121,7 +121,11 @@ fn log_progress(event: Option<&Event>, logged_step: &mut f64) {
             let step = (p.percent / PROGRESS_LOG_STEP).floor();
             if step > *logged_step {
                 *logged_step = step;
-                tracing::info!(percent = format!("{:.0}", p.percent), speed = ?p.speed, "progress");
+                tracing::info!(
+                    percent = format!("{:.0}", p.percent),
+                    speed = p.speed.unwrap_or(0.0),
+                    "progress"
+                );
             } else {
                 tracing::debug!(percent = format!("{:.1}", p.percent), "progress");
             }

@@ -24,4 +24,3 @@ pub fn transcode_local(input: &Path, out_dir: &Path, extra: &[&str]) -> Output {
         .output()
         .unwrap()
 }
-

@@ -1,0 +1,450 @@
+//! The consumer's integration harness: a whole pipeline on moto (raw and output buckets, the
+//! upload queue with its dead-letter queue and the S3 notification, a status queue, ECS with a
+//! Fargate-ready subnet), the real `consumer` binary, and a fault-injecting proxy for ECS.
+#![allow(dead_code)] // each test file uses its own subset
+
+pub mod ecs_proxy;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
+pub use testkit::cloud::*;
+pub use testkit::*;
+
+pub const RAW: &str = "raw";
+pub const OUT: &str = "out";
+pub const CLUSTER: &str = "vod";
+pub const TASK_FAMILY: &str = "transcoder-job";
+
+/// moto with everything a pipeline needs, and clients on it.
+pub struct Stack {
+    pub moto: Moto,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub notify_url: String,
+    /// The environment for every process (AWS on moto, OUTPUT_BUCKET/PREFIX, fast preset).
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Stack {
+    /// The buckets, the queue (visibility `visibility_s`, to the DLQ after `max_receives`),
+    /// the status queue, and the S3 notification from `raw` to the queue.
+    pub async fn start(visibility_s: u32, max_receives: u32) -> Self {
+        let moto = Moto::start();
+        let s3 = moto.s3().await;
+        let sqs = moto.sqs().await;
+        let ecs = aws_sdk_ecs::Client::new(&moto.config().await);
+        create_bucket(&s3, RAW).await;
+        create_bucket(&s3, OUT).await;
+        let dlq_url = create_queue(&sqs, "uploads-dlq").await;
+        let dlq_arn = queue_arn(&sqs, &dlq_url).await;
+        let redrive = format!(
+            "{{\"deadLetterTargetArn\":\"{dlq_arn}\",\"maxReceiveCount\":\"{max_receives}\"}}"
+        );
+        let queue_url = sqs
+            .create_queue()
+            .queue_name("uploads")
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_s.to_string(),
+            )
+            .attributes(QueueAttributeName::RedrivePolicy, redrive)
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let notify_url = create_queue(&sqs, "job-status").await;
+        let queue_arn = queue_arn(&sqs, &queue_url).await;
+        let notification = NotificationConfiguration::builder()
+            .queue_configurations(
+                QueueConfiguration::builder()
+                    .queue_arn(queue_arn)
+                    .events(Event::from("s3:ObjectCreated:*"))
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        s3.put_bucket_notification_configuration()
+            .bucket(RAW)
+            .notification_configuration(notification)
+            .send()
+            .await
+            .unwrap();
+        let mut env = moto.env();
+        env.push(("OUTPUT_BUCKET", OUT.into()));
+        env.push(("OUTPUT_PREFIX", "hls/".into()));
+        env.push(("TRANSCODER_PRESET", "ultrafast".into()));
+        Self {
+            moto,
+            s3,
+            sqs,
+            ecs,
+            queue_url,
+            dlq_url,
+            notify_url,
+            env,
+        }
+    }
+
+    /// The environment for the consumer: the processes' plus the queues.
+    pub fn consumer_env(&self, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        let mut env = self.env.clone();
+        env.push(("QUEUE_URL", self.queue_url.clone()));
+        env.push(("NOTIFY_QUEUE_URL", self.notify_url.clone()));
+        env.push(("POLL_WAIT_SECONDS", "1".into()));
+        env.push(("TRANSCODER_HEALTH_SECONDS", "1".into()));
+        env.extend(extra.iter().cloned());
+        env
+    }
+
+    /// An ECS cluster with both Fargate capacity providers, the one-shot task definition, and
+    /// a subnet Fargate's awsvpc accepts (moto needs DNS hostnames on its VPC). Returns the
+    /// consumer's ECS settings.
+    pub async fn ecs_setup(&self) -> Vec<(&'static str, String)> {
+        self.ecs
+            .create_cluster()
+            .cluster_name(CLUSTER)
+            .capacity_providers("FARGATE")
+            .capacity_providers("FARGATE_SPOT")
+            .send()
+            .await
+            .unwrap();
+        self.ecs
+            .register_task_definition()
+            .family(TASK_FAMILY)
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("2048")
+            .memory("4096")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("transcoder")
+                    .image("vod/transcoder:latest")
+                    .command("run")
+                    .essential(true)
+                    // moto sums container memory and fails on a container without it.
+                    .memory(4096)
+                    .cpu(2048)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let subnet = fargate_subnet(&self.moto.endpoint);
+        vec![
+            ("ECS_CLUSTER", CLUSTER.into()),
+            ("ECS_TASK_DEFINITION", TASK_FAMILY.into()),
+            ("ECS_CONTAINER_NAME", "transcoder".into()),
+            ("ECS_SUBNETS", subnet),
+            ("ECS_SECURITY_GROUPS", String::new()),
+        ]
+    }
+
+    /// Uploads a fresh test clip as `key`; returns its bytes' path's folder (kept alive).
+    pub async fn upload_clip(&self, key: &str, seconds: f64) -> testkit::TempDir {
+        let dir = scratch();
+        let path = dir.path().join("clip.mp4");
+        make_clip(&path, "testsrc2=s=640x360:r=30", seconds, true, &[]);
+        upload(&self.s3, RAW, key, &path).await;
+        dir
+    }
+
+    /// The manifest under `prefix` of the output bucket, once it exists.
+    pub async fn manifest(&self, prefix: &str) -> Option<Value> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(OUT)
+            .key(format!("{prefix}manifest.json"))
+            .send()
+            .await
+            .ok()?;
+        serde_json::from_slice(&out.body.collect().await.ok()?.to_vec()).ok()
+    }
+
+    /// Waits until the manifest under `prefix` says `status`.
+    pub async fn wait_for_status(&self, prefix: &str, status: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(m) = self.manifest(prefix).await {
+                if m["status"] == status {
+                    return m;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {status} manifest under {prefix} after {timeout:?}: {:?}",
+                self.manifest(prefix).await
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// (visible, in flight) messages on `url`.
+    pub async fn counts(&self, url: &str) -> (u64, u64) {
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let attrs = attrs.attributes.unwrap_or_default();
+        let get = |name| attrs.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
+        (
+            get(QueueAttributeName::ApproximateNumberOfMessages),
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        )
+    }
+
+    /// Waits until `url` holds no message, visible or in flight.
+    pub async fn wait_until_empty(&self, url: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let counts = self.counts(url).await;
+            if counts == (0, 0) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{url} still holds {counts:?}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Every message on `url` now (received and deleted), as JSON where it parses.
+    pub async fn drain_queue(&self, url: &str) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return bodies;
+            }
+            for m in messages {
+                bodies.push(m.body.clone().unwrap_or_default());
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle.unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Downloads every object under `prefix` of the output bucket into `dir`.
+    pub async fn download_prefix(&self, prefix: &str, dir: &Path) {
+        for key in list_keys(&self.s3, OUT, prefix).await {
+            let path = dir.join(key.strip_prefix(prefix).unwrap());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, get(&self.s3, OUT, &key).await).unwrap();
+        }
+    }
+
+    /// Checks the HLS under `prefix` plays: the master parses, every variant playlist it names
+    /// parses, and ffprobe reads video from each variant through the playlists.
+    pub async fn assert_playable(&self, prefix: &str) {
+        let dir = scratch();
+        self.download_prefix(prefix, dir.path()).await;
+        let master = master_playlist(&dir.path().join("master.m3u8"));
+        assert!(!master.variants.is_empty(), "{prefix}: no variants");
+        for variant in &master.variants {
+            let playlist = dir.path().join(&variant.uri);
+            let media = media_playlist(&playlist);
+            assert!(media.end_list, "{}: not a VOD playlist", variant.uri);
+            let video = stream(&playlist, "video")
+                .unwrap_or_else(|| panic!("{prefix}{}: no video", variant.uri));
+            let (w, h) = (
+                video["width"].as_u64().unwrap(),
+                video["height"].as_u64().unwrap(),
+            );
+            let res = variant.resolution.unwrap();
+            assert_eq!((w, h), (res.width, res.height), "{}", variant.uri);
+        }
+    }
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
+}
+
+/// One EC2 Query API call to moto, by hand: the test needs three EC2 calls, not the whole
+/// EC2 SDK crate. moto reads the service from the credential scope and checks no signature.
+fn ec2_query(endpoint: &str, params: &str) -> String {
+    let address = endpoint.strip_prefix("http://").unwrap();
+    let body = format!("{params}&Version=2016-11-15");
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{params}: {response}");
+    response
+}
+
+/// The text of the first `<tag>` in `xml`.
+fn xml_value(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open).unwrap() + open.len();
+    let end = start + xml[start..].find('<').unwrap();
+    xml[start..end].to_string()
+}
+
+/// A subnet in a VPC with DNS hostnames on, which moto's Fargate RunTask needs.
+fn fargate_subnet(endpoint: &str) -> String {
+    let vpc = xml_value(
+        &ec2_query(endpoint, "Action=CreateVpc&CidrBlock=10.20.0.0%2F16"),
+        "vpcId",
+    );
+    ec2_query(
+        endpoint,
+        &format!("Action=ModifyVpcAttribute&VpcId={vpc}&EnableDnsHostnames.Value=true"),
+    );
+    xml_value(
+        &ec2_query(
+            endpoint,
+            &format!("Action=CreateSubnet&VpcId={vpc}&CidrBlock=10.20.1.0%2F24"),
+        ),
+        "subnetId",
+    )
+}
+
+/// A running `consumer`, killed when dropped. Its stderr (the log, JSON lines) is collected.
+pub struct Consumer {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Consumer {
+    /// Starts the consumer binary with `env`.
+    pub fn start(env: &[(&'static str, String)]) -> Self {
+        let mut child = Command::new(workspace_binary("consumer"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if std::env::var_os("CONSUMER_TEST_LOG").is_some() {
+                    eprintln!("consumer: {line}");
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    /// The log lines so far, parsed.
+    pub fn log(&self) -> Vec<Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Log lines whose message is `message`.
+    pub fn logged(&self, message: &str) -> Vec<Value> {
+        self.log()
+            .into_iter()
+            .filter(|l| l["fields"]["message"] == message)
+            .collect()
+    }
+
+    /// The raw log, for assertion messages.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
+        signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "consumer did not stop:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `SIG<name>` to `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits until `check` holds, polling.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The consumer binary's path, for tests that run it themselves.
+pub fn consumer_binary() -> PathBuf {
+    workspace_binary("consumer")
+}
