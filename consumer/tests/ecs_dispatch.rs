@@ -162,10 +162,21 @@ async fn ecs_mode_starts_one_spot_task_per_upload_and_never_loses_a_message() {
         .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
         .await;
 
-    // A second upload with capacity to spare: one RunTask, on Spot.
+    // A second upload while RunTask is throttled twice: the call is retried with backoff (the
+    // SDK's retry, same client token) and the task starts on Spot, no fallback needed.
+    proxy.throttle_next_run_tasks(2);
     let _clip = stack.upload_clip("second.mp4", 2.0).await;
     let found = wait_for_tasks(&stack, 2).await;
-    assert_eq!(proxy.run_tasks().len(), 6);
+    let calls = proxy.run_tasks();
+    assert_eq!(calls.len(), 8, "{calls:#?}");
+    let tokens: Vec<&str> = calls[5..]
+        .iter()
+        .map(|(r, _)| r["clientToken"].as_str().unwrap())
+        .collect();
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+    assert!(calls[5..]
+        .iter()
+        .all(|(r, _)| provider(r) == "FARGATE_SPOT"));
     let (capacity, overrides) = found
         .iter()
         .find(|(_, env)| env["JOB_SOURCE"] == "s3://raw/second.mp4")

@@ -43,7 +43,12 @@ pub fn free_port() -> u16 {
 impl Moto {
     /// Starts moto and waits until it answers.
     pub fn start() -> Self {
-        let port = free_port();
+        Self::start_on(free_port())
+    }
+
+    /// Starts moto on `port` (a test that starts it late, after its clients) and waits until
+    /// it answers.
+    pub fn start_on(port: u16) -> Self {
         let child = Command::new(moto_binary())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())

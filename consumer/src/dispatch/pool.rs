@@ -474,7 +474,102 @@ fn parse_target(url: &str) -> Result<Target, String> {
 
 #[cfg(test)]
 mod tests {
+    use aws_config::BehaviorVersion;
+    use transcoder::status::{StatusConfig, StatusReporter};
+    use transcoder::storage::S3Store;
+
     use super::*;
+    use crate::queue::Inbox;
+
+    /// A pool on one target whose members the test sets by hand (no network: channels
+    /// connect lazily and no round runs).
+    fn pool(jobs_per_endpoint: usize) -> WarmPool {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let follow = FollowContext {
+            inbox: Inbox::new(sqs.clone(), "http://queue".into()),
+            reporter: StatusReporter::new(StatusConfig::default(), sqs, S3Store::new(&config)),
+        };
+        WarmPool {
+            inner: Arc::new(Inner {
+                targets: vec![parse_target("http://warm.vod.local:50051").unwrap()],
+                token: BearerToken::new(None).unwrap(),
+                ca_cert: None,
+                jobs_per_endpoint,
+                health_interval: Duration::from_secs(60),
+                members: Mutex::new(Vec::new()),
+                changed: Notify::new(),
+                next: AtomicUsize::new(0),
+                followers: TaskTracker::new(),
+                stop_followers: CancellationToken::new(),
+                stop_rounds: CancellationToken::new(),
+                follow,
+            }),
+        }
+    }
+
+    fn resolve(pool: &WarmPool, urls: &[&str]) {
+        let urls = urls.iter().map(|u| u.to_string()).collect();
+        let target = pool.inner.targets[0].clone();
+        pool.update_members(0, &target, &urls);
+    }
+
+    fn set_healthy(pool: &WarmPool) {
+        for m in pool.members().iter_mut() {
+            m.healthy = true;
+        }
+    }
+
+    #[tokio::test]
+    async fn members_follow_dns_and_leave_only_when_their_jobs_end() {
+        let pool = pool(1);
+        let (a, b) = ("http://10.0.0.1:50051", "http://10.0.0.2:50051");
+        resolve(&pool, &[a, b]);
+        assert_eq!(pool.describe().len(), 2);
+        assert_eq!(
+            pool.free_slots(),
+            0,
+            "no slot before a health check says SERVING"
+        );
+        set_healthy(&pool);
+        assert_eq!(pool.free_slots(), 2);
+
+        let slot = pool.reserve(&HashSet::new()).unwrap();
+        assert_eq!(pool.free_slots(), 1);
+        let other = if slot.url == a { b } else { a };
+        let second = pool.reserve(&HashSet::new()).unwrap();
+        assert_eq!(second.url, other, "the idle member is chosen");
+        assert!(pool.reserve(&HashSet::new()).is_none());
+        pool.release(&second.url, None);
+
+        // The busy member's address leaves DNS: it takes no new job but stays until its job
+        // ends; the other one stays.
+        resolve(&pool, &[other]);
+        assert_eq!(pool.describe().len(), 2);
+        assert_eq!(pool.free_slots(), 1);
+        pool.release(&slot.url, None);
+        let left: Vec<String> = pool.describe().into_iter().map(|(u, _, _)| u).collect();
+        assert_eq!(left, [other]);
+    }
+
+    #[tokio::test]
+    async fn a_busy_answer_rests_a_member_and_a_failure_marks_it_down() {
+        let pool = pool(2);
+        resolve(&pool, &["http://10.0.0.1:50051", "http://10.0.0.2:50051"]);
+        set_healthy(&pool);
+        assert_eq!(pool.free_slots(), 4);
+        let slot = pool.reserve(&HashSet::new()).unwrap();
+        pool.release(&slot.url, Some(&Refusal::Busy));
+        assert_eq!(pool.free_slots(), 2, "resting until the next round");
+        let tried = HashSet::from([slot.url.clone()]);
+        let next = pool.reserve(&tried).unwrap();
+        assert_ne!(next.url, slot.url, "a tried member is not tried again");
+        pool.release(&next.url, Some(&Refusal::Down("refused".into())));
+        assert_eq!(pool.free_slots(), 0);
+    }
 
     #[test]
     fn endpoints_parse_into_scheme_host_and_port() {

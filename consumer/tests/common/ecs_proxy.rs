@@ -14,6 +14,7 @@ use serde_json::Value;
 #[derive(Default)]
 struct State {
     fail_next_run_tasks: AtomicUsize,
+    throttle_next_run_tasks: AtomicUsize,
     /// Every RunTask request body, and whether it was answered with failures.
     run_tasks: Mutex<Vec<(Value, bool)>>,
 }
@@ -47,6 +48,13 @@ impl EcsProxy {
         self.state.fail_next_run_tasks.store(n, Ordering::SeqCst);
     }
 
+    /// Answers the next `n` RunTask calls with ThrottlingException (HTTP 400).
+    pub fn throttle_next_run_tasks(&self, n: usize) {
+        self.state
+            .throttle_next_run_tasks
+            .store(n, Ordering::SeqCst);
+    }
+
     /// Every RunTask request so far and whether it was failed.
     pub fn run_tasks(&self) -> Vec<(Value, bool)> {
         self.state.run_tasks.lock().unwrap().clone()
@@ -64,12 +72,21 @@ fn serve(client: TcpStream, upstream: &str, state: &State) {
         let target = header(&head, "x-amz-target").unwrap_or_default();
         let response = if target.ends_with(".RunTask") {
             let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let fail = state
-                .fail_next_run_tasks
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-            state.run_tasks.lock().unwrap().push((request, fail));
-            if fail {
+            let take = |counter: &AtomicUsize| {
+                counter
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            };
+            let throttle = take(&state.throttle_next_run_tasks);
+            let fail = !throttle && take(&state.fail_next_run_tasks);
+            state
+                .run_tasks
+                .lock()
+                .unwrap()
+                .push((request, fail || throttle));
+            if throttle {
+                throttled()
+            } else if fail {
                 no_capacity()
             } else {
                 forward(upstream, &head, &body)
@@ -95,6 +112,16 @@ fn no_capacity() -> Vec<u8> {
     .to_string();
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// ECS's answer when RunTask's rate limit is exceeded.
+fn throttled() -> Vec<u8> {
+    let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: ThrottlingException\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()

@@ -1,0 +1,199 @@
+//! What the consumer does when a warm job cannot finish: a transcoder that dies mid-job, and
+//! the consumer's own shutdown. Either way the message goes back and nothing is lost.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const JOB_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transcoder_killed_mid_job_loses_nothing_the_other_one_finishes() {
+    let stack = Stack::start(30, 3).await;
+    let mut servers = vec![
+        Server::start(&stack.env, &[]),
+        Server::start(&stack.env, &[]),
+    ];
+    let endpoints = format!("{},{}", servers[0].endpoint, servers[1].endpoint);
+    let consumer = Consumer::start(&stack.consumer_env(&[
+        ("DISPATCH_MODE", "grpc".into()),
+        ("TRANSCODER_ENDPOINTS", endpoints),
+    ]));
+    let _clip = stack.upload_clip("long.mp4", 30.0).await;
+
+    let encoding =
+        |servers: &[Server]| servers.iter().position(|s| !s.ffmpeg_children().is_empty());
+    eventually("a transcoder to encode", JOB_TIMEOUT, || {
+        let found = encoding(&servers).is_some();
+        async move { found }
+    })
+    .await;
+    // SIGKILL: no drain, no hand-back from the transcoder itself. Its heartbeat stops with it.
+    let victim = servers.remove(encoding(&servers).unwrap());
+    drop(victim);
+
+    let done = stack
+        .wait_for_status("hls/long/", "done", JOB_TIMEOUT)
+        .await;
+    assert_eq!(done["source"]["key"], "long.mp4");
+    stack.assert_playable("hls/long/").await;
+    assert_eq!(
+        consumer
+            .logged("lost the job's stream; handing its message back")
+            .len(),
+        1,
+        "{}",
+        consumer.log_text()
+    );
+    // The second delivery went to the survivor at once, not after the 30 s visibility.
+    let handed = consumer.logged("job handed over");
+    assert_eq!(handed.len(), 2);
+    assert_eq!(handed[1]["fields"]["by"], servers[0].endpoint);
+    stack
+        .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
+        .await;
+    assert_eq!(stack.counts(&stack.dlq_url).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_waits_for_running_jobs_then_hands_back_what_is_left() {
+    let stack = Stack::start(60, 3).await;
+    let server = Server::start(&stack.env, &[]);
+    // By name, as ECS service discovery gives it: the pool resolves it to addresses.
+    let by_name = server.endpoint.replace("127.0.0.1", "localhost");
+    let env = stack.consumer_env(&[
+        ("DISPATCH_MODE", "grpc".into()),
+        ("TRANSCODER_ENDPOINTS", by_name),
+    ]);
+
+    // A grace period long enough: the running job finishes, then the consumer exits 0.
+    let mut patient = env.clone();
+    patient.push(("SHUTDOWN_GRACE_SECONDS", "120".into()));
+    let consumer = Consumer::start(&patient);
+    let _short = stack.upload_clip("short.mp4", 6.0).await;
+    eventually("the job to start", JOB_TIMEOUT, || async {
+        !server.ffmpeg_children().is_empty()
+    })
+    .await;
+    let status = consumer.terminate(JOB_TIMEOUT);
+    assert!(status.success(), "{status:?}");
+    let done = stack.manifest("hls/short/").await.unwrap();
+    assert_eq!(
+        done["status"], "done",
+        "the consumer exited before its job ended"
+    );
+    stack
+        .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
+        .await;
+
+    // A grace period too short: the job is stopped and its message comes back at once (not
+    // after the queue's 60 s visibility), for the next consumer.
+    let mut hasty = env.clone();
+    hasty.push(("SHUTDOWN_GRACE_SECONDS", "1".into()));
+    let consumer = Consumer::start(&hasty);
+    let _long = stack.upload_clip("long.mp4", 40.0).await;
+    eventually("the long job to start", JOB_TIMEOUT, || async {
+        !server.ffmpeg_children().is_empty()
+    })
+    .await;
+    let status = consumer.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    eventually(
+        "the message back in the queue",
+        Duration::from_secs(15),
+        || async { stack.counts(&stack.queue_url).await == (1, 0) },
+    )
+    .await;
+    eventually(
+        "the transcoder to stop encoding",
+        Duration::from_secs(15),
+        || async { server.ffmpeg_children().is_empty() },
+    )
+    .await;
+
+    // The next consumer picks it up and the job completes.
+    let _next = Consumer::start(&env);
+    stack
+        .wait_for_status("hls/long/", "done", JOB_TIMEOUT)
+        .await;
+    stack
+        .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consumer_waits_out_a_missing_queue_and_recovers_by_itself() {
+    // The consumer starts before its queue's service exists: every receive fails.
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let queue_url = format!("{endpoint}/123456789012/uploads");
+    let env: Vec<(&'static str, String)> = vec![
+        ("AWS_ENDPOINT_URL", endpoint.clone()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("QUEUE_URL", queue_url.clone()),
+        ("POLL_WAIT_SECONDS", "1".into()),
+        ("DISPATCH_MODE", "grpc".into()),
+        // Nothing listens there either: no slot is free until a transcoder comes.
+        (
+            "TRANSCODER_ENDPOINTS",
+            format!("http://127.0.0.1:{}", free_port()),
+        ),
+        ("TRANSCODER_HEALTH_SECONDS", "1".into()),
+    ];
+    let consumer = Consumer::start(&env);
+    // With no transcoder, the consumer must not even receive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(consumer.logged("cannot receive from the queue").is_empty());
+    assert!(consumer.logged("consumer started")[0]["fields"]["free_slots"] == 0);
+
+    // A transcoder comes up; the consumer finds no queue and backs off, more each time.
+    let moto = Moto::start_on(port);
+    let sqs = moto.sqs().await;
+    let stack_env = {
+        let mut env = moto.env();
+        env.push(("OUTPUT_BUCKET", OUT.into()));
+        env
+    };
+    let server = Server::start(&stack_env, &[]);
+    drop(consumer);
+    let mut env = env;
+    env.retain(|(k, _)| *k != "TRANSCODER_ENDPOINTS");
+    env.push(("TRANSCODER_ENDPOINTS", server.endpoint.clone()));
+    let consumer = Consumer::start(&env);
+    eventually("receive errors", Duration::from_secs(30), || async {
+        consumer.logged("cannot receive from the queue").len() >= 3
+    })
+    .await;
+    let failures: Vec<u64> = consumer
+        .logged("cannot receive from the queue")
+        .iter()
+        .map(|l| l["fields"]["failures"].as_u64().unwrap())
+        .collect();
+    assert!(
+        failures.windows(2).all(|w| w[1] == w[0] + 1),
+        "{failures:?}"
+    );
+
+    // The queue appears: the consumer recovers by itself and deletes S3's test event.
+    let url = create_queue(&sqs, "uploads").await;
+    assert_eq!(url, queue_url);
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-21T10:00:00.000Z","Bucket":"raw","RequestId":"r","HostId":"h"}"#)
+        .send()
+        .await
+        .unwrap();
+    eventually(
+        "the test event to be handled",
+        Duration::from_secs(90),
+        || async { !consumer.logged("s3:TestEvent; deleting it").is_empty() },
+    )
+    .await;
+    assert_eq!(consumer.logged("the queue answers again").len(), 1);
+    assert!(consumer.terminate(Duration::from_secs(30)).success());
+}
