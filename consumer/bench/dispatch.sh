@@ -10,6 +10,8 @@
 #   handed every upload over (N "job handed over" log lines: the message kept for the task,
 #   RunTask answered with a task). ECS mode measures the consumer itself: in `grpc` mode the
 #   rate is the transcoders' encoding rate, not the consumer's.
+#   No task ever runs here, so the messages are kept invisible far longer than any run takes
+#   (ECS_STARTUP_SECONDS=3600): each upload must start exactly one task.
 #   The consumer's peak memory (VmHWM from /proc) must stay flat as the backlog grows: it
 #   never holds more than one receive batch (10 messages).
 #   moto answers more slowly as it holds more messages and tasks (it scans them per call), so
@@ -29,22 +31,20 @@ set -euo pipefail
 BACKLOGS="${BACKLOGS:-100 400 1600}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d)"
-moto_pid=""
+MOTO_PID=""
 consumer_pid=""
 cleanup() {
   [ -n "$consumer_pid" ] && kill "$consumer_pid" 2>/dev/null || true
-  [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null || true
+  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-if [ -z "${CONSUMER:-}" ]; then
-  (cd "$root" && cargo build --release --locked -p consumer >&2)
-  target_dir=$(cd "$root" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-  CONSUMER="$target_dir/release/consumer"
-fi
 . "$root/scripts/lib/deps.sh"
-(cd "$root" && ensure_ffmpeg && ensure_moto)
+. "$root/scripts/lib/local_aws.sh"
+CONSUMER="${CONSUMER:-$(release_binary consumer)}"
+ensure_ffmpeg
+ensure_moto
 python="$MOTO_VENV/bin/python"
 ffmpeg -hide_banner -nostdin -v error -y -f lavfi -i "testsrc2=size=320x240:rate=30" \
   -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 1 -c:v libx264 -preset ultrafast \
@@ -52,23 +52,17 @@ ffmpeg -hide_banner -nostdin -v error -y -f lavfi -i "testsrc2=size=320x240:rate
 
 printf '%-8s %-9s %-11s %-14s %-17s %-10s\n' backlog seconds uploads/s "CPU ms/upload" "uploads/CPU-s" "VmHWM MiB" >"$work/table"
 for n in $BACKLOGS; do
-  port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-  moto_pid=$!
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
-    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
-  for _ in $(seq 100); do
-    "$python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-  done
+  start_moto
   echo "backlog $n: setting up and uploading..." >&2
-  "$python" "$root/consumer/bench/pipeline_setup.py" "$work/clip.mp4" "$n" >"$work/env"
+  "$python" "$root/scripts/lib/local_stack.py" setup --ecs >"$work/env"
   # shellcheck disable=SC1091
   . "$work/env"
+  "$python" "$root/consumer/bench/backlog.py" "$work/clip.mp4" "$n" "$QUEUE_URL"
 
   start=$(date +%s.%N)
-  QUEUE_URL="$QUEUE_URL" DISPATCH_MODE=ecs ECS_CLUSTER=vod ECS_TASK_DEFINITION=transcoder-job \
-    ECS_SUBNETS="$SUBNET" OUTPUT_BUCKET=out POLL_WAIT_SECONDS=1 LOG_FORMAT=json RUST_LOG=info \
+  QUEUE_URL="$QUEUE_URL" DISPATCH_MODE=ecs ECS_CLUSTER="$ECS_CLUSTER" \
+    ECS_TASK_DEFINITION="$ECS_TASK_DEFINITION" ECS_SUBNETS="$ECS_SUBNETS" \
+    OUTPUT_BUCKET="$OUTPUT_BUCKET" POLL_WAIT_SECONDS=1 ECS_STARTUP_SECONDS=3600 LOG_FORMAT=json RUST_LOG=info \
     "$CONSUMER" 2>"$work/consumer.log" &
   consumer_pid=$!
   peak=0
@@ -87,9 +81,9 @@ for n in $BACKLOGS; do
   ticks=$(sed 's/^.*) //' "/proc/$consumer_pid/stat" | awk '{print $12 + $13}')
   hz=$(getconf CLK_TCK)
   kill -TERM "$consumer_pid"; wait "$consumer_pid" || true; consumer_pid=""
-  tasks=$("$python" "$root/consumer/bench/pipeline_setup.py" --count-tasks)
+  tasks=$("$python" "$root/scripts/lib/local_stack.py" count-tasks)
   [ "$tasks" -eq "$n" ] || { echo "backlog $n: $tasks tasks, want $n" >&2; exit 1; }
-  kill "$moto_pid"; wait "$moto_pid" 2>/dev/null || true; moto_pid=""
+  kill "$MOTO_PID"; wait "$MOTO_PID" 2>/dev/null || true; MOTO_PID=""
   awk -v n="$n" -v s="$start" -v e="$end" -v kb="$peak" -v t="$ticks" -v hz="$hz" \
     'BEGIN { cpu = t / hz; printf "%-8d %-9.1f %-11.1f %-14.2f %-17.0f %-10.1f\n",
              n, e - s, n / (e - s), 1000 * cpu / n, n / cpu, kb / 1024 }' >>"$work/table"

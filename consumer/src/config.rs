@@ -116,9 +116,11 @@ pub struct EcsArgs {
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub run_task_attempts: u32,
     /// Seconds the message is kept invisible for a new task to start and take it over
-    /// (Fargate needs 30 to 90 s to pull and start).
+    /// (Fargate needs 30 to 90 s to pull and start). At most an hour: SQS refuses to keep a
+    /// message invisible beyond 12 hours from its first receive, and a task that has not
+    /// started in an hour will not.
     #[arg(long, env = "ECS_STARTUP_SECONDS", default_value_t = 300,
-          value_parser = clap::value_parser!(u64).range(30..=43200))]
+          value_parser = clap::value_parser!(u64).range(30..=3600))]
     pub startup_seconds: u64,
 }
 
@@ -176,9 +178,10 @@ impl FilterArgs {
 /// The poll loop and shutdown.
 #[derive(Debug, Clone, Args)]
 pub struct PollArgs {
-    /// Long-poll wait in seconds (20 is SQS's maximum and the cheapest).
+    /// Long-poll wait in seconds (20 is SQS's maximum and the cheapest; 0, short polling, is
+    /// refused: an idle consumer would call SQS in a tight loop).
     #[arg(long, env = "POLL_WAIT_SECONDS", default_value_t = 20,
-          value_parser = clap::value_parser!(u8).range(0..=20))]
+          value_parser = clap::value_parser!(u8).range(1..=20))]
     pub poll_wait_seconds: u8,
     /// Seconds running gRPC jobs get to finish after SIGTERM before they are stopped and their
     /// messages handed back (keep it under the container's stop timeout).

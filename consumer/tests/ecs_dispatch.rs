@@ -266,3 +266,55 @@ async fn auto_mode_overflows_to_ecs_only_when_the_warm_pool_is_busy() {
     assert_eq!(stack.counts(&stack.dlq_url).await, (0, 0));
     assert!(consumer.terminate(Duration::from_secs(30)).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transcoder_busy_with_someone_elses_job_refuses_and_the_job_overflows() {
+    let stack = Stack::start(30, 3).await;
+    let ecs_env = stack.ecs_setup().await;
+    let warm = Server::start(&stack.env, &["--max-jobs", "1"]);
+    // Someone submits straight to the warm transcoder: the consumer cannot know it is busy.
+    let _long = stack.upload_clip("direct/long.mp4", 30.0).await;
+    let mut submit = std::process::Command::new(transcoder_binary())
+        .args([
+            "submit",
+            "--endpoint",
+            &warm.endpoint,
+            "s3://raw/direct/long.mp4",
+        ])
+        .envs(stack.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the direct job to encode", JOB_TIMEOUT, || async {
+        !warm.ffmpeg_children().is_empty()
+    })
+    .await;
+    // The direct upload's own notification is in the queue too; drop it so that only the
+    // upload under test is dispatched.
+    stack.drain_queue(&stack.queue_url).await;
+
+    let mut env = stack.consumer_env(&[
+        ("DISPATCH_MODE", "auto".into()),
+        ("TRANSCODER_ENDPOINTS", warm.endpoint.clone()),
+    ]);
+    env.extend(ecs_env);
+    let consumer = Consumer::start(&env);
+    let _clip = stack.upload_clip("queued.mp4", 2.0).await;
+    let found = wait_for_tasks(&stack, 1).await;
+    assert_eq!(found[0].1["JOB_SOURCE"], "s3://raw/queued.mp4");
+    assert_eq!(
+        consumer.logged("transcoder busy; trying the next").len(),
+        1,
+        "{}",
+        consumer.log_text()
+    );
+    run_task_container(&stack, &found[0].1);
+    stack
+        .wait_for_status("hls/queued/", "done", JOB_TIMEOUT)
+        .await;
+    assert!(submit.wait().unwrap().success());
+    stack
+        .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
+        .await;
+}

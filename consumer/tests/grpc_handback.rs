@@ -11,7 +11,9 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transcoder_killed_mid_job_loses_nothing_the_other_one_finishes() {
-    let stack = Stack::start(30, 3).await;
+    let mut stack = Stack::start(30, 3).await;
+    // The transcoders want a token, and the consumer sends it on every call.
+    stack.env.push(("TRANSCODER_AUTH_TOKEN", "s3cret".into()));
     let mut servers = vec![
         Server::start(&stack.env, &[]),
         Server::start(&stack.env, &[]),

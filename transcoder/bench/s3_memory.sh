@@ -20,20 +20,17 @@ set -euo pipefail
 SIZE_MIB="${SIZE_MIB:-1024}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d)"
-moto_pid=""
+MOTO_PID=""
 cleanup() {
-  [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null || true
+  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-if [ -z "${TRANSCODER:-}" ]; then
-  (cd "$root" && cargo build --release --locked -p transcoder >&2)
-  target_dir=$(cd "$root" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-  TRANSCODER="$target_dir/release/transcoder"
-fi
 . "$root/scripts/lib/deps.sh"
-(cd "$root" && ensure_moto)
+. "$root/scripts/lib/local_aws.sh"
+TRANSCODER="${TRANSCODER:-$(release_binary transcoder)}"
+ensure_moto
 python="$MOTO_VENV/bin/python"
 
 # 1080p yuv420p is 3,110,400 bytes a frame.
@@ -44,15 +41,7 @@ ffmpeg -hide_banner -nostdin -v error -y -f lavfi -i "testsrc2=size=1920x1080:ra
   -c:v rawvideo -pix_fmt yuv420p -c:a pcm_s16le -shortest "$work/source.mkv"
 size=$(stat -c %s "$work/source.mkv")
 
-port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-moto_pid=$!
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
-  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
-for _ in $(seq 100); do
-  "$python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-  sleep 0.1
-done
+start_moto
 "$python" - "$work/source.mkv" <<'PY'
 import sys, boto3
 s3 = boto3.client("s3")

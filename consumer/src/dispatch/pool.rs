@@ -18,9 +18,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use transcoder::serve::client::{self, BearerToken, EndpointOptions};
 
 use super::follow::{follow, FollowContext};
@@ -125,6 +122,23 @@ impl WarmPool {
     /// Builds the pool and starts its health rounds; the first round runs before this
     /// returns, so slots are known at once.
     pub async fn start(settings: PoolSettings, follow: FollowContext) -> Result<Self, String> {
+        let pool = Self::new(settings, follow)?;
+        pool.round().await;
+        let rounds = pool.clone();
+        tokio::spawn(async move {
+            let stop = rounds.inner.stop_rounds.clone();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(rounds.inner.health_interval) => rounds.round().await,
+                }
+            }
+        });
+        Ok(pool)
+    }
+
+    /// The pool with no member yet and no round running.
+    fn new(settings: PoolSettings, follow: FollowContext) -> Result<Self, String> {
         let targets = settings
             .endpoints
             .iter()
@@ -135,7 +149,7 @@ impl WarmPool {
         if targets.is_empty() {
             return Err("no transcoder endpoints".into());
         }
-        let pool = Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 targets,
                 token: BearerToken::new(settings.auth_token.as_deref())?,
@@ -150,19 +164,7 @@ impl WarmPool {
                 stop_rounds: CancellationToken::new(),
                 follow,
             }),
-        };
-        pool.round().await;
-        let rounds = pool.clone();
-        tokio::spawn(async move {
-            let stop = rounds.inner.stop_rounds.clone();
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(rounds.inner.health_interval) => rounds.round().await,
-                }
-            }
-        });
-        Ok(pool)
+        })
     }
 
     fn members(&self) -> MutexGuard<'_, Vec<Member>> {
@@ -202,7 +204,7 @@ impl WarmPool {
             .collect();
         let results =
             futures::future::join_all(checks.into_iter().map(|(url, channel)| async move {
-                let serving = is_serving(channel).await;
+                let serving = client::is_serving(channel, CALL_TIMEOUT).await == Ok(true);
                 (url, serving)
             }))
             .await;
@@ -404,11 +406,13 @@ impl Dispatcher for WarmPool {
                 }
             }
         }
+        // Nobody took it: busy members wait for a later delivery; a member that failed makes
+        // it an error, so the message goes back at once (while that member counts as down).
         match last_down {
-            Some(why) if tried.len() == 1 || self.free_slots() == 0 => Err(DispatchError(format!(
+            Some(why) => Err(DispatchError(format!(
                 "no warm transcoder took the job (last: {why})"
             ))),
-            _ => Ok(Handover::Busy),
+            None => Ok(Handover::Busy),
         }
     }
 
@@ -431,18 +435,6 @@ impl Dispatcher for WarmPool {
             followers.wait().await;
         }
         self.inner.stop_rounds.cancel();
-    }
-}
-
-/// What the health service says of the whole server.
-async fn is_serving(channel: Channel) -> bool {
-    let mut health = HealthClient::new(channel);
-    let request = HealthCheckRequest {
-        service: String::new(),
-    };
-    match tokio::time::timeout(CALL_TIMEOUT, health.check(request)).await {
-        Ok(Ok(response)) => response.into_inner().status == ServingStatus::Serving as i32,
-        _ => false,
     }
 }
 
@@ -493,22 +485,14 @@ mod tests {
             inbox: Inbox::new(sqs.clone(), "http://queue".into()),
             reporter: StatusReporter::new(StatusConfig::default(), sqs, S3Store::new(&config)),
         };
-        WarmPool {
-            inner: Arc::new(Inner {
-                targets: vec![parse_target("http://warm.vod.local:50051").unwrap()],
-                token: BearerToken::new(None).unwrap(),
-                ca_cert: None,
-                jobs_per_endpoint,
-                health_interval: Duration::from_secs(60),
-                members: Mutex::new(Vec::new()),
-                changed: Notify::new(),
-                next: AtomicUsize::new(0),
-                followers: TaskTracker::new(),
-                stop_followers: CancellationToken::new(),
-                stop_rounds: CancellationToken::new(),
-                follow,
-            }),
-        }
+        let settings = PoolSettings {
+            endpoints: vec!["http://warm.vod.local:50051".into()],
+            auth_token: None,
+            ca_cert: None,
+            jobs_per_endpoint,
+            health_interval: Duration::from_secs(60),
+        };
+        WarmPool::new(settings, follow).unwrap()
     }
 
     fn resolve(pool: &WarmPool, urls: &[&str]) {

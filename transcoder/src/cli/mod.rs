@@ -1,6 +1,7 @@
 //! The command line: every flag also reads an environment variable (CONTRACT.md), and
 //! `--help` shows both with the default.
 
+mod healthcheck;
 mod local;
 mod progress_view;
 mod run;
@@ -14,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{EncodeSettings, Limits, X264_PRESETS};
 use crate::manifest::ErrorKind;
+pub use healthcheck::HealthcheckArgs;
 pub use local::LocalArgs;
 pub use run::RunArgs;
 pub use serve::ServeArgs;
@@ -65,6 +67,9 @@ pub enum Command {
     Run(RunArgs),
     /// Submit a job to a warm transcoder and follow its progress.
     Submit(SubmitArgs),
+    /// Ask a warm transcoder's gRPC health service whether it serves: exit 0 if SERVING, 1
+    /// otherwise. The container image's HEALTHCHECK.
+    Healthcheck(HealthcheckArgs),
 }
 
 /// Encoding and limits: every subcommand that runs jobs.
@@ -214,6 +219,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Submit(args) => submit::run(args).await,
+        Command::Healthcheck(args) => healthcheck::run(args).await,
     }
 }
 

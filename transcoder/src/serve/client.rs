@@ -88,3 +88,21 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// What the standard health service (`grpc.health.v1`) says of the whole server: `Ok(true)`
+/// when SERVING, `Ok(false)` for any other status, `Err` when it did not answer in `timeout`.
+pub async fn is_serving(channel: Channel, timeout: std::time::Duration) -> Result<bool, String> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    let mut health = HealthClient::new(channel);
+    let request = HealthCheckRequest {
+        service: String::new(),
+    };
+    match tokio::time::timeout(timeout, health.check(request)).await {
+        Err(_) => Err(format!("no answer in {} s", timeout.as_secs_f64())),
+        Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
+        Ok(Ok(response)) => Ok(response.into_inner().status == ServingStatus::Serving as i32),
+    }
+}

@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# The transcoder image: `transcoder serve` (a warm transcoder) by default, `transcoder run` as
+# the one-shot ECS task. Build from the repository root:
+#   docker build -f docker/transcoder.Dockerfile -t vod/transcoder .
+
+# Dependencies are built in their own layer from a recipe of the manifests (cargo-chef), so a
+# change to our code rebuilds only our crates.
+FROM rust:1.95-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
+WORKDIR /src
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json -p transcoder
+COPY . .
+RUN cargo build --release --locked -p transcoder --bin transcoder
+
+# Debian's ffmpeg (5.1), the one the tests run against.
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+RUN useradd --system --uid 10001 --home-dir /work --create-home transcoder
+COPY --from=builder /src/target/release/transcoder /usr/local/bin/transcoder
+USER 10001:10001
+WORKDIR /work
+# Sources and renditions go here: on Fargate, the task's ephemeral storage.
+ENV TRANSCODER_WORK_DIR=/work \
+    TRANSCODER_LISTEN=0.0.0.0:50051 \
+    LOG_FORMAT=json
+EXPOSE 50051
+# The gRPC health service, asked by the binary itself (no separate probe to ship). A one-shot
+# `run` task serves no gRPC: ECS task definitions for it leave the health check out.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+  CMD ["transcoder", "healthcheck", "--endpoint", "http://127.0.0.1:50051"]
+ENTRYPOINT ["transcoder"]
+CMD ["serve"]
