@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# README command 2: the whole test suite. Installs what the tests need first (ffmpeg, moto), then
-# runs every unit and integration test in the workspace with real ffmpeg and moto's server.
+# README command 2: the whole test suite. Installs what the tests need first (ffmpeg, moto,
+# awscli and cfn-lint), then runs every unit and integration test in the workspace with real
+# ffmpeg and moto's server, and the checks of docker/ and deploy/ (Python's unittest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
@@ -8,15 +9,24 @@ cd "$(dirname "$0")/.."
 ensure_cargo
 ensure_ffmpeg
 ensure_moto
+ensure_tools
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# The last "test result" cargo prints belongs to whichever crate ran last (often one with no
-# tests), so close with the totals over every crate.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+# Every test binary runs even when one fails, so one run shows every failure.
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+for suite in docker/tests deploy/tests; do
+  echo "== $suite"
+  "$MOTO_VENV/bin/python" -m unittest discover -s "$suite" 2>&1 | tee -a "$log" || status=1
+done
+
+# Close with the totals over every crate and suite (cargo's last "test result" is only the
+# last crate's).
 awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
+     /^Ran [0-9]+ tests? in/ { ran = $2; p += ran }
+     /^FAILED \(/ { n = 0; s = $0; while (match(s, /(failures|errors)=[0-9]+/)) { split(substr(s, RSTART, RLENGTH), kv, "="); n += kv[2]; s = substr(s, RSTART + RLENGTH) } p -= n; f += n }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

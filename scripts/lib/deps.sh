@@ -47,3 +47,27 @@ ensure_moto() {
   fi
   "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
 }
+
+# awscli and cfn-lint, pinned (scripts/tools-requirements.txt), in a virtualenv of their own
+# beside moto's: deploy/ deploys with the AWS CLI, and the tests lint its templates. Exports
+# TOOLS_BIN, the folder of their commands. A machine with its own `aws` still uses this one,
+# so every run deploys with the same, tested version.
+TOOLS_VENV="${TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/vod-pipeline/tools-venv}"
+ensure_tools() {
+  local requirements
+  requirements="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tools-requirements.txt"
+  export TOOLS_BIN="$TOOLS_VENV/bin"
+  # The venv remembers the requirements it was made from: a changed pin reinstalls.
+  if [ -x "$TOOLS_BIN/aws" ] && cmp -s "$requirements" "$TOOLS_VENV/requirements.txt"; then
+    return 0
+  fi
+  echo "installing awscli and cfn-lint into $TOOLS_VENV..." >&2
+  mkdir -p "$(dirname "$TOOLS_VENV")"
+  if ! python3 -m venv "$TOOLS_VENV" 2>/dev/null; then
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$TOOLS_VENV"
+  fi
+  "$TOOLS_BIN/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$TOOLS_VENV/requirements.txt"
+}
