@@ -198,10 +198,7 @@ async fn ecs_mode_starts_one_spot_task_per_upload_and_never_loses_a_message() {
     keys.sort();
     assert_eq!(keys, ["second.mp4", key]);
     assert!(events.iter().all(|e| e["status"] == "done"));
-    stack
-        .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
-        .await;
-    assert_eq!(stack.counts(&stack.dlq_url).await, (0, 0));
+    stack.assert_drained().await;
     assert!(consumer.terminate(Duration::from_secs(30)).success());
 }
 
@@ -260,10 +257,7 @@ async fn auto_mode_overflows_to_ecs_only_when_the_warm_pool_is_busy() {
         || async { list_keys(&stack.s3, RAW, "").await.is_empty() },
     )
     .await;
-    stack
-        .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
-        .await;
-    assert_eq!(stack.counts(&stack.dlq_url).await, (0, 0));
+    stack.assert_drained().await;
     assert!(consumer.terminate(Duration::from_secs(30)).success());
 }
 

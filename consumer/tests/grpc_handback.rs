@@ -53,10 +53,7 @@ async fn a_transcoder_killed_mid_job_loses_nothing_the_other_one_finishes() {
     let handed = consumer.logged("job handed over");
     assert_eq!(handed.len(), 2);
     assert_eq!(handed[1]["fields"]["by"], servers[0].endpoint);
-    stack
-        .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
-        .await;
-    assert_eq!(stack.counts(&stack.dlq_url).await, (0, 0));
+    stack.assert_drained().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

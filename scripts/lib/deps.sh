@@ -39,13 +39,19 @@ ensure_moto() {
     return 0
   fi
   echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV..." >&2
-  mkdir -p "$(dirname "$MOTO_VENV")"
-  if ! python3 -m venv "$MOTO_VENV" 2>/dev/null; then
+  install_venv "$MOTO_VENV" "$requirements"
+}
+
+# install_venv DIR REQUIREMENTS: a virtualenv at DIR with exactly REQUIREMENTS installed
+# (python3-venv from Debian first, when the system Python lacks it).
+install_venv() {
+  mkdir -p "$(dirname "$1")"
+  if ! python3 -m venv "$1" 2>/dev/null; then
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-    python3 -m venv "$MOTO_VENV"
+    python3 -m venv "$1"
   fi
-  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  "$1/bin/pip" install --quiet --disable-pip-version-check -r "$2"
 }
 
 # awscli and cfn-lint, pinned (scripts/tools-requirements.txt), in a virtualenv of their own
@@ -62,12 +68,6 @@ ensure_tools() {
     return 0
   fi
   echo "installing awscli and cfn-lint into $TOOLS_VENV..." >&2
-  mkdir -p "$(dirname "$TOOLS_VENV")"
-  if ! python3 -m venv "$TOOLS_VENV" 2>/dev/null; then
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-    python3 -m venv "$TOOLS_VENV"
-  fi
-  "$TOOLS_BIN/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  install_venv "$TOOLS_VENV" "$requirements"
   cp "$requirements" "$TOOLS_VENV/requirements.txt"
 }

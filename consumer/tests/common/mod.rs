@@ -224,6 +224,18 @@ impl Stack {
         }
     }
 
+    /// The end every test wants: the uploads queue empty (nothing visible, nothing in flight)
+    /// and nothing in the dead-letter queue.
+    pub async fn assert_drained(&self) {
+        self.wait_until_empty(&self.queue_url, Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            self.counts(&self.dlq_url).await,
+            (0, 0),
+            "dead-letter queue"
+        );
+    }
+
     /// Every message on `url` now (received and deleted), as JSON where it parses.
     pub async fn drain_queue(&self, url: &str) -> Vec<String> {
         let mut bodies = Vec::new();
