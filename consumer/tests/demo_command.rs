@@ -34,16 +34,6 @@ fn demo(out: &Path, input: &Path, keep_running: bool) -> Command {
     command
 }
 
-/// True while `pid` runs (a zombie counts as gone: it has exited).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 fn started_pids(out: &Path) -> Vec<u32> {
     std::fs::read_to_string(out.join(".run/pids"))
         .unwrap()
@@ -60,11 +50,11 @@ fn assert_all_stopped(out: &Path) {
         "moto, two transcoders, the consumer: {pids:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while pids.iter().any(|&p| alive(p)) {
+    while pids.iter().any(|&p| running(p)) {
         assert!(
             Instant::now() < deadline,
             "still running: {:?}",
-            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+            pids.iter().filter(|&&p| running(p)).collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -32,9 +32,21 @@ async fn a_transcoder_killed_mid_job_loses_nothing_the_other_one_finishes() {
         async move { found }
     })
     .await;
-    // SIGKILL: no drain, no hand-back from the transcoder itself. Its heartbeat stops with it.
+    // SIGKILL: no drain, no hand-back from the transcoder itself. Its heartbeat stops with it,
+    // and so does its ffmpeg (killed with its parent, and its progress pipe is broken too): no
+    // orphan encoder.
     let victim = servers.remove(encoding(&servers).unwrap());
+    let orphans = victim.ffmpeg_children();
     drop(victim);
+    // Well before the encode would have ended by itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while orphans.iter().any(|pid| running(*pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ffmpeg {orphans:?} outlived its transcoder"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let done = stack
         .wait_for_status("hls/long/", "done", JOB_TIMEOUT)

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod aws;
+pub mod child;
 pub mod cli;
 pub mod config;
 pub mod encode;

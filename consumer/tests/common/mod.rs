@@ -434,6 +434,15 @@ impl Drop for Consumer {
     }
 }
 
+/// True while `pid` runs (a zombie counts as gone: it has exited).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
 /// Sends `SIG<name>` to `pid`.
 pub fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")

@@ -1,5 +1,6 @@
 //! Running ffmpeg: progress from stdout, a bounded stderr tail for the error, and a process
-//! that dies with us (`kill_on_drop`), so a cancelled job never leaves an encoder running.
+//! that dies with us (`crate::child`), so neither a cancelled job nor a killed transcoder
+//! leaves an encoder running.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -7,7 +8,8 @@ use std::path::Path;
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
+
+use crate::child::tool_command;
 
 /// Lines of stderr kept for the error message: enough to see why, bounded whatever a hostile
 /// file makes the decoder print.
@@ -45,13 +47,11 @@ pub async fn run(
     cwd: &Path,
     mut on_line: impl FnMut(&str),
 ) -> Result<(), RunError> {
-    let mut child = Command::new(program)
+    let mut child = tool_command(program)
         .args(args)
         .current_dir(cwd)
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .map_err(|source| RunError::Spawn {
             program: program.display().to_string(),

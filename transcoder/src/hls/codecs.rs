@@ -2,9 +2,6 @@
 //! master playlist never promises a profile or level the segments do not have.
 
 use std::path::Path;
-use std::process::Stdio;
-
-use tokio::process::Command;
 
 use super::HlsError;
 
@@ -40,7 +37,7 @@ pub fn avc1_codec_string(sps: [u8; 3]) -> String {
 /// string.
 pub async fn video_codec_string(ffmpeg: &Path, segment: &Path) -> Result<String, HlsError> {
     let url = crate::probe::file_url(segment);
-    let output = Command::new(ffmpeg)
+    let output = crate::child::tool_command(ffmpeg)
         .args(["-hide_banner", "-nostdin", "-v", "error"])
         .args(["-protocol_whitelist", "file", "-format_whitelist", "mpegts"])
         .arg("-i")
@@ -56,8 +53,6 @@ pub async fn video_codec_string(ffmpeg: &Path, segment: &Path) -> Result<String,
             "h264",
             "pipe:1",
         ])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
         .output()
         .await
         .map_err(|source| HlsError::Io {

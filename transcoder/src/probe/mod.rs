@@ -11,8 +11,6 @@ mod source;
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::process::Command;
-
 use crate::config::{EncodeSettings, Limits};
 pub use ffprobe_json::parse_ffprobe_json;
 pub use source::{AudioStream, Rational, SourceInfo, VideoStream};
@@ -162,15 +160,13 @@ pub async fn probe(
         });
     }
 
-    let mut command = Command::new(&settings.ffprobe);
+    let mut command = crate::child::tool_command(&settings.ffprobe);
     command
         .args(["-hide_banner", "-v", "error"])
         .args(["-protocol_whitelist", "file"])
         .args(["-format_whitelist", SELF_CONTAINED_DEMUXERS])
         .args(["-print_format", "json", "-show_format", "-show_streams"])
-        .arg(file_url(path))
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+        .arg(file_url(path));
     let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
         .await
         .map_err(|_| ProbeError::Timeout)?

@@ -1,0 +1,47 @@
+//! Starting ffmpeg and ffprobe so that they never outlive the job that wanted them.
+//!
+//! `kill_on_drop` covers a job that is cancelled or fails while we run. It cannot cover our own
+//! sudden death (SIGKILL, an OOM kill, a crash): then nothing of ours runs. An orphaned ffmpeg
+//! usually dies at its next write into the closed progress pipe, but ffprobe writes nothing
+//! until it ends, and a decoder stuck on a hostile frame writes nothing either; they would go
+//! on burning the CPU the next job needs. On Linux the kernel can deliver
+//! SIGKILL to the child when its parent dies (`PR_SET_PDEATHSIG`), which closes that gap.
+//! Strictly, the signal comes when the *thread* that forked the child ends; tools are started
+//! from tokio's worker threads, which live as long as the runtime, that is, the process.
+
+use std::ffi::OsStr;
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+/// A command for `program` with no stdin, killed when dropped, and (on Linux) killed by the
+/// kernel when this process dies.
+pub fn tool_command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    die_with_parent(&mut command);
+    command
+}
+
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2) and
+    // getppid(2), both async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then no signal will come.
+            if libc::getppid() == 1 {
+                return Err(std::io::Error::other(
+                    "the transcoder exited while starting a tool",
+                ));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
