@@ -14,6 +14,8 @@ pub mod child;
 pub mod cli;
 pub mod config;
 pub mod encode;
+#[cfg(test)]
+mod fuzz;
 pub mod hls;
 pub mod job;
 pub mod ladder;

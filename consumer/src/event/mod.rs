@@ -17,6 +17,8 @@ mod encode;
 mod error;
 mod eventbridge;
 mod filter;
+#[cfg(test)]
+mod fuzz;
 mod key;
 mod s3;
 mod sns;
