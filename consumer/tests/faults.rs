@@ -1,0 +1,148 @@
+//! Faults around a job, with moto, real transcoders and the real consumer: each job still ends
+//! `done` exactly once, or `failed` with a reason, and the queues end as the redrive policy
+//! says.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const JOB_TIMEOUT: Duration = Duration::from_secs(180);
+
+async fn remove_bucket(stack: &Stack, bucket: &str) {
+    for key in list_keys(&stack.s3, bucket, "").await {
+        stack
+            .s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    stack
+        .s3
+        .delete_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_output_bucket_vanishing_mid_job_fails_the_attempt_and_the_retry_publishes_once() {
+    let stack = Stack::start(30, 3).await;
+    let server = Server::start(&stack.env, &[]);
+    let consumer = Consumer::start(&stack.consumer_env(&[
+        ("DISPATCH_MODE", "grpc".into()),
+        ("TRANSCODER_ENDPOINTS", server.endpoint.clone()),
+    ]));
+    let _clip = stack.upload_clip("vanish.mp4", 20.0).await;
+    eventually("the encode to start", JOB_TIMEOUT, || async {
+        !server.ffmpeg_children().is_empty()
+    })
+    .await;
+    // The bucket goes away under the job: its uploads fail (after the SDK's retries).
+    remove_bucket(&stack, OUT).await;
+    eventually("the attempt to fail", JOB_TIMEOUT, || async {
+        !consumer.logged("job failed").is_empty()
+    })
+    .await;
+    let failed = &consumer.logged("job failed")[0];
+    assert_eq!(failed["fields"]["kind"], "Internal", "{failed}");
+    assert!(
+        failed["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("NoSuchBucket"),
+        "{failed}"
+    );
+
+    // The bucket is back: the message, handed back, is delivered again and published once.
+    create_bucket(&stack.s3, OUT).await;
+    let done = stack
+        .wait_for_status("hls/vanish/", "done", JOB_TIMEOUT)
+        .await;
+    stack.assert_playable("hls/vanish/").await;
+    let rungs = done["renditions"].as_array().unwrap();
+    assert_eq!(rungs.len(), 2, "360p and 240p: {done}");
+    assert_eq!(consumer.logged("job done").len(), 1);
+    stack.assert_drained().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_always_fails_ends_in_the_dead_letter_queue_after_the_maximum_receives() {
+    let stack = Stack::start(3, 2).await;
+    // A transcoder whose output bucket does not exist: every attempt fails, worth retrying.
+    let mut env = stack.env.clone();
+    env.retain(|(k, _)| *k != "OUTPUT_BUCKET");
+    env.push(("OUTPUT_BUCKET", "no-such-bucket".into()));
+    let server = Server::start(&env, &[]);
+    let mut consumer_env = stack.consumer_env(&[
+        ("DISPATCH_MODE", "grpc".into()),
+        ("TRANSCODER_ENDPOINTS", server.endpoint.clone()),
+    ]);
+    // The consumer names no output: the transcoder's own (missing) bucket is used.
+    consumer_env.retain(|(k, _)| *k != "OUTPUT_BUCKET");
+    let consumer = Consumer::start(&consumer_env);
+    let _clip = stack.upload_clip("doomed.mp4", 2.0).await;
+
+    eventually(
+        "the message in the dead-letter queue",
+        JOB_TIMEOUT,
+        || async { stack.counts(&stack.dlq_url).await.0 == 1 },
+    )
+    .await;
+    let dead = stack.drain_queue(&stack.dlq_url).await;
+    assert!(dead[0].contains("doomed.mp4"), "{dead:?}");
+    // Exactly the redrive policy's two receives, each a real attempt, then no loop.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let attempts = consumer.logged("job handed over").len();
+    assert_eq!(attempts, 2, "{}", consumer.log_text());
+    assert_eq!(consumer.logged("job failed").len(), 2);
+    stack
+        .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
+        .await;
+    assert!(list_keys(&stack.s3, OUT, "").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_deleted_before_its_turn_is_dropped_and_the_consumer_goes_on() {
+    let stack = Stack::start(30, 3).await;
+    let server = Server::start(&stack.env, &[]);
+    // Uploaded and deleted before any consumer runs: the notification outlives the object.
+    let _gone = stack.upload_clip("gone.mp4", 2.0).await;
+    stack
+        .s3
+        .delete_object()
+        .bucket(RAW)
+        .key("gone.mp4")
+        .send()
+        .await
+        .unwrap();
+    let consumer = Consumer::start(&stack.consumer_env(&[
+        ("DISPATCH_MODE", "grpc".into()),
+        ("TRANSCODER_ENDPOINTS", server.endpoint.clone()),
+    ]));
+    let _next = stack.upload_clip("next.mp4", 2.0).await;
+    stack
+        .wait_for_status("hls/next/", "done", JOB_TIMEOUT)
+        .await;
+
+    let failed = consumer.logged("job failed");
+    assert_eq!(failed.len(), 1, "{}", consumer.log_text());
+    assert_eq!(failed[0]["fields"]["kind"], "InvalidInput");
+    assert!(
+        failed[0]["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{}",
+        failed[0]
+    );
+    // No record is written for a source that is gone (it could overwrite a done one after
+    // DELETE_SOURCE), and its message is not retried.
+    assert!(list_keys(&stack.s3, OUT, "hls/gone/").await.is_empty());
+    stack.assert_drained().await;
+}
