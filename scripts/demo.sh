@@ -22,8 +22,8 @@ cd "$(dirname "$0")/.."
 ensure_cargo
 ensure_ffmpeg
 ensure_moto
-TRANSCODER="${TRANSCODER:-$(release_binary transcoder)}"
-CONSUMER="${CONSUMER:-$(release_binary consumer)}"
+TRANSCODER="${TRANSCODER:-$(dev_binary transcoder)}"
+CONSUMER="${CONSUMER:-$(dev_binary consumer)}"
 python="$MOTO_VENV/bin/python"
 stack() { "$python" scripts/lib/local_stack.py "$@"; }
 
