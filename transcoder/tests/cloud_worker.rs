@@ -439,3 +439,71 @@ async fn tls_on_the_grpc_port() {
     );
     assert_eq!(plain.status.code(), Some(1), "{}", describe(&plain));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_stopped_by_sigterm_hands_its_message_back_at_once() {
+    // A Spot interruption: ECS sends SIGTERM, then SIGKILL two minutes later.
+    let (moto, s3, mut env) = setup().await;
+    let sqs = moto.sqs().await;
+    let queue_url = create_queue(&sqs, "uploads").await;
+    upload_clip(&s3, "spot.mp4", 30.0).await;
+    // Hidden for 5 minutes: only a hand-back makes it visible again within the test.
+    let message = &received_message(&sqs, &queue_url, 300).await;
+    env.extend([
+        ("JOB_SOURCE", "s3://raw/spot.mp4".to_string()),
+        ("JOB_QUEUE_URL", queue_url.clone()),
+        (
+            "JOB_RECEIPT_HANDLE",
+            message.receipt_handle().unwrap().to_string(),
+        ),
+        ("JOB_MESSAGE_ID", message.message_id().unwrap().to_string()),
+    ]);
+    let mut task = Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        .arg("run")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while children_named(task.id(), "ffmpeg").is_empty() {
+        assert!(Instant::now() < deadline, "the encode never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let encoder = children_named(task.id(), "ffmpeg");
+
+    let signalled = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &task.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = task.wait().unwrap();
+    let stopped_in = signalled.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(task.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "worth retrying: {stderr}");
+    assert!(stderr.contains("the message was handed back"), "{stderr}");
+    assert!(
+        stopped_in < Duration::from_secs(10),
+        "well inside Spot's two minutes: {stopped_in:?}"
+    );
+    assert!(
+        encoder
+            .iter()
+            .all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()),
+        "ffmpeg stopped with the job"
+    );
+
+    // Visible again now, not in five minutes, and nothing was published as done.
+    let again = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.messages().len(), 1, "the message is back at once");
+    assert!(!list_keys(&s3, OUT, "hls/spot/")
+        .await
+        .contains(&"hls/spot/master.m3u8".to_string()));
+}
