@@ -151,3 +151,47 @@ async fn sigterm_drains_then_hands_the_unfinished_job_s_message_back() {
         .await
         .contains(&"long/master.m3u8".to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_request_is_refused_before_anything_runs() {
+    let (_moto, s3, env) = moto_with_buckets().await;
+    let server = Server::start(&env, &[]);
+    let mut client = TranscoderClient::connect(server.endpoint.clone())
+        .await
+        .unwrap();
+    // A real request is a few hundred bytes; 100 KiB of key is an attack or a bug.
+    let request = proto::v1::TranscodeRequest {
+        source: Some(proto::v1::S3Object {
+            bucket: "raw".into(),
+            key: "k".repeat(100 * 1024),
+        }),
+        ..Default::default()
+    };
+    let status = client.transcode(request).await.unwrap_err();
+    // tonic's answer to a message over the decoding limit.
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("the limit is: 65536 bytes"),
+        "{status:?}"
+    );
+    assert!(server.ffmpeg_children().is_empty());
+    assert!(
+        list_keys(&s3, "out", "").await.is_empty(),
+        "nothing written"
+    );
+    // The server is unharmed.
+    let mut health = HealthClient::new(
+        tonic::transport::Endpoint::from_shared(server.endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let reply = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().status, ServingStatus::Serving as i32);
+}
