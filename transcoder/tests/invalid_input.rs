@@ -224,6 +224,51 @@ const CASES: &[(&str, Maker, &[&str], &str)] = &[
         "not a video",
     ),
     (
+        "a pixel bomb: 200 KB of three 8192x8192 frames (default limits)",
+        |d| {
+            let p = d.join("bomb.mp4");
+            ffmpeg(&[
+                "-f",
+                "lavfi",
+                "-i",
+                "color=s=8192x8192:d=0.12:r=25",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "51",
+                p.to_str().unwrap(),
+            ]);
+            p
+        },
+        &[],
+        "over the limit",
+    ),
+    (
+        "a duration bomb: 1 KB declaring 10,000 hours (default limits)",
+        |d| {
+            let p = d.join("bomb.mkv");
+            // Two frames ten thousand hours apart.
+            ffmpeg(&[
+                "-f",
+                "lavfi",
+                "-i",
+                "color=s=64x64:r=1:d=2",
+                "-vf",
+                "setpts=N*36000000/TB",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                p.to_str().unwrap(),
+            ]);
+            p
+        },
+        &[],
+        "over the limit",
+    ),
+    (
         "over the pixel limit",
         |d| good_clip(d, "big.mp4", &[]),
         &["--max-pixels", "100000"],
@@ -322,5 +367,33 @@ fn a_bad_command_line_exits_1_and_help_exits_0() {
         "FFMPEG",
     ] {
         assert!(text.contains(needle), "--help mentions {needle}:\n{text}");
+    }
+}
+
+#[test]
+fn a_playlist_pointing_at_a_url_opens_no_connection() {
+    // A server the upload points at: it must never hear from us.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    let dir = scratch();
+    for (name, body) in [
+        (
+            "hls.mp4",
+            format!("#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nhttp://{address}/seg.ts\n#EXT-X-ENDLIST\n"),
+        ),
+        (
+            "concat.mov",
+            format!("ffconcat version 1.0\nfile 'http://{address}/clip.mp4'\n"),
+        ),
+    ] {
+        let input = write(dir.path(), name, body.as_bytes());
+        let out = dir.path().join(format!("out-{name}"));
+        let run = transcode_local(&input, &out, &["--preset", "ultrafast"]);
+        assert_eq!(run.status.code(), Some(2), "{name}: {}", describe(&run));
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{name}: the transcoder connected out: {other:?}"),
+        }
     }
 }
