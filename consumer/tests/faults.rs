@@ -146,3 +146,78 @@ async fn an_upload_deleted_before_its_turn_is_dropped_and_the_consumer_goes_on()
     assert!(list_keys(&stack.s3, OUT, "hls/gone/").await.is_empty());
     stack.assert_drained().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_unreachable_for_15_seconds_under_load_every_job_still_ends_done_once() {
+    let stack = Stack::start(20, 5).await;
+    // The transcoders and the consumer reach "AWS" through a proxy the test can cut.
+    let outage = common::outage::Outage::start(&stack.moto.endpoint);
+    let mut env = stack.env.clone();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", outage.endpoint.clone()));
+    let servers = [Server::start(&env, &[]), Server::start(&env, &[])];
+    let mut consumer_env = stack.consumer_env(&[
+        ("DISPATCH_MODE", "grpc".into()),
+        (
+            "TRANSCODER_ENDPOINTS",
+            format!("{},{}", servers[0].endpoint, servers[1].endpoint),
+        ),
+    ]);
+    consumer_env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    consumer_env.push(("AWS_ENDPOINT_URL", outage.endpoint.clone()));
+    let consumer = Consumer::start(&consumer_env);
+
+    let keys: Vec<String> = (0..6).map(|i| format!("load/clip-{i}.mp4")).collect();
+    let dir = scratch();
+    let clip = dir.path().join("clip.mp4");
+    make_clip(&clip, "testsrc2=s=640x360:r=30", 8.0, true, &[]);
+    for key in &keys {
+        upload(&stack.s3, RAW, key, &clip).await;
+    }
+    eventually("both transcoders to be encoding", JOB_TIMEOUT, || async {
+        servers.iter().all(|s| !s.ffmpeg_children().is_empty())
+    })
+    .await;
+
+    outage.begin();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    outage.end();
+
+    for i in 0..keys.len() {
+        stack
+            .wait_for_status(
+                &format!("hls/load/clip-{i}/"),
+                "done",
+                Duration::from_secs(300),
+            )
+            .await;
+    }
+    stack.assert_drained().await;
+    // Done exactly once each: one transcode per upload published (a repeat delivery after a
+    // lost delete finds it already done and does no work).
+    let published: Vec<String> = consumer
+        .logged("job done")
+        .iter()
+        .filter(|l| l["fields"]["already_done"] == false)
+        .map(|l| l["fields"]["master_playlist"].as_str().unwrap().to_string())
+        .collect();
+    let mut unique = published.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), keys.len(), "{published:#?}");
+    assert_eq!(
+        published.len(),
+        keys.len(),
+        "published twice: {published:#?}"
+    );
+    // The outage was felt and recovered from without help.
+    assert!(
+        !consumer.logged("cannot receive from the queue").is_empty()
+            || !consumer.logged("job failed").is_empty(),
+        "{}",
+        consumer.log_text()
+    );
+    for i in 0..keys.len() {
+        stack.assert_playable(&format!("hls/load/clip-{i}/")).await;
+    }
+}
