@@ -1,6 +1,7 @@
 //! Assembling the consumer from its configuration and running it until a signal.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -11,13 +12,19 @@ use crate::config::{Config, DispatchMode};
 use crate::dispatch::{
     Auto, Dispatcher, EcsLauncher, EcsSettings, FollowContext, PoolSettings, WarmPool,
 };
+use crate::in_flight::InFlight;
 use crate::queue::Inbox;
 use crate::worker::{OutputRoot, Worker};
+
+/// How long an ECS job counts as running for duplicate notifications: longer than any job.
+const IN_FLIGHT_TTL: Duration = Duration::from_secs(3600);
 
 /// Runs the consumer; returns when a signal has stopped it and its jobs are drained.
 pub async fn run(config: Config) -> ExitCode {
     let aws = aws_config::load_from_env().await;
     let inbox = Inbox::new(aws_sdk_sqs::Client::new(&aws), config.queue_url.clone());
+    // ECS jobs are not followed: they count as running for this long after their start.
+    let in_flight = Arc::new(InFlight::new(IN_FLIGHT_TTL));
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -41,6 +48,7 @@ pub async fn run(config: Config) -> ExitCode {
                 aws_sdk_sqs::Client::new(&aws),
                 S3Store::new(&aws),
             ),
+            in_flight: in_flight.clone(),
         };
         let settings = PoolSettings {
             endpoints: config.warm.endpoints.clone(),
@@ -53,11 +61,22 @@ pub async fn run(config: Config) -> ExitCode {
     };
     let result = async {
         match config.dispatch_mode {
-            DispatchMode::Grpc => serve(&config, inbox.clone(), warm().await?, shutdown).await,
-            DispatchMode::Ecs => serve(&config, inbox.clone(), ecs(), shutdown).await,
+            DispatchMode::Grpc => {
+                serve(
+                    &config,
+                    inbox.clone(),
+                    warm().await?,
+                    shutdown,
+                    in_flight.clone(),
+                )
+                .await
+            }
+            DispatchMode::Ecs => {
+                serve(&config, inbox.clone(), ecs(), shutdown, in_flight.clone()).await
+            }
             DispatchMode::Auto => {
                 let auto = Auto::new(warm().await?, ecs());
-                serve(&config, inbox.clone(), auto, shutdown).await
+                serve(&config, inbox.clone(), auto, shutdown, in_flight.clone()).await
             }
         }
         Ok::<(), String>(())
@@ -77,6 +96,7 @@ async fn serve<D: Dispatcher>(
     inbox: Inbox,
     dispatcher: D,
     shutdown: CancellationToken,
+    in_flight: Arc<InFlight>,
 ) {
     let output = config
         .output
@@ -98,6 +118,7 @@ async fn serve<D: Dispatcher>(
         config.filters.filters(),
         output,
         config.poll.wait(),
+        in_flight,
     );
     worker.run(shutdown, config.poll.grace()).await;
 }

@@ -3,7 +3,8 @@
 //!
 //! A folder per concern: [`event`] (what a message body means, pure), [`queue`] (receiving and
 //! the consumer's few actions on a message), [`dispatch`] (the warm pool, ECS, and `auto`),
-//! [`worker`] (the poll loop, one step at a time), [`config`] and [`app`] (assembly). See
+//! [`worker`] (the poll loop, one step at a time), [`in_flight`] (no second transcode for a
+//! duplicate notification), [`config`] and [`app`] (assembly). See
 //! `design.md` for the decisions.
 
 #![warn(missing_docs)]
@@ -12,5 +13,6 @@ pub mod app;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+pub mod in_flight;
 pub mod queue;
 pub mod worker;

@@ -2,6 +2,7 @@
 //! and repeat until shutdown. [`Worker::try_process_one`] is one step, so tests can drive the
 //! loop a step at a time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -10,6 +11,7 @@ use transcoder::storage::{default_output, S3Object};
 
 use crate::dispatch::{Dispatcher, Handover, Job};
 use crate::event::{decode_message, single_upload_notification, Decoded, Filters, Upload};
+use crate::in_flight::{Claim, InFlight};
 use crate::queue::{Backoff, Inbox, Received, SqsError, MAX_BATCH};
 
 /// A job every runner refused comes back after this, when a slot has likely freed.
@@ -63,6 +65,7 @@ pub struct Worker<D> {
     filters: Filters,
     output: Option<OutputRoot>,
     wait: Duration,
+    in_flight: Arc<InFlight>,
 }
 
 impl<D: Dispatcher> Worker<D> {
@@ -73,6 +76,7 @@ impl<D: Dispatcher> Worker<D> {
         filters: Filters,
         output: Option<OutputRoot>,
         wait: Duration,
+        in_flight: Arc<InFlight>,
     ) -> Self {
         Self {
             inbox,
@@ -80,6 +84,7 @@ impl<D: Dispatcher> Worker<D> {
             filters,
             output,
             wait,
+            in_flight,
         }
     }
 
@@ -201,6 +206,18 @@ impl<D: Dispatcher> Worker<D> {
     }
 
     async fn dispatch(&self, received: &Received, upload: Upload) -> Fate {
+        let message_id = &received.message.message_id;
+        let claim = self.in_flight.claim(
+            &upload.bucket,
+            &upload.key,
+            upload.etag.as_deref(),
+            message_id,
+        );
+        if let Claim::Duplicate { of } = claim {
+            tracing::info!(bucket = %upload.bucket, key = %upload.key, running_message_id = %of,
+                "a job for these very bytes is running; deleting this duplicate notification");
+            return self.delete(received).await;
+        }
         let job = Job {
             job_id: uuid::Uuid::new_v4().to_string(),
             output: self
@@ -220,6 +237,7 @@ impl<D: Dispatcher> Worker<D> {
                 Fate::HandedOver
             }
             Ok(Handover::Busy) => {
+                self.in_flight.release(message_id);
                 tracing::info!(%job_id, %source, retry_s = BUSY_RETRY.as_secs(),
                     "every transcoder is busy; the message comes back later");
                 if let Err(error) = self
@@ -232,6 +250,7 @@ impl<D: Dispatcher> Worker<D> {
                 Fate::Delayed
             }
             Err(error) => {
+                self.in_flight.release(message_id);
                 tracing::warn!(%job_id, %source, %error, "could not hand the job over");
                 self.inbox.hand_back(&received.message).await;
                 Fate::HandedBack

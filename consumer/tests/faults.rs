@@ -221,3 +221,59 @@ async fn aws_unreachable_for_15_seconds_under_load_every_job_still_ends_done_onc
         stack.assert_playable(&format!("hls/load/clip-{i}/")).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_notification_of_a_running_job_starts_no_second_transcode() {
+    let stack = Stack::start(30, 3).await;
+    let servers = [
+        Server::start(&stack.env, &[]),
+        Server::start(&stack.env, &[]),
+    ];
+    let consumer = Consumer::start(&stack.consumer_env(&[
+        ("DISPATCH_MODE", "grpc".into()),
+        (
+            "TRANSCODER_ENDPOINTS",
+            format!("{},{}", servers[0].endpoint, servers[1].endpoint),
+        ),
+    ]));
+    let _clip = stack.upload_clip("twice.mp4", 8.0).await;
+    // S3 delivers at least once: the same event again, as a second message.
+    let head = stack
+        .s3
+        .head_object()
+        .bucket(RAW)
+        .key("twice.mp4")
+        .send()
+        .await
+        .unwrap();
+    let etag = head.e_tag().unwrap().trim_matches('"').to_string();
+    let duplicate = serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": RAW}, "object": {"key": "twice.mp4", "size": 1, "eTag": etag}},
+    }]});
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.queue_url)
+        .message_body(duplicate.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    stack
+        .wait_for_status("hls/twice/", "done", JOB_TIMEOUT)
+        .await;
+    stack.assert_drained().await;
+    assert_eq!(
+        consumer.logged("job handed over").len(),
+        1,
+        "one transcode: {}",
+        consumer.log_text()
+    );
+    assert_eq!(
+        consumer
+            .logged("a job for these very bytes is running; deleting this duplicate notification")
+            .len(),
+        1
+    );
+}

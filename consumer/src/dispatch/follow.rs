@@ -1,6 +1,8 @@
 //! Following one job on a warm transcoder to its end: progress into the log, the finished job
 //! into the status report, and a broken stream into a handed-back message.
 
+use std::sync::Arc;
+
 use proto::v1::{self, transcode_event::Event};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -8,6 +10,7 @@ use transcoder::serve::convert;
 use transcoder::status::{Finish, FinishedJob, StatusReporter};
 
 use super::Job;
+use crate::in_flight::InFlight;
 use crate::queue::Inbox;
 
 /// Progress is logged at info each time it crosses a multiple of this, at debug otherwise.
@@ -20,6 +23,8 @@ pub struct FollowContext {
     pub inbox: Inbox,
     /// Where finished jobs are reported.
     pub reporter: StatusReporter,
+    /// Jobs running, by upload: a followed job leaves it when its stream ends.
+    pub in_flight: Arc<InFlight>,
 }
 
 /// Reads the job's events until it ends, the stream breaks, or `stop` is cancelled.
@@ -65,6 +70,7 @@ pub(super) async fn follow(
                 None => {}
             }
         };
+        context.in_flight.release(&job.message.message_id);
         match ended {
             Ended::Finished(finish) => {
                 match &finish {

@@ -484,6 +484,7 @@ mod tests {
         let follow = FollowContext {
             inbox: Inbox::new(sqs.clone(), "http://queue".into()),
             reporter: StatusReporter::new(StatusConfig::default(), sqs, S3Store::new(&config)),
+            in_flight: Arc::new(crate::in_flight::InFlight::new(Duration::from_secs(60))),
         };
         let settings = PoolSettings {
             endpoints: vec!["http://warm.vod.local:50051".into()],
