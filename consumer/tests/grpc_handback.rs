@@ -208,3 +208,53 @@ async fn the_consumer_waits_out_a_missing_queue_and_recovers_by_itself() {
     assert_eq!(consumer.logged("the queue answers again").len(), 1);
     assert!(consumer.terminate(Duration::from_secs(30)).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transcoder_killed_while_uploading_publishes_nothing_half_done() {
+    let stack = Stack::start(30, 3).await;
+    let mut servers = vec![
+        Server::start(&stack.env, &[]),
+        Server::start(&stack.env, &[]),
+    ];
+    let endpoints = format!("{},{}", servers[0].endpoint, servers[1].endpoint);
+    let consumer = Consumer::start(&stack.consumer_env(&[
+        ("DISPATCH_MODE", "grpc".into()),
+        ("TRANSCODER_ENDPOINTS", endpoints),
+    ]));
+    // Five rungs of 1080p: the upload stage has a few dozen objects to write.
+    let dir = scratch();
+    let clip = dir.path().join("big.mp4");
+    make_clip(&clip, "testsrc2=s=1920x1080:r=30", 12.0, true, &[]);
+    upload(&stack.s3, RAW, "big.mp4", &clip).await;
+
+    let deadline = std::time::Instant::now() + JOB_TIMEOUT;
+    let uploading = loop {
+        let stages = consumer.logged("stage");
+        if let Some(line) = stages.iter().find(|l| l["fields"]["stage"] == "Upload") {
+            break line["span"]["transcoder"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no upload stage");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let victim = servers
+        .iter()
+        .position(|s| s.endpoint == uploading)
+        .unwrap();
+    drop(servers.remove(victim));
+    let published_before = list_keys(&stack.s3, OUT, "hls/big/").await;
+    assert!(
+        !published_before.contains(&"hls/big/master.m3u8".to_string()),
+        "the kill came after publishing; the test shows nothing: {published_before:?}"
+    );
+    let record = stack.manifest("hls/big/").await.unwrap();
+    assert_eq!(record["status"], "processing", "never a partial done");
+
+    // The survivor redoes the job from the start and publishes it whole, once.
+    let done = stack.wait_for_status("hls/big/", "done", JOB_TIMEOUT).await;
+    assert_eq!(done["renditions"].as_array().unwrap().len(), 5);
+    stack.assert_playable("hls/big/").await;
+    let handed = consumer.logged("job handed over");
+    assert_eq!(handed.len(), 2);
+    assert_eq!(handed[1]["fields"]["by"], servers[0].endpoint);
+    stack.assert_drained().await;
+}
