@@ -33,11 +33,8 @@ async fn remove_bucket(stack: &Stack, bucket: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_output_bucket_vanishing_mid_job_is_retried_then_dead_lettered_never_done() {
     let stack = Stack::start(30, 2).await;
-    let server = Server::start(&stack.env, &[]);
-    let consumer = Consumer::start(&stack.consumer_env(&[
-        ("DISPATCH_MODE", "grpc".into()),
-        ("TRANSCODER_ENDPOINTS", server.endpoint.clone()),
-    ]));
+    let (servers, consumer) = stack.warm_pipeline(1, &[]);
+    let server = &servers[0];
     let _clip = stack.upload_clip("vanish.mp4", 20.0).await;
     eventually("the encode to start", JOB_TIMEOUT, || async {
         !server.ffmpeg_children().is_empty()

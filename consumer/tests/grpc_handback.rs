@@ -14,15 +14,7 @@ async fn a_transcoder_killed_mid_job_loses_nothing_the_other_one_finishes() {
     let mut stack = Stack::start(30, 3).await;
     // The transcoders want a token, and the consumer sends it on every call.
     stack.env.push(("TRANSCODER_AUTH_TOKEN", "s3cret".into()));
-    let mut servers = vec![
-        Server::start(&stack.env, &[]),
-        Server::start(&stack.env, &[]),
-    ];
-    let endpoints = format!("{},{}", servers[0].endpoint, servers[1].endpoint);
-    let consumer = Consumer::start(&stack.consumer_env(&[
-        ("DISPATCH_MODE", "grpc".into()),
-        ("TRANSCODER_ENDPOINTS", endpoints),
-    ]));
+    let (mut servers, consumer) = stack.warm_pipeline(2, &[]);
     let _clip = stack.upload_clip("long.mp4", 30.0).await;
 
     let encoding =
@@ -212,15 +204,7 @@ async fn the_consumer_waits_out_a_missing_queue_and_recovers_by_itself() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transcoder_killed_while_uploading_publishes_nothing_half_done() {
     let stack = Stack::start(30, 3).await;
-    let mut servers = vec![
-        Server::start(&stack.env, &[]),
-        Server::start(&stack.env, &[]),
-    ];
-    let endpoints = format!("{},{}", servers[0].endpoint, servers[1].endpoint);
-    let consumer = Consumer::start(&stack.consumer_env(&[
-        ("DISPATCH_MODE", "grpc".into()),
-        ("TRANSCODER_ENDPOINTS", endpoints),
-    ]));
+    let (mut servers, consumer) = stack.warm_pipeline(2, &[]);
     // Five rungs of 1080p: the upload stage has a few dozen objects to write.
     let dir = scratch();
     let clip = dir.path().join("big.mp4");

@@ -28,6 +28,23 @@ async fn upload_clip(s3: &aws_sdk_s3::Client, key: &str, seconds: f64) {
     upload(s3, RAW, key, &path).await;
 }
 
+/// The environment an ECS task gets for a job: the source and the message it owns.
+fn task_env(
+    source: &str,
+    queue_url: &str,
+    message: &aws_sdk_sqs::types::Message,
+) -> [(&'static str, String); 4] {
+    [
+        ("JOB_SOURCE", source.to_string()),
+        ("JOB_QUEUE_URL", queue_url.to_string()),
+        (
+            "JOB_RECEIPT_HANDLE",
+            message.receipt_handle().unwrap().to_string(),
+        ),
+        ("JOB_MESSAGE_ID", message.message_id().unwrap().to_string()),
+    ]
+}
+
 async fn content_type(s3: &aws_sdk_s3::Client, key: &str) -> (String, String) {
     let head = s3.head_object().bucket(OUT).key(key).send().await.unwrap();
     (
@@ -288,14 +305,8 @@ async fn run_keeps_a_message_invisible_past_its_timeout_and_deletes_it_when_done
     let message = &received_message(&sqs, &queue_url, 2).await;
 
     env.retain(|(k, _)| *k != "TRANSCODER_PRESET");
+    env.extend(task_env("s3://raw/clip.mp4", &queue_url, message));
     env.extend([
-        ("JOB_SOURCE", "s3://raw/clip.mp4".to_string()),
-        ("JOB_QUEUE_URL", queue_url.clone()),
-        (
-            "JOB_RECEIPT_HANDLE",
-            message.receipt_handle().unwrap().to_string(),
-        ),
-        ("JOB_MESSAGE_ID", message.message_id().unwrap().to_string()),
         ("TRANSCODER_PRESET", "medium".to_string()),
         ("TRANSCODER_VISIBILITY_EXTENSION_SECONDS", "3".to_string()),
     ]);
@@ -449,15 +460,7 @@ async fn run_stopped_by_sigterm_hands_its_message_back_at_once() {
     upload_clip(&s3, "spot.mp4", 30.0).await;
     // Hidden for 5 minutes: only a hand-back makes it visible again within the test.
     let message = &received_message(&sqs, &queue_url, 300).await;
-    env.extend([
-        ("JOB_SOURCE", "s3://raw/spot.mp4".to_string()),
-        ("JOB_QUEUE_URL", queue_url.clone()),
-        (
-            "JOB_RECEIPT_HANDLE",
-            message.receipt_handle().unwrap().to_string(),
-        ),
-        ("JOB_MESSAGE_ID", message.message_id().unwrap().to_string()),
-    ]);
+    env.extend(task_env("s3://raw/spot.mp4", &queue_url, message));
     let mut task = Command::new(env!("CARGO_BIN_EXE_transcoder"))
         .arg("run")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

@@ -110,6 +110,19 @@ impl Stack {
         env
     }
 
+    /// `n` warm transcoders (with `server_args`) and a consumer in `grpc` mode using them.
+    pub fn warm_pipeline(&self, n: usize, server_args: &[&str]) -> (Vec<Server>, Consumer) {
+        let servers: Vec<Server> = (0..n)
+            .map(|_| Server::start(&self.env, server_args))
+            .collect();
+        let endpoints: Vec<&str> = servers.iter().map(|s| s.endpoint.as_str()).collect();
+        let consumer = Consumer::start(&self.consumer_env(&[
+            ("DISPATCH_MODE", "grpc".into()),
+            ("TRANSCODER_ENDPOINTS", endpoints.join(",")),
+        ]));
+        (servers, consumer)
+    }
+
     /// An ECS cluster with both Fargate capacity providers, the one-shot task definition, and
     /// a subnet Fargate's awsvpc accepts (moto needs DNS hostnames on its VPC). Returns the
     /// consumer's ECS settings.
