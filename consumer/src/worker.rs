@@ -88,11 +88,6 @@ impl<D: Dispatcher> Worker<D> {
         }
     }
 
-    /// The dispatcher, for tests and logs.
-    pub fn dispatcher(&self) -> &D {
-        &self.dispatcher
-    }
-
     /// Runs until `shutdown`, then drains the dispatcher within `grace`.
     pub async fn run(&self, shutdown: CancellationToken, grace: Duration) {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
