@@ -280,6 +280,18 @@ pub async fn received_message(
     received.messages()[0].clone()
 }
 
+/// How many messages one receive on `queue_url` gets now (each then hidden for the queue's
+/// visibility timeout): what another consumer would see.
+pub async fn visible_messages(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .send()
+        .await
+        .unwrap();
+    received.messages().len()
+}
+
 /// Creates the queue `name` and returns its URL.
 pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
     let created = sqs.create_queue().queue_name(name).send().await.unwrap();

@@ -45,6 +45,17 @@ fn task_env(
     ]
 }
 
+/// Starts `transcoder run` with `env`, as ECS starts the task; stderr is kept for the test.
+fn spawn_run(env: &[(&str, String)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        .arg("run")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 async fn content_type(s3: &aws_sdk_s3::Client, key: &str) -> (String, String) {
     let head = s3.head_object().bucket(OUT).key(key).send().await.unwrap();
     (
@@ -310,13 +321,7 @@ async fn run_keeps_a_message_invisible_past_its_timeout_and_deletes_it_when_done
         ("TRANSCODER_PRESET", "medium".to_string()),
         ("TRANSCODER_VISIBILITY_EXTENSION_SECONDS", "3".to_string()),
     ]);
-    let mut task = Command::new(env!("CARGO_BIN_EXE_transcoder"))
-        .arg("run")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut task = spawn_run(&env);
 
     // Another consumer polls all along: it must never see the message while the job runs.
     let started = Instant::now();
@@ -325,14 +330,8 @@ async fn run_keeps_a_message_invisible_past_its_timeout_and_deletes_it_when_done
         if let Some(status) = task.try_wait().unwrap() {
             break status;
         }
-        let seen = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .send()
-            .await
-            .unwrap();
         assert!(
-            seen.messages().is_empty(),
+            visible_messages(&sqs, &queue_url).await == 0,
             "the message became visible after {:?}",
             started.elapsed()
         );
@@ -354,13 +353,11 @@ async fn run_keeps_a_message_invisible_past_its_timeout_and_deletes_it_when_done
         .await
         .contains(&"hls/clip/master.m3u8".to_string()));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .send()
-        .await
-        .unwrap();
-    assert!(after.messages().is_empty(), "the message was deleted");
+    assert_eq!(
+        visible_messages(&sqs, &queue_url).await,
+        0,
+        "the message was deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -461,13 +458,7 @@ async fn run_stopped_by_sigterm_hands_its_message_back_at_once() {
     // Hidden for 5 minutes: only a hand-back makes it visible again within the test.
     let message = &received_message(&sqs, &queue_url, 300).await;
     env.extend(task_env("s3://raw/spot.mp4", &queue_url, message));
-    let mut task = Command::new(env!("CARGO_BIN_EXE_transcoder"))
-        .arg("run")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut task = spawn_run(&env);
     let deadline = Instant::now() + Duration::from_secs(60);
     while children_named(task.id(), "ffmpeg").is_empty() {
         assert!(Instant::now() < deadline, "the encode never started");
@@ -499,13 +490,11 @@ async fn run_stopped_by_sigterm_hands_its_message_back_at_once() {
     );
 
     // Visible again now, not in five minutes, and nothing was published as done.
-    let again = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.messages().len(), 1, "the message is back at once");
+    assert_eq!(
+        visible_messages(&sqs, &queue_url).await,
+        1,
+        "the message is back at once"
+    );
     assert!(!list_keys(&s3, OUT, "hls/spot/")
         .await
         .contains(&"hls/spot/master.m3u8".to_string()));

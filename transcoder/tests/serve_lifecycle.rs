@@ -140,13 +140,11 @@ async fn sigterm_drains_then_hands_the_unfinished_job_s_message_back() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let again = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.messages().len(), 1, "the message was handed back");
+    assert_eq!(
+        visible_messages(&sqs, &queue_url).await,
+        1,
+        "the message was handed back"
+    );
     assert!(!list_keys(&s3, "out", "long/")
         .await
         .contains(&"long/master.m3u8".to_string()));
