@@ -4,7 +4,8 @@
 //!
 //! A folder per concern: [`probe`] (what the source is, and refusing what it must not be),
 //! [`ladder`], [`encode`] (the ffmpeg command and its progress), [`hls`] (measuring what was
-//! written, the master playlist), [`job`] (the pipeline and its errors), [`manifest`], and
+//! written, the master playlist, growing media playlists), [`job`] (the pipeline and its
+//! errors), [`publish`] (outputs in a safe order, while encoding too), [`manifest`], and
 //! [`storage`] (S3 and local folders), [`queue`] (owning an SQS message), [`serve`] (the gRPC
 //! warm transcoder), [`status`] (telling the outside a job ended), and [`cli`] for the binary.
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod job;
 pub mod ladder;
 pub mod manifest;
 pub mod probe;
+pub mod publish;
 pub mod queue;
 pub mod serve;
 pub mod status;

@@ -89,6 +89,10 @@ pub struct Manifest {
     pub duration_s: Option<f64>,
     /// Why the job failed, when it did.
     pub error: Option<ErrorRecord>,
+    /// When the stream became playable (RFC 3339, UTC): the first master playlist, listing
+    /// every rung once each had its first segment published, while the encode went on.
+    #[serde(default)]
+    pub playable_at: Option<String>,
     /// When the job started (RFC 3339, UTC).
     pub created_at: String,
     /// When this record was last written (RFC 3339, UTC).
@@ -114,6 +118,7 @@ impl Manifest {
             poster: None,
             duration_s: None,
             error: None,
+            playable_at: None,
             created_at: now.clone(),
             updated_at: now,
         }
@@ -122,6 +127,8 @@ impl Manifest {
     /// Marks the record `done`.
     pub fn done(mut self, renditions: Vec<RenditionRecord>, master: &str, poster: &str) -> Self {
         self.status = Status::Done;
+        // A job too short to be published early becomes playable now.
+        self.playable_at.get_or_insert_with(now);
         self.renditions = renditions;
         self.master_playlist = Some(master.to_string());
         self.poster = Some(poster.to_string());
@@ -130,12 +137,29 @@ impl Manifest {
         self
     }
 
+    /// Records that the stream became playable, still `processing`.
+    pub fn playable(mut self, master: &str) -> Self {
+        let now = now();
+        self.master_playlist = Some(master.to_string());
+        self.playable_at = Some(now.clone());
+        self.updated_at = now;
+        self
+    }
+
+    /// Seconds from `created_at` to `playable_at`, when both are known.
+    pub fn seconds_to_playable(&self) -> Option<f64> {
+        let parse = |t: &str| OffsetDateTime::parse(t, &Rfc3339).ok();
+        let playable = parse(self.playable_at.as_deref()?)?;
+        Some((playable - parse(&self.created_at)?).as_seconds_f64())
+    }
+
     /// Marks the record `failed`, with nothing published.
     pub fn failed(mut self, kind: ErrorKind, message: String) -> Self {
         self.status = Status::Failed;
         self.renditions.clear();
         self.master_playlist = None;
         self.poster = None;
+        self.playable_at = None;
         self.error = Some(ErrorRecord { kind, message });
         self.updated_at = now();
         self

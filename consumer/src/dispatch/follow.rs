@@ -52,7 +52,7 @@ pub(super) async fn follow(
             };
             match event {
                 Some(Event::Accepted(_)) => tracing::info!(source = %job.source, "job accepted"),
-                Some(Event::Stage(_)) | Some(Event::Progress(_)) => {
+                Some(Event::Stage(_)) | Some(Event::Progress(_)) | Some(Event::Playable(_)) => {
                     log_progress(event.as_ref(), &mut logged_step)
                 }
                 Some(Event::Completed(done)) => {
@@ -123,6 +123,9 @@ fn log_progress(event: Option<&Event>, logged_step: &mut f64) {
     };
     match event {
         transcoder::job::JobEvent::Stage(stage) => tracing::info!(?stage, "stage"),
+        transcoder::job::JobEvent::Playable { master } => {
+            tracing::info!(master_playlist = %master, "playable")
+        }
         transcoder::job::JobEvent::Progress(p) => {
             let step = (p.percent / PROGRESS_LOG_STEP).floor();
             if step > *logged_step {

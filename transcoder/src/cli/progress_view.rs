@@ -39,6 +39,7 @@ impl ProgressView {
                 bar.set_message(details(p));
             }
             (JobEvent::Progress(p), None) => println!("progress {:5.1}% {}", p.percent, details(p)),
+            (JobEvent::Playable { master }, _) => self.note(&format!("playable {master}")),
         }
     }
 

@@ -141,12 +141,15 @@ pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
             "hls",
             "-hls_time",
             &hls_time,
+            // EVENT, so that ffmpeg rewrites the playlist after every segment (it writes a VOD
+            // one only at the end): that is how finished segments are found while it runs.
+            // The job turns it into a VOD playlist once ffmpeg is done.
             "-hls_playlist_type",
-            "vod",
+            "event",
         ]);
         push(&[
             "-hls_flags",
-            "independent_segments",
+            "independent_segments+temp_file",
             "-hls_segment_type",
             "mpegts",
         ]);

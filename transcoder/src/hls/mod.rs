@@ -1,13 +1,15 @@
 //! HLS facts measured from what ffmpeg wrote: real segment bitrates, the real H.264
-//! profile/level, and the master playlist built from them.
+//! profile/level, the master playlist built from them, and media playlists while they grow.
 
 mod codecs;
 mod master;
 mod measure;
+mod media;
 
 pub use codecs::{avc1_codec_string, find_sps, video_codec_string, AAC_LC};
 pub use master::{render_master, Variant};
 pub use measure::{measure_rendition, peak_segment_bitrate, RenditionStats, SegmentSample};
+pub use media::{finalize_vod_playlist, read_media_playlist, render_event_playlist};
 
 /// Why our own output could not be read back. Always our fault, never the source's.
 #[derive(Debug, thiserror::Error)]

@@ -1,16 +1,20 @@
-//! A job on S3: download the source, transcode, upload, publish. The same for a warm
-//! transcoder (`serve`) and a one-shot ECS task (`run`); message ownership is `queued`'s.
+//! A job on S3: download the source, transcode while publishing what is finished, publish
+//! the rest. The same for a warm transcoder (`serve`) and a one-shot ECS task (`run`);
+//! message ownership is `queued`'s.
 
 use std::path::PathBuf;
 
 use tracing::Instrument;
 
-use super::publish::{publish_master, publish_renditions, MANIFEST, MASTER_PLAYLIST};
-use super::{transcode, JobError, JobEvent, Stage};
+use super::transcode::{encode_prepared, prepare, Transcoded};
+use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::POSTER;
 use crate::manifest::{Manifest, SourceRecord, Status};
-use crate::storage::{ObjectKind, OutputSink, S3Object, S3Prefix, S3Store};
+use crate::publish::{
+    publish_master, publish_renditions, LivePublisher, MANIFEST, MASTER_PLAYLIST,
+};
+use crate::storage::{ObjectKind, OutputSink, S3Object, S3Prefix, S3Sink, S3Store};
 
 /// What to transcode and where to.
 #[derive(Debug, Clone)]
@@ -64,7 +68,7 @@ pub async fn run_cloud_job(
 
 async fn run(
     store: &S3Store,
-    sink: &impl OutputSink,
+    sink: &S3Sink,
     job: &CloudJob,
     events: &(dyn Fn(JobEvent) + Send + Sync),
     record: &mut Option<Manifest>,
@@ -122,15 +126,27 @@ async fn run(
         .await?;
     tracing::info!(bytes = downloaded.size, "downloaded source");
 
-    let transcoded = transcode(&input, &out, &job.settings, &job.limits, events).await?;
-    // The source is no longer needed; free the disk before uploading.
-    let _ = tokio::fs::remove_file(&input).await;
-
-    events(JobEvent::Stage(Stage::Upload));
-    publish_renditions(sink, &out, &transcoded).await?;
-    events(JobEvent::Stage(Stage::Publish));
-    publish_master(sink, &transcoded).await?;
-    let mut done = manifest.done(transcoded.records(), MASTER_PLAYLIST, POSTER);
+    let prepared = prepare(&input, &job.settings, &job.limits, events).await?;
+    let mut live = LivePublisher::new(
+        sink.clone(),
+        out.clone(),
+        &prepared,
+        job.settings.segment_seconds,
+        job.settings.ffmpeg.clone(),
+        manifest,
+    );
+    let transcoded = match encode_and_publish(&mut live, &input, &out, prepared, job, events).await
+    {
+        Ok(transcoded) => transcoded,
+        Err(error) => {
+            live.retract().await;
+            return Err(error);
+        }
+    };
+    let mut done = live
+        .record()
+        .clone()
+        .done(transcoded.records(), MASTER_PLAYLIST, POSTER);
     done.duration_s = Some(transcoded.source.duration_s);
     sink.put_bytes(MANIFEST, done.to_json(), ObjectKind::Json)
         .await?;
@@ -138,6 +154,37 @@ async fn run(
         manifest: done,
         already_done: false,
     })
+}
+
+/// Encodes while `live` publishes, then publishes the rest and the measured master.
+async fn encode_and_publish(
+    live: &mut LivePublisher<S3Sink>,
+    input: &std::path::Path,
+    out: &std::path::Path,
+    prepared: super::Prepared,
+    job: &CloudJob,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<Transcoded, JobError> {
+    let transcoded = {
+        let encode = encode_prepared(input, out, prepared, &job.settings, events);
+        tokio::pin!(encode);
+        // `watch` returns only when an upload fails for good; the encode is then dropped,
+        // which kills ffmpeg.
+        tokio::select! {
+            biased;
+            result = &mut encode => result?,
+            error = live.watch(events) => return Err(error),
+        }
+    };
+    // The source is no longer needed; free the disk before the last uploads.
+    let _ = tokio::fs::remove_file(input).await;
+
+    events(JobEvent::Stage(Stage::Upload));
+    let sink = live.sink();
+    publish_renditions(sink, out, &transcoded, live.published_objects()).await?;
+    events(JobEvent::Stage(Stage::Publish));
+    publish_master(sink, &transcoded).await?;
+    Ok(transcoded)
 }
 
 /// The manifest at the output prefix, if there is a readable one.

@@ -11,7 +11,8 @@ pub enum Stage {
     Probe,
     /// Running ffmpeg.
     Encode,
-    /// Uploading the renditions and the poster.
+    /// Uploading what the encode did not already publish: the last segments, the final
+    /// playlists and the poster.
     Upload,
     /// Putting the master playlist and the final manifest in place.
     Publish,
@@ -37,4 +38,9 @@ pub enum JobEvent {
     Stage(Stage),
     /// The encode moved.
     Progress(Progress),
+    /// The stream became playable while the encode goes on: the master playlist is published.
+    Playable {
+        /// Where the master playlist is (`s3://...` or a path).
+        master: String,
+    },
 }

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use tracing::Instrument;
 
-use super::publish::{publish_master, publish_renditions, MANIFEST, MASTER_PLAYLIST};
 use super::{transcode, JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::POSTER;
 use crate::manifest::{Manifest, SourceRecord};
+use crate::publish::{publish_master, publish_renditions, MANIFEST, MASTER_PLAYLIST};
 use crate::storage::{LocalFolder, ObjectKind, OutputSink};
 
 /// A job on local files.
@@ -89,7 +89,7 @@ async fn run(
                 .map_err(JobError::output(&old))?;
         }
     }
-    publish_renditions(sink, work.path(), &transcoded).await?;
+    publish_renditions(sink, work.path(), &transcoded, &Default::default()).await?;
     publish_master(sink, &transcoded).await?;
     let mut done = manifest
         .clone()

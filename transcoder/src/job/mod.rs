@@ -5,14 +5,13 @@ mod cloud;
 mod error;
 mod events;
 mod local;
-mod publish;
 mod queued;
 mod transcode;
 
+pub use crate::publish::{MANIFEST, MASTER_PLAYLIST};
 pub use cloud::{run_cloud_job, CloudDone, CloudJob};
 pub use error::JobError;
 pub use events::{JobEvent, Stage};
 pub use local::{run_local, LocalJob};
-pub use publish::{MANIFEST, MASTER_PLAYLIST};
 pub use queued::{run_owned_job, JobOutcome};
-pub use transcode::{transcode, Rendition, Transcoded};
+pub use transcode::{encode_prepared, prepare, transcode, Prepared, Rendition, Transcoded};

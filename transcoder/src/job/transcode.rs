@@ -57,14 +57,24 @@ impl Transcoded {
     }
 }
 
-/// Transcodes `input` into `work_dir`: one folder per rung and `poster.jpg`.
-pub async fn transcode(
+/// The source probed and its ladder chosen: everything known before ffmpeg starts.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The probed source.
+    pub source: SourceInfo,
+    /// The constant frame rate of every rung.
+    pub fps: Rational,
+    /// The rungs to encode, best first.
+    pub ladder: Vec<Rung>,
+}
+
+/// Probes `input` and chooses its ladder.
+pub async fn prepare(
     input: &Path,
-    work_dir: &Path,
     settings: &EncodeSettings,
     limits: &Limits,
     events: &(dyn Fn(JobEvent) + Send + Sync),
-) -> Result<Transcoded, JobError> {
+) -> Result<Prepared, JobError> {
     events(JobEvent::Stage(Stage::Probe));
     let source = probe::probe(input, settings, limits).await?;
     let fps = source.output_frame_rate();
@@ -84,7 +94,38 @@ pub async fn transcode(
         rungs = ladder.len(),
         "probed source"
     );
+    Ok(Prepared {
+        source,
+        fps,
+        ladder,
+    })
+}
 
+/// Transcodes `input` into `work_dir`: one folder per rung and `poster.jpg`.
+pub async fn transcode(
+    input: &Path,
+    work_dir: &Path,
+    settings: &EncodeSettings,
+    limits: &Limits,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<Transcoded, JobError> {
+    let prepared = prepare(input, settings, limits, events).await?;
+    encode_prepared(input, work_dir, prepared, settings, events).await
+}
+
+/// Encodes a prepared source into `work_dir` and measures what was written.
+pub async fn encode_prepared(
+    input: &Path,
+    work_dir: &Path,
+    prepared: Prepared,
+    settings: &EncodeSettings,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<Transcoded, JobError> {
+    let Prepared {
+        source,
+        fps,
+        ladder,
+    } = prepared;
     events(JobEvent::Stage(Stage::Encode));
     encode::encode(input, &source, &ladder, fps, settings, work_dir, |p| {
         events(JobEvent::Progress(p))
@@ -94,6 +135,7 @@ pub async fn transcode(
     let mut renditions = Vec::with_capacity(ladder.len());
     for rung in ladder {
         let playlist = format!("{}/{MEDIA_PLAYLIST}", rung.name);
+        hls::finalize_vod_playlist(&work_dir.join(&playlist)).await?;
         let stats = hls::measure_rendition(&work_dir.join(&playlist)).await?;
         let mut codecs = hls::video_codec_string(&settings.ffmpeg, &stats.first_segment).await?;
         if source.audio.is_some() {

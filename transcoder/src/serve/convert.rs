@@ -18,6 +18,9 @@ pub fn event_to_proto(event: JobEvent) -> v1::TranscodeEvent {
             speed: p.speed.unwrap_or(0.0),
             eta_seconds: p.eta_s.unwrap_or(-1.0),
         }),
+        JobEvent::Playable { master } => Event::Playable(v1::Playable {
+            master_playlist: master,
+        }),
     };
     v1::TranscodeEvent { event: Some(event) }
 }
@@ -55,6 +58,9 @@ pub fn event_from_proto(event: &Event) -> Option<JobEvent> {
             eta_s: (p.eta_seconds >= 0.0).then_some(p.eta_seconds),
             finished: p.percent >= 100.0,
         })),
+        Event::Playable(p) => Some(JobEvent::Playable {
+            master: p.master_playlist.clone(),
+        }),
         _ => None,
     }
 }

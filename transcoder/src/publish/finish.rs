@@ -1,0 +1,73 @@
+//! The end of a job, the same order for every sink: a reader must never see a playlist that
+//! names something missing. Segments first, then each VOD media playlist, the poster, the
+//! master playlist, and (by the caller) the `done` manifest last.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::retry::with_retries;
+use super::{MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
+use crate::encode::{MEDIA_PLAYLIST, POSTER};
+use crate::job::{JobError, Transcoded};
+use crate::storage::{ObjectKind, OutputSink};
+
+/// Publishes every rendition and the poster from `work_dir`, skipping the segments named in
+/// `already` (published while the encode ran).
+pub async fn publish_renditions<S: OutputSink>(
+    sink: &S,
+    work_dir: &Path,
+    transcoded: &Transcoded,
+    already: &HashSet<String>,
+) -> Result<(), JobError> {
+    for rendition in &transcoded.renditions {
+        let name = &rendition.rung.name;
+        // Owned names: a closure over borrowed ones trips rustc's higher-ranked lifetime check
+        // once this future must be Send (the gRPC server spawns it).
+        let objects: Vec<String> = rendition
+            .stats
+            .segment_uris
+            .iter()
+            .map(|uri| format!("{name}/{uri}"))
+            .filter(|object| !already.contains(object))
+            .collect();
+        futures::stream::iter(objects)
+            .map(|object| async move {
+                let path = work_dir.join(&object);
+                with_retries(&object, || {
+                    sink.put_file(&object, &path, ObjectKind::Segment)
+                })
+                .await
+            })
+            .buffer_unordered(UPLOAD_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        let playlist = format!("{name}/{MEDIA_PLAYLIST}");
+        let path = work_dir.join(&playlist);
+        with_retries(&playlist, || {
+            sink.put_file(&playlist, &path, ObjectKind::Playlist)
+        })
+        .await?;
+    }
+    let path = work_dir.join(POSTER);
+    with_retries(POSTER, || sink.put_file(POSTER, &path, ObjectKind::Image)).await?;
+    Ok(())
+}
+
+/// Publishes the master playlist with the measured bandwidths: after this the stream is
+/// complete.
+pub async fn publish_master<S: OutputSink>(
+    sink: &S,
+    transcoded: &Transcoded,
+) -> Result<(), JobError> {
+    with_retries(MASTER_PLAYLIST, || {
+        sink.put_bytes(
+            MASTER_PLAYLIST,
+            transcoded.master.clone().into_bytes(),
+            ObjectKind::Playlist,
+        )
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Publishing while ffmpeg encodes, so that a stream is playable seconds after the encode
+//! starts and the upload hides behind the encode.
+//!
+//! ffmpeg renames each segment into place only once it is complete (`temp_file`) and then
+//! rewrites its media playlist the same way. We poll those playlists, upload every newly
+//! listed segment (a few at once, retried), publish each rung as an EVENT playlist of the
+//! segments already uploaded, and once every rung has one, a first master playlist. That
+//! master carries bandwidths estimated from the rungs' caps; `finish` replaces it with the
+//! measured one. The order keeps CONTRACT.md's promise: a playlist never names a missing object.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use m3u8_rs::MediaPlaylist;
+use tokio::task::JoinSet;
+
+use super::retry::with_retries;
+use super::{MANIFEST, MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
+use crate::encode::MEDIA_PLAYLIST;
+use crate::hls::{self, Variant};
+use crate::job::{JobError, JobEvent, Prepared};
+use crate::ladder::Rung;
+use crate::manifest::Manifest;
+use crate::probe::Rational;
+use crate::storage::{ObjectKind, OutputSink, StorageError};
+
+/// How often ffmpeg's playlists are read: a segment waits at most this long to start uploading.
+const POLL: Duration = Duration::from_millis(250);
+/// Segments published one by one as soon as they are uploaded, before updates are paced.
+const LEAD_SEGMENTS: usize = 3;
+/// MPEG-TS and PES headers over the raw bitrates, for the estimated BANDWIDTH.
+const CONTAINER_OVERHEAD: f64 = 1.10;
+
+/// One rung as it grows.
+struct LiveRung {
+    rung: Rung,
+    /// ffmpeg's playlist as last read.
+    playlist: Option<MediaPlaylist>,
+    /// Segments handed to the uploader so far.
+    queued: usize,
+    /// Segments in the EVENT playlist last published.
+    published: usize,
+    /// When that playlist was published.
+    published_at: Option<Instant>,
+}
+
+/// Publishes a job's outputs as ffmpeg writes them. Not `Send`-bound to one task: `watch` runs
+/// beside the encode, and `finish`/`retract` after it, on the same value.
+pub struct LivePublisher<S> {
+    sink: S,
+    work_dir: PathBuf,
+    ffmpeg: PathBuf,
+    rungs: Vec<LiveRung>,
+    fps: Rational,
+    has_audio: bool,
+    /// The least time between two updates of one EVENT playlist (half a segment): a player
+    /// at the live edge waits at most that much longer, and an encode faster than real time
+    /// makes fewer PUTs.
+    refresh: Duration,
+    /// The `processing` record, updated once the stream is playable.
+    record: Manifest,
+    /// Object names published (segments, playlists, master), for `retract`.
+    uploaded: HashSet<String>,
+    master_published: bool,
+}
+
+impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
+    /// A publisher of `prepared`'s rungs from `work_dir` to `sink`.
+    pub fn new(
+        sink: S,
+        work_dir: PathBuf,
+        prepared: &Prepared,
+        segment_seconds: u32,
+        ffmpeg: PathBuf,
+        record: Manifest,
+    ) -> Self {
+        Self {
+            sink,
+            work_dir,
+            ffmpeg,
+            rungs: prepared
+                .ladder
+                .iter()
+                .map(|rung| LiveRung {
+                    rung: rung.clone(),
+                    playlist: None,
+                    queued: 0,
+                    published: 0,
+                    published_at: None,
+                })
+                .collect(),
+            fps: prepared.fps,
+            has_audio: prepared.source.audio.is_some(),
+            refresh: Duration::from_secs_f64(f64::from(segment_seconds.max(2)) / 2.0),
+            record,
+            uploaded: HashSet::new(),
+            master_published: false,
+        }
+    }
+
+    /// Where outputs go.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// The record as last written: with `playable_at` once the stream was playable.
+    pub fn record(&self) -> &Manifest {
+        &self.record
+    }
+
+    /// Segments published so far, by object name.
+    pub fn published_objects(&self) -> &HashSet<String> {
+        &self.uploaded
+    }
+
+    /// Publishes until an upload fails for good, which it returns; otherwise runs until the
+    /// caller drops it (when the encode ends). Segments still uploading then are uploaded
+    /// again by `finish`: only finished uploads count.
+    pub async fn watch(&mut self, events: &(dyn Fn(JobEvent) + Send + Sync)) -> JobError {
+        let mut uploads: JoinSet<(String, Result<(), StorageError>)> = JoinSet::new();
+        let mut waiting: VecDeque<String> = VecDeque::new();
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(error) = self.scan(&mut waiting).await {
+                        return error;
+                    }
+                }
+                Some(joined) = uploads.join_next(), if !uploads.is_empty() => match joined {
+                    Ok((name, Ok(()))) => {
+                        self.uploaded.insert(name);
+                    }
+                    Ok((_, Err(error))) => return error.into(),
+                    Err(panic) => {
+                        return JobError::Output {
+                            path: "segment upload".into(),
+                            source: std::io::Error::other(panic.to_string()),
+                        }
+                    }
+                },
+            }
+            if let Err(error) = self.publish_progress(events).await {
+                return error;
+            }
+            while uploads.len() < UPLOAD_CONCURRENCY {
+                let Some(name) = waiting.pop_front() else {
+                    break;
+                };
+                let (sink, path) = (self.sink.clone(), self.work_dir.join(&name));
+                uploads.spawn(async move {
+                    let result =
+                        with_retries(&name, || sink.put_file(&name, &path, ObjectKind::Segment))
+                            .await;
+                    (name, result)
+                });
+            }
+        }
+    }
+
+    /// Reads each rung's playlist and queues its new segments.
+    async fn scan(&mut self, waiting: &mut VecDeque<String>) -> Result<(), JobError> {
+        for live in &mut self.rungs {
+            let path = self.work_dir.join(&live.rung.name).join(MEDIA_PLAYLIST);
+            let Some(playlist) = hls::read_media_playlist(&path).await? else {
+                continue;
+            };
+            for segment in playlist.segments.iter().skip(live.queued) {
+                waiting.push_back(format!("{}/{}", live.rung.name, segment.uri));
+            }
+            live.queued = live.queued.max(playlist.segments.len());
+            live.playlist = Some(playlist);
+        }
+        Ok(())
+    }
+
+    /// Publishes the EVENT playlists that have grown, then the first master once every rung
+    /// has a segment.
+    async fn publish_progress(
+        &mut self,
+        events: &(dyn Fn(JobEvent) + Send + Sync),
+    ) -> Result<(), JobError> {
+        for live in &mut self.rungs {
+            let Some(playlist) = &live.playlist else {
+                continue;
+            };
+            // Only an unbroken run from the first segment: uploads finish in any order.
+            let ready = playlist
+                .segments
+                .iter()
+                .take_while(|s| {
+                    self.uploaded
+                        .contains(&format!("{}/{}", live.rung.name, s.uri))
+                })
+                .count();
+            // The first few segments go out at once, so that a player starting at the first
+            // master has a few segments of lead; after that, one update per refresh period.
+            let due = live.published < LEAD_SEGMENTS
+                || live
+                    .published_at
+                    .is_none_or(|at| at.elapsed() >= self.refresh);
+            if ready > live.published && due {
+                let name = format!("{}/{MEDIA_PLAYLIST}", live.rung.name);
+                let body = hls::render_event_playlist(playlist, ready);
+                with_retries(&name, || {
+                    self.sink
+                        .put_bytes(&name, body.clone(), ObjectKind::Playlist)
+                })
+                .await?;
+                live.published = ready;
+                live.published_at = Some(Instant::now());
+                self.uploaded.insert(name);
+            }
+        }
+        if !self.master_published && self.rungs.iter().all(|r| r.published > 0) {
+            self.publish_first_master().await?;
+            events(JobEvent::Playable {
+                master: self.sink.locate(MASTER_PLAYLIST),
+            });
+        }
+        Ok(())
+    }
+
+    /// The master playlist while the encode runs: codecs read from each rung's first segment,
+    /// bandwidths estimated from the caps (the measured ones replace them in `finish`).
+    async fn publish_first_master(&mut self) -> Result<(), JobError> {
+        let mut variants = Vec::with_capacity(self.rungs.len());
+        for live in &self.rungs {
+            let first = &live.playlist.as_ref().expect("published").segments[0];
+            let segment = self.work_dir.join(&live.rung.name).join(&first.uri);
+            let mut codecs = hls::video_codec_string(&self.ffmpeg, &segment).await?;
+            let mut kbps = live.rung.maxrate_kbps;
+            if self.has_audio {
+                codecs = format!("{codecs},{}", hls::AAC_LC);
+                kbps += live.rung.audio_kbps;
+            }
+            let bandwidth = (f64::from(kbps) * 1000.0 * CONTAINER_OVERHEAD).ceil() as u64;
+            variants.push(Variant {
+                uri: format!("{}/{MEDIA_PLAYLIST}", live.rung.name),
+                bandwidth,
+                average_bandwidth: bandwidth,
+                width: live.rung.width,
+                height: live.rung.height,
+                codecs,
+                frame_rate: self.fps.as_f64(),
+            });
+        }
+        let master = hls::render_master(&variants).into_bytes();
+        with_retries(MASTER_PLAYLIST, || {
+            self.sink
+                .put_bytes(MASTER_PLAYLIST, master.clone(), ObjectKind::Playlist)
+        })
+        .await?;
+        self.master_published = true;
+        self.uploaded.insert(MASTER_PLAYLIST.to_string());
+        self.record = self.record.clone().playable(MASTER_PLAYLIST);
+        tracing::info!(
+            seconds = self.record.seconds_to_playable(),
+            "playable: first master playlist published"
+        );
+        let json = self.record.to_json();
+        with_retries(MANIFEST, || {
+            self.sink
+                .put_bytes(MANIFEST, json.clone(), ObjectKind::Json)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// After a failure: removes what this job published, master first, so that no player
+    /// starts a stream that will never end and no orphan object stays. Best effort: what
+    /// cannot be removed now is overwritten by the next attempt.
+    pub async fn retract(&self) {
+        if self.uploaded.is_empty() {
+            return;
+        }
+        let mut names: Vec<&String> = self.uploaded.iter().collect();
+        // The master, then playlists, then segments: a reader never follows a name to nothing.
+        names.sort_by_key(|n| (n.as_str() != MASTER_PLAYLIST, !n.ends_with(".m3u8")));
+        for name in names {
+            if let Err(error) = self.sink.delete(name).await {
+                tracing::warn!(object = %name, %error, "could not remove a published object");
+            }
+        }
+    }
+}

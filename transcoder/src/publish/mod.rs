@@ -1,0 +1,19 @@
+//! Putting a job's outputs where players read them, in an order that never lets a reader see
+//! a playlist naming a missing object: [`live`] while ffmpeg encodes (cloud jobs), [`finish`]
+//! once it is done (every job), each call retried through [`retry`].
+
+mod finish;
+mod live;
+mod retry;
+
+pub use finish::{publish_master, publish_renditions};
+pub use live::LivePublisher;
+pub use retry::with_retries;
+
+/// The master playlist's name under the output root.
+pub const MASTER_PLAYLIST: &str = "master.m3u8";
+/// The job record's name under the output root.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Segments uploaded at once: enough to fill a link to S3, few enough to stay polite.
+const UPLOAD_CONCURRENCY: usize = 8;
