@@ -202,34 +202,40 @@ async fn the_consumer_waits_out_a_missing_queue_and_recovers_by_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_transcoder_killed_while_uploading_publishes_nothing_half_done() {
+async fn a_transcoder_killed_after_going_public_leaves_nothing_half_done() {
     let stack = Stack::start(30, 3).await;
     let (mut servers, consumer) = stack.warm_pipeline(2, &[]);
-    // Five rungs of 1080p: the upload stage has a few dozen objects to write.
+    // Five rungs of 1080p: the stream is public (an early master, EVENT playlists) seconds
+    // into an encode that goes on for a while after.
     let dir = scratch();
     let clip = dir.path().join("big.mp4");
     make_clip(&clip, "testsrc2=s=1920x1080:r=30", 12.0, true, &[]);
     upload(&stack.s3, RAW, "big.mp4", &clip).await;
 
     let deadline = std::time::Instant::now() + JOB_TIMEOUT;
-    let uploading = loop {
-        let stages = consumer.logged("stage");
-        if let Some(line) = stages.iter().find(|l| l["fields"]["stage"] == "Upload") {
+    let public = loop {
+        if let Some(line) = consumer.logged("playable").first() {
             break line["span"]["transcoder"].as_str().unwrap().to_string();
         }
-        assert!(std::time::Instant::now() < deadline, "no upload stage");
+        assert!(std::time::Instant::now() < deadline, "never playable");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    let victim = servers
-        .iter()
-        .position(|s| s.endpoint == uploading)
-        .unwrap();
+    let victim = servers.iter().position(|s| s.endpoint == public).unwrap();
     drop(servers.remove(victim));
+    // What a player sees now: an unfinished stream (EVENT playlists, no end), never a `done`
+    // record or a VOD playlist naming segments that do not exist.
     let published_before = list_keys(&stack.s3, OUT, "hls/big/").await;
+    assert!(published_before.contains(&"hls/big/master.m3u8".to_string()));
+    let playlist = get(&stack.s3, OUT, "hls/big/1080p/index.m3u8").await;
+    let playlist = m3u8_rs::parse_media_playlist_res(&playlist).unwrap();
     assert!(
-        !published_before.contains(&"hls/big/master.m3u8".to_string()),
-        "the kill came after publishing; the test shows nothing: {published_before:?}"
+        !playlist.end_list,
+        "the killed job's playlists are unfinished"
     );
+    for segment in &playlist.segments {
+        let key = format!("hls/big/1080p/{}", segment.uri);
+        assert!(published_before.contains(&key), "{key} listed, missing");
+    }
     let record = stack.manifest("hls/big/").await.unwrap();
     assert_eq!(record["status"], "processing", "never a partial done");
 

@@ -7,7 +7,7 @@
 //! written, the master playlist, growing media playlists), [`job`] (the pipeline and its
 //! errors), [`publish`] (outputs in a safe order, while encoding too), [`manifest`], and
 //! [`storage`] (S3 and local folders), [`queue`] (owning an SQS message), [`serve`] (the gRPC
-//! warm transcoder), [`status`] (telling the outside a job ended), and [`cli`] for the binary.
+//! warm transcoder), [`split`] (long sources across peers), [`status`] (telling the outside a job ended), and [`cli`] for the binary.
 #![warn(missing_docs)]
 
 pub mod aws;
@@ -25,6 +25,7 @@ pub mod probe;
 pub mod publish;
 pub mod queue;
 pub mod serve;
+pub mod split;
 pub mod status;
 pub mod storage;
 pub mod telemetry;

@@ -95,6 +95,49 @@ pub struct CloudArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub queue: QueueArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub split: SplitArgs,
+}
+
+/// Splitting long sources across other warm transcoders.
+#[derive(Debug, Clone, Args)]
+pub struct SplitArgs {
+    /// gRPC URLs of other warm transcoders (comma-separated). A source longer than
+    /// --split-min-seconds is then cut into ranges that this transcoder and every peer encode
+    /// at once. Without peers, every job is one pass.
+    #[arg(long, env = "TRANSCODER_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Sources longer than this are split across the peers.
+    #[arg(long, env = "SPLIT_MIN_SECONDS", default_value_t = 300.0)]
+    pub split_min_seconds: f64,
+    /// The first range's length (rounded up to the split grid, 8 s for 4 s segments): the
+    /// stream is playable once it is encoded.
+    #[arg(long, env = "SPLIT_FIRST_RANGE_SECONDS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub split_first_range_seconds: u32,
+    /// Bearer token the peers require (the one every transcoder of the pool is given).
+    #[arg(long, env = "TRANSCODER_AUTH_TOKEN", hide_env_values = true)]
+    pub peer_auth_token: Option<String>,
+}
+
+impl SplitArgs {
+    /// The settings jobs use.
+    pub fn settings(&self) -> crate::split::SplitSettings {
+        crate::split::SplitSettings {
+            min_seconds: Some(self.split_min_seconds),
+            first_range_seconds: self.split_first_range_seconds,
+            peers: crate::split::Peers {
+                endpoints: self
+                    .peers
+                    .iter()
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+                auth_token: self.peer_auth_token.clone(),
+            },
+        }
+    }
 }
 
 /// Default output location for jobs that name none.

@@ -77,6 +77,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         settings: args.job.encode.settings(),
         limits: args.job.limits.limits(),
         work_root: args.cloud.work_dir.clone(),
+        split: args.cloud.split.settings(),
     };
     let message = match (&args.queue_url, &args.receipt_handle) {
         (Some(queue_url), Some(receipt_handle)) => Some(QueueMessageRef {

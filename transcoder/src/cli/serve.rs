@@ -74,6 +74,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         output_prefix: args.cloud.output.output_prefix.clone(),
         visibility_extension: Duration::from_secs(args.cloud.queue.visibility_extension_seconds),
         work_root: args.cloud.work_dir.clone(),
+        split: args.cloud.split.settings(),
     };
     let options = ServerOptions {
         auth_token: args.auth_token.clone(),

@@ -48,7 +48,7 @@ pub async fn encode(
     fps: Rational,
     settings: &EncodeSettings,
     work_dir: &Path,
-    mut on_progress: impl FnMut(Progress),
+    on_progress: impl FnMut(Progress),
 ) -> Result<(), EncodeError> {
     for rung in ladder {
         tokio::fs::create_dir_all(work_dir.join(&rung.name)).await?;
@@ -60,9 +60,21 @@ pub async fn encode(
         settings,
     };
     let args = ffmpeg_args(&file_url(input), &plan);
+    run_encoder(settings, &args, work_dir, source.duration_s, on_progress).await
+}
+
+/// Runs an encoding ffmpeg command in `work_dir`, reporting progress over `duration_s` seconds
+/// of output, and tells a source that cannot be decoded from a failure of ours.
+pub async fn run_encoder(
+    settings: &EncodeSettings,
+    args: &[std::ffi::OsString],
+    work_dir: &Path,
+    duration_s: f64,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<(), EncodeError> {
     tracing::debug!(?args, "starting ffmpeg");
-    let mut tracker = ProgressTracker::new(source.duration_s);
-    let result = ffmpeg::run(&settings.ffmpeg, &args, work_dir, |line| {
+    let mut tracker = ProgressTracker::new(duration_s);
+    let result = ffmpeg::run(&settings.ffmpeg, args, work_dir, |line| {
         if let Some(progress) = tracker.feed(line) {
             on_progress(progress);
         }

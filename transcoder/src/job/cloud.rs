@@ -14,6 +14,9 @@ use crate::manifest::{Manifest, SourceRecord, Status};
 use crate::publish::{
     publish_master, publish_renditions, LivePublisher, MANIFEST, MASTER_PLAYLIST,
 };
+use crate::split::{
+    plan_ranges, Coordinator, Range, RangeJob, SplitJob, SplitSettings, SplitShape,
+};
 use crate::storage::{ObjectKind, OutputSink, S3Object, S3Prefix, S3Sink, S3Store};
 
 /// What to transcode and where to.
@@ -31,6 +34,8 @@ pub struct CloudJob {
     pub limits: Limits,
     /// Where work folders are made (the system's temporary folder when `None`).
     pub work_root: Option<PathBuf>,
+    /// When to split a long source across peers.
+    pub split: SplitSettings,
 }
 
 /// How a cloud job ended well.
@@ -127,26 +132,53 @@ async fn run(
     tracing::info!(bytes = downloaded.size, "downloaded source");
 
     let prepared = prepare(&input, &job.settings, &job.limits, events).await?;
-    let mut live = LivePublisher::new(
-        sink.clone(),
-        out.clone(),
-        &prepared,
-        job.settings.segment_seconds,
-        job.settings.ffmpeg.clone(),
-        manifest,
-    );
-    let transcoded = match encode_and_publish(&mut live, &input, &out, prepared, job, events).await
-    {
-        Ok(transcoded) => transcoded,
-        Err(error) => {
-            live.retract().await;
-            return Err(error);
+    let ranges = split_ranges(job, &prepared);
+    let (transcoded, record) = if ranges.len() > 1 {
+        let template = RangeJob {
+            job_id: job.job_id.clone(),
+            source: job.source.clone(),
+            source_etag: downloaded.etag.clone(),
+            output: job.output.clone(),
+            settings: job.settings.clone(),
+            fps: prepared.fps,
+            ladder: prepared.ladder.clone(),
+            range: ranges[0],
+        };
+        let split = SplitJob {
+            sink,
+            input: &input,
+            work_dir: &out,
+            prepared: &prepared,
+            template,
+            peers: &job.split.peers,
+            ranges,
+        };
+        let mut coordinator = Coordinator::new(split, manifest);
+        match coordinator.run(events).await {
+            Ok(transcoded) => (transcoded, coordinator.record().clone()),
+            Err(error) => {
+                coordinator.retract().await;
+                return Err(error);
+            }
+        }
+    } else {
+        let mut live = LivePublisher::new(
+            sink.clone(),
+            out.clone(),
+            &prepared,
+            job.settings.segment_seconds,
+            job.settings.ffmpeg.clone(),
+            manifest,
+        );
+        match encode_and_publish(&mut live, &input, &out, prepared, job, events).await {
+            Ok(transcoded) => (transcoded, live.record().clone()),
+            Err(error) => {
+                live.retract().await;
+                return Err(error);
+            }
         }
     };
-    let mut done = live
-        .record()
-        .clone()
-        .done(transcoded.records(), MASTER_PLAYLIST, POSTER);
+    let mut done = record.done(transcoded.records(), MASTER_PLAYLIST, POSTER);
     done.duration_s = Some(transcoded.source.duration_s);
     sink.put_bytes(MANIFEST, done.to_json(), ObjectKind::Json)
         .await?;
@@ -154,6 +186,27 @@ async fn run(
         manifest: done,
         already_done: false,
     })
+}
+
+/// The ranges of a job worth splitting: a source longer than the threshold, with peers to
+/// share it. Fewer than two ranges means one pass.
+fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
+    let split = &job.split;
+    let long = split
+        .min_seconds
+        .is_some_and(|min| prepared.source.duration_s > min);
+    if !long || split.peers.endpoints.is_empty() {
+        return Vec::new();
+    }
+    plan_ranges(
+        prepared.source.duration_s,
+        prepared.fps,
+        SplitShape {
+            segment_seconds: job.settings.segment_seconds,
+            workers: split.peers.endpoints.len() as u32 + 1,
+            first_range_s: split.first_range_seconds,
+        },
+    )
 }
 
 /// Encodes while `live` publishes, then publishes the rest and the measured master.

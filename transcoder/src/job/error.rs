@@ -30,6 +30,14 @@ pub enum JobError {
     /// Reading back our own output failed.
     #[error(transparent)]
     Hls(#[from] HlsError),
+    /// A job split into ranges failed: a range could not be decoded, or kept failing.
+    #[error("{message}")]
+    Split {
+        /// What happened, with the range and the worker.
+        message: String,
+        /// True when the source is the problem.
+        invalid_input: bool,
+    },
     /// Writing the outputs into place failed.
     #[error("writing {path}: {source}")]
     Output {
@@ -48,6 +56,7 @@ impl JobError {
             Self::Encode(e) => e.is_invalid_input(),
             Self::Incomplete { .. } => true,
             Self::Storage(e) => e.is_invalid_input(),
+            Self::Split { invalid_input, .. } => *invalid_input,
             Self::Hls(_) | Self::Output { .. } => false,
         };
         if invalid {

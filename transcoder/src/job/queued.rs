@@ -9,8 +9,12 @@ use tokio_util::sync::CancellationToken;
 use super::cloud::{run_cloud_job, CloudDone, CloudJob};
 use super::{JobError, JobEvent};
 use crate::manifest::ErrorKind;
+use crate::publish::MASTER_PLAYLIST;
 use crate::queue::{MessageLease, QueueMessageRef, Settlement};
-use crate::storage::S3Store;
+use crate::storage::{OutputSink, S3Store};
+
+/// How long a stopping job may spend withdrawing its master: shutdown must stay prompt.
+const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a job ended.
 #[derive(Debug)]
@@ -41,7 +45,10 @@ pub async fn run_owned_job(
             Ok(done) => JobOutcome::Done(Box::new(done)),
             Err(error) => JobOutcome::Failed(error),
         },
-        () = cancel.cancelled() => JobOutcome::Cancelled,
+        () = cancel.cancelled() => {
+            withdraw_master(store, job).await;
+            JobOutcome::Cancelled
+        }
     };
     if let Some(lease) = lease {
         let how = match &outcome {
@@ -61,4 +68,15 @@ pub async fn run_owned_job(
         JobOutcome::Cancelled => tracing::warn!("job cancelled"),
     }
     outcome
+}
+
+/// A job stopped midway may have published an early master whose EVENT playlists will never
+/// end: remove it so that no new viewer starts a stream that stops. The next attempt
+/// publishes again; its first step would remove it anyway.
+async fn withdraw_master(store: &S3Store, job: &CloudJob) {
+    let sink = store.sink(job.output.clone());
+    let removed = tokio::time::timeout(WITHDRAW_TIMEOUT, sink.delete(MASTER_PLAYLIST)).await;
+    if !matches!(removed, Ok(Ok(()))) {
+        tracing::warn!("could not withdraw the early master playlist of a stopped job");
+    }
 }

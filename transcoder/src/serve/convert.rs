@@ -12,17 +12,22 @@ pub fn event_to_proto(event: JobEvent) -> v1::TranscodeEvent {
         JobEvent::Stage(stage) => Event::Stage(v1::StageChanged {
             stage: stage_to_proto(stage) as i32,
         }),
-        JobEvent::Progress(p) => Event::Progress(v1::Progress {
-            percent: p.percent,
-            fps: p.fps.unwrap_or(0.0),
-            speed: p.speed.unwrap_or(0.0),
-            eta_seconds: p.eta_s.unwrap_or(-1.0),
-        }),
+        JobEvent::Progress(p) => Event::Progress(progress_to_proto(&p)),
         JobEvent::Playable { master } => Event::Playable(v1::Playable {
             master_playlist: master,
         }),
     };
     v1::TranscodeEvent { event: Some(event) }
+}
+
+/// A progress report as a stream message.
+pub fn progress_to_proto(p: &Progress) -> v1::Progress {
+    v1::Progress {
+        percent: p.percent,
+        fps: p.fps.unwrap_or(0.0),
+        speed: p.speed.unwrap_or(0.0),
+        eta_seconds: p.eta_s.unwrap_or(-1.0),
+    }
 }
 
 fn stage_to_proto(stage: Stage) -> v1::Stage {
@@ -93,15 +98,19 @@ pub fn completed(done: &CloudDone, master_url: String, manifest_url: String) -> 
 
 /// The final message of a failed job.
 pub fn failed(kind: ErrorKind, message: String) -> v1::TranscodeEvent {
-    let kind = match kind {
-        ErrorKind::InvalidInput => v1::ErrorKind::InvalidInput,
-        ErrorKind::Internal => v1::ErrorKind::Internal,
-    };
     v1::TranscodeEvent {
         event: Some(Event::Failed(v1::Failed {
-            kind: kind as i32,
+            kind: kind_to_proto(kind) as i32,
             message,
         })),
+    }
+}
+
+/// An error kind as the stream carries it.
+pub fn kind_to_proto(kind: ErrorKind) -> v1::ErrorKind {
+    match kind {
+        ErrorKind::InvalidInput => v1::ErrorKind::InvalidInput,
+        ErrorKind::Internal => v1::ErrorKind::Internal,
     }
 }
 

@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::convert;
 use crate::aws::Aws;
@@ -19,6 +20,7 @@ use crate::job::{run_owned_job, CloudJob, JobEvent, JobOutcome, MANIFEST, MASTER
 use crate::ladder::RUNG_SIZES;
 use crate::manifest::ErrorKind;
 use crate::queue::QueueMessageRef;
+use crate::split::{self, SplitSettings};
 use crate::storage::{default_output, S3Object, S3Prefix};
 
 /// Events buffered per call; progress beyond this is dropped for a slow reader, never queued.
@@ -43,6 +45,8 @@ pub struct ServiceConfig {
     pub visibility_extension: Duration,
     /// Where work folders are made.
     pub work_root: Option<PathBuf>,
+    /// When to split long jobs across peers.
+    pub split: SplitSettings,
 }
 
 /// The service.
@@ -136,6 +140,7 @@ impl TranscoderService {
             settings,
             limits: self.config.limits,
             work_root: self.config.work_root.clone(),
+            split: self.config.split.clone(),
         };
         let message = message.map(|m| QueueMessageRef {
             queue_url: m.queue_url,
@@ -149,6 +154,70 @@ impl TranscoderService {
 #[tonic::async_trait]
 impl Transcoder for TranscoderService {
     type TranscodeStream = ReceiverStream<Result<v1::TranscodeEvent, Status>>;
+    type EncodeRangeStream = ReceiverStream<Result<v1::RangeEvent, Status>>;
+
+    async fn encode_range(
+        &self,
+        request: Request<v1::RangeRequest>,
+    ) -> Result<Response<Self::EncodeRangeStream>, Status> {
+        if self.stop_jobs.is_cancelled() || self.jobs.is_closed() {
+            return Err(Status::unavailable("shutting down"));
+        }
+        let job = split::convert::range_job(request.into_inner(), &self.config.settings)?;
+        let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "busy: already running {} job(s)",
+                self.config.max_jobs
+            ))
+        })?;
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let cancel = self.stop_jobs.child_token();
+        let service = self.clone();
+        self.jobs.spawn(async move {
+            let _permit = permit;
+            let span = tracing::info_span!("range", job_id = %job.job_id, range = job.range.index);
+            let events = {
+                let tx = tx.clone();
+                move |event: JobEvent| {
+                    if let JobEvent::Progress(p) = event {
+                        let progress = v1::RangeEvent {
+                            event: Some(v1::range_event::Event::Progress(
+                                convert::progress_to_proto(&p),
+                            )),
+                        };
+                        let _ = tx.try_send(Ok(progress));
+                    }
+                }
+            };
+            let work = split::run_range_job(
+                &service.aws.s3,
+                &job,
+                &service.config.limits,
+                service.config.work_root.as_deref(),
+                &events,
+            )
+            .instrument(span);
+            // The coordinator going away (its stream dropped) or a shutdown stops the range.
+            let last = tokio::select! {
+                result = work => match result {
+                    Ok(output) => split::convert::range_done(&output),
+                    Err(error) => {
+                        tracing::warn!(%error, "range failed");
+                        v1::RangeEvent {
+                            event: Some(v1::range_event::Event::Failed(v1::Failed {
+                                kind: convert::kind_to_proto(error.kind()) as i32,
+                                message: error.to_string(),
+                            })),
+                        }
+                    }
+                },
+                () = tx.closed() => return,
+                () = cancel.cancelled() => return,
+            };
+            let _ = tx.send(Ok(last)).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
 
     async fn transcode(
         &self,

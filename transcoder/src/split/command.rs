@@ -1,0 +1,409 @@
+//! The ffmpeg command for one range, built so that the joined ranges are the single pass:
+//! the same frames at the same timestamps, keyframes and segments at the same instants, and
+//! audio packets every 1,024 samples across every cut. Measured against a single pass on
+//! ffmpeg 5.1 (packet timestamps and flags identical; see `tests/split_stitch.rs`).
+//!
+//! How:
+//! - Timestamps stay the source's (`-copyts -start_at_zero`), so the fps filter numbers frames
+//!   as the single pass does and `trim` keeps exactly the range's frames.
+//! - The input is read from `AUDIO_PREROLL` before the cut: the AAC encoder is warmed up by
+//!   then, and its packets before the cut (the priming packet included) are dropped with the
+//!   `noise` bitstream filter, counted in packets. So are packets past the range's end. The
+//!   cuts are multiples of 8 s, i.e. of 1,024 samples at 48 kHz.
+//! - `-output_ts_offset` adds the encoder's reordering delay: the single pass starts with
+//!   negative decode timestamps that libavformat shifts by that much; a range starting later
+//!   would not be shifted.
+//! - `force_key_frames` counts `t` from the first frame encoded, so the grid is offset by
+//!   where that frame lies.
+//! - A range after the first flags its first packets as a discontinuity (`initial_discontinuity`),
+//!   because its continuity counters restart: demuxers then do not report corrupt packets.
+
+use std::ffi::{OsStr, OsString};
+
+use super::plan::Range;
+use crate::config::EncodeSettings;
+use crate::encode::{MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN};
+use crate::job::Prepared;
+use crate::ladder::Rung;
+use crate::probe::{Rational, SourceInfo, SELF_CONTAINED_DEMUXERS};
+
+/// Audio decoded and encoded before each cut, then dropped: 180 AAC frames (3.84 s).
+const AUDIO_PREROLL_FRAMES: u64 = 180;
+/// Samples per AAC frame, and the output sample rate.
+const AAC_FRAME: u64 = 1024;
+const SAMPLE_RATE: u64 = 48_000;
+/// Source read past a range's end, so that every frame and sample up to it is decoded.
+const TAIL_MARGIN_S: f64 = 0.5;
+
+/// Everything one range's command depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct RangePlan<'a> {
+    /// The probed source.
+    pub source: &'a SourceInfo,
+    /// The coordinator's ladder.
+    pub ladder: &'a [Rung],
+    /// Output frame rate.
+    pub fps: Rational,
+    /// Encoder settings.
+    pub settings: &'a EncodeSettings,
+    /// The range.
+    pub range: &'a Range,
+}
+
+impl RangePlan<'_> {
+    /// Seconds of output the range should produce.
+    pub fn seconds(&self) -> f64 {
+        let end = self
+            .range
+            .end_frame
+            .map_or(self.source.duration_s, |f| frame_time(f, self.fps));
+        end - frame_time(self.range.first_frame, self.fps)
+    }
+
+    /// Where the input is read from: the audio pre-roll before the cut.
+    fn seek_s(&self) -> f64 {
+        if self.range.start_s == 0 {
+            return 0.0;
+        }
+        let preroll = (AUDIO_PREROLL_FRAMES * AAC_FRAME) as f64 / SAMPLE_RATE as f64;
+        f64::from(self.range.start_s) - preroll
+    }
+
+    /// x264's reordering delay in frames: B-frames with a pyramid hold two frames back, and
+    /// only `ultrafast` has none.
+    fn reorder_delay_frames(&self) -> u64 {
+        if self.settings.preset == "ultrafast" {
+            0
+        } else {
+            2
+        }
+    }
+}
+
+fn frame_time(frame: u64, fps: Rational) -> f64 {
+    frame as f64 * f64::from(fps.den) / f64::from(fps.num)
+}
+
+/// Seconds as an option value, rounded up to the microsecond ffmpeg parses.
+fn micros_up(seconds: f64) -> String {
+    format!("{:.6}", (seconds * 1e6).ceil() / 1e6)
+}
+
+/// The whole argument vector for a range, to run in its work folder.
+pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
+    let s = plan.settings;
+    let r = plan.range;
+    let fps = plan.fps;
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+
+    push(&["-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats"]);
+    push(&["-progress", "pipe:1", "-stats_period", "1"]);
+    push(&["-max_error_rate", "0.5"]);
+    push(&[
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        SELF_CONTAINED_DEMUXERS,
+    ]);
+    push(&["-copyts", "-start_at_zero"]);
+    let seek = plan.seek_s();
+    if seek > 0.0 {
+        push(&["-ss", &format!("{seek:.6}")]);
+    }
+    if let Some(end) = r.end_s {
+        push(&[
+            "-t",
+            &format!("{:.6}", f64::from(end) - seek + TAIL_MARGIN_S),
+        ]);
+    }
+    push(&["-i"]);
+    args.push(input_url.to_os_string());
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+
+    // Frames as the single pass numbers them; only the range's own reach the encoders.
+    let mut trim = format!("trim=start_pts={}", r.first_frame);
+    if let Some(end) = r.end_frame {
+        trim.push_str(&format!(":end_pts={end}"));
+    }
+    let n = plan.ladder.len();
+    let mut graph = format!(
+        "[0:{}]fps={}/{},{trim},split={n}",
+        plan.source.video.index, fps.num, fps.den
+    );
+    for i in 0..n {
+        graph.push_str(&format!("[s{i}]"));
+    }
+    for (i, rung) in plan.ladder.iter().enumerate() {
+        graph.push_str(&format!(
+            ";[s{i}]scale={}:{}:flags=bicubic,setsar=1,format=yuv420p[v{i}]",
+            rung.width, rung.height
+        ));
+    }
+    push(&["-filter_complex", &graph]);
+
+    let first_t = frame_time(r.first_frame, fps);
+    let grid = f64::from(s.keyframe_seconds);
+    // `t` counts from the first encoded frame: shift the grid by where that frame lies in it
+    // (a hair more, so a keyframe due exactly on a frame is not lost to rounding).
+    let grid_offset = first_t - (first_t / grid).floor() * grid;
+    let force_keys = format!(
+        "expr:gte(t,n_forced*{}-{}-0.000001)",
+        s.keyframe_seconds,
+        micros_up(grid_offset)
+    );
+    let gop = ((fps.as_f64() * grid).ceil() as u32 * 2).to_string();
+    // A cut between frames (29.97 fps) makes the range's first segment start that much late;
+    // hls_time shorter by as much keeps every later cut on the single pass's keyframes.
+    let late = first_t - f64::from(r.start_s);
+    let hls_time = if late > 0.0 {
+        format!(
+            "{:.6}",
+            ((f64::from(s.segment_seconds) - late) * 1e6).floor() / 1e6
+        )
+    } else {
+        s.segment_seconds.to_string()
+    };
+    let offset =
+        micros_up(plan.reorder_delay_frames() as f64 * f64::from(fps.den) / f64::from(fps.num));
+    let audio_drop = audio_drop_expression(r);
+    let crf = s.crf.to_string();
+    let start_number = r.first_segment.to_string();
+    for (i, rung) in plan.ladder.iter().enumerate() {
+        push(&["-map", &format!("[v{i}]")]);
+        if let Some(audio) = &plan.source.audio {
+            push(&["-map", &format!("0:{}", audio.index)]);
+        }
+        push(&["-c:v", "libx264", "-preset", &s.preset, "-crf", &crf]);
+        push(&["-maxrate", &format!("{}k", rung.maxrate_kbps)]);
+        push(&["-bufsize", &format!("{}k", rung.bufsize_kbps)]);
+        push(&["-profile:v", "high", "-pix_fmt", "yuv420p"]);
+        push(&[
+            "-g",
+            &gop,
+            "-sc_threshold",
+            "0",
+            "-force_key_frames",
+            &force_keys,
+        ]);
+        if let Some(audio) = &plan.source.audio {
+            let audio_rate = format!("{}k", rung.audio_kbps);
+            push(&[
+                "-c:a",
+                "aac",
+                "-b:a",
+                &audio_rate,
+                "-ac",
+                "2",
+                "-ar",
+                "48000",
+            ]);
+            if audio.channels > 8 {
+                push(&["-filter:a", "pan=stereo|c0=c0|c1=c1"]);
+            }
+            if let Some(drop) = &audio_drop {
+                push(&["-bsf:a", drop]);
+            }
+        }
+        push(&["-map_metadata", "-1", "-map_chapters", "-1"]);
+        push(&[
+            "-max_muxing_queue_size",
+            "1024",
+            "-output_ts_offset",
+            &offset,
+        ]);
+        push(&[
+            "-f",
+            "hls",
+            "-hls_time",
+            &hls_time,
+            "-hls_playlist_type",
+            "event",
+        ]);
+        push(&[
+            "-hls_flags",
+            "independent_segments+temp_file",
+            "-hls_segment_type",
+            "mpegts",
+            "-start_number",
+            &start_number,
+        ]);
+        if r.index > 0 {
+            push(&[
+                "-hls_segment_options",
+                "mpegts_flags=+initial_discontinuity",
+            ]);
+        }
+        push(&[
+            "-hls_segment_filename",
+            &format!("{}/{SEGMENT_PATTERN}", rung.name),
+        ]);
+        push(&[&format!("{}/{MEDIA_PLAYLIST}", rung.name)]);
+    }
+    args
+}
+
+/// Drops the pre-roll's AAC packets and those past the range's end, by packet count: the
+/// encoder's first packet is its priming packet, one frame before the first sample, so the
+/// packet at the cut is number `PREROLL + 1`. The first range keeps its priming packet, as
+/// the single pass does.
+fn audio_drop_expression(r: &Range) -> Option<String> {
+    let mut terms = Vec::new();
+    let at_cut = if r.start_s > 0 {
+        terms.push(format!("lt(n\\,{})", AUDIO_PREROLL_FRAMES + 1));
+        AUDIO_PREROLL_FRAMES + 1
+    } else {
+        1
+    };
+    if let Some(end) = r.end_s {
+        let frames = u64::from(end - r.start_s) * SAMPLE_RATE / AAC_FRAME;
+        terms.push(format!("gte(n\\,{})", at_cut + frames));
+    }
+    (!terms.is_empty()).then(|| format!("noise=drop={}", terms.join("+")))
+}
+
+/// The poster command: one frame a tenth into the source, at the top rung's size, as the
+/// single pass picks it.
+pub fn poster_args(input_url: &OsStr, prepared: &Prepared) -> Vec<OsString> {
+    let top = &prepared.ladder[0];
+    let frame = (prepared.source.duration_s * 0.1 * prepared.fps.as_f64()).floor() as u64;
+    let at = frame_time(frame, prepared.fps);
+    let mut args: Vec<OsString> = [
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        SELF_CONTAINED_DEMUXERS,
+        "-ss",
+        &format!("{at:.6}"),
+        "-i",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(input_url.to_os_string());
+    let filter = format!(
+        "scale={}:{}:flags=bicubic,setsar=1,format=yuvj420p",
+        top.width, top.height
+    );
+    for item in [
+        "-map",
+        &format!("0:{}", prepared.source.video.index),
+        "-frames:v",
+        "1",
+        "-vf",
+        &filter,
+        "-c:v",
+        "mjpeg",
+        "-q:v",
+        "3",
+        "-map_metadata",
+        "-1",
+        "-f",
+        "image2",
+        "-update",
+        "1",
+        POSTER,
+    ] {
+        args.push(OsString::from(item));
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ladder::compute_ladder;
+    use crate::probe::parse_ffprobe_json;
+    use crate::split::plan::{plan_ranges, SplitShape};
+
+    fn args(range_index: usize, preset: &str) -> Vec<String> {
+        let path = format!("{}/src/probe/testdata/ok.json", env!("CARGO_MANIFEST_DIR"));
+        let mut source = parse_ffprobe_json(&std::fs::read(path).unwrap()).unwrap();
+        source.duration_s = 120.0;
+        let fps = Rational { num: 30, den: 1 };
+        let ladder = compute_ladder(1280, 720, 30.0);
+        let settings = EncodeSettings {
+            preset: preset.into(),
+            ..EncodeSettings::default()
+        };
+        let shape = SplitShape {
+            segment_seconds: 4,
+            workers: 2,
+            first_range_s: 8,
+        };
+        let ranges = plan_ranges(120.0, fps, shape);
+        let plan = RangePlan {
+            source: &source,
+            ladder: &ladder,
+            fps,
+            settings: &settings,
+            range: &ranges[range_index],
+        };
+        range_args(OsStr::new("file:/in/source"), &plan)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_middle_range_reads_from_its_preroll_and_keeps_its_own_frames_and_packets() {
+        // Range 1 of a 120 s source for 2 workers: [8, 64) s, frames [240, 1920).
+        let args = args(1, "veryfast");
+        assert_eq!(
+            after(&args, "-ss"),
+            ["4.160000"],
+            "8 s less 3.84 s of pre-roll"
+        );
+        assert_eq!(after(&args, "-t"), ["60.340000"]);
+        assert_eq!(after(&args, "-i"), ["file:/in/source"]);
+        let graph = after(&args, "-filter_complex")[0];
+        assert!(
+            graph.contains("fps=30/1,trim=start_pts=240:end_pts=1920,split=4"),
+            "{graph}"
+        );
+        // 181 packets before the cut (180 pre-roll + priming); 56 s is 2625 AAC frames.
+        let drop = "noise=drop=lt(n\\,181)+gte(n\\,2806)";
+        assert_eq!(after(&args, "-bsf:a"), [drop; 4]);
+        assert_eq!(after(&args, "-start_number"), ["2"; 4]);
+        assert_eq!(after(&args, "-output_ts_offset"), ["0.066667"; 4]);
+        assert_eq!(after(&args, "-hls_time"), ["4"; 4]);
+        assert_eq!(
+            after(&args, "-force_key_frames"),
+            ["expr:gte(t,n_forced*2-0.000000-0.000001)"; 4]
+        );
+        assert_eq!(
+            after(&args, "-hls_segment_options"),
+            ["mpegts_flags=+initial_discontinuity"; 4]
+        );
+        assert_eq!(after(&args, "-protocol_whitelist"), ["file"]);
+    }
+
+    #[test]
+    fn the_first_and_last_ranges_are_open_at_their_outer_ends() {
+        let first = args(0, "ultrafast");
+        assert!(after(&first, "-ss").is_empty());
+        assert_eq!(after(&first, "-bsf:a")[0], "noise=drop=gte(n\\,376)");
+        assert_eq!(
+            after(&first, "-output_ts_offset")[0],
+            "0.000000",
+            "no B-frames"
+        );
+        assert!(after(&first, "-hls_segment_options").is_empty());
+        let last = args(2, "veryfast");
+        assert!(after(&last, "-t").is_empty());
+        assert_eq!(after(&last, "-bsf:a")[0], "noise=drop=lt(n\\,181)");
+        assert!(after(&last, "-filter_complex")[0].contains("trim=start_pts=1920,split"));
+    }
+}

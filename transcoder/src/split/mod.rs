@@ -1,0 +1,32 @@
+//! Split and stitch: a long source is cut into time ranges on the segment grid, each range's
+//! whole ladder is encoded by a different warm transcoder (this one included), and the ranges'
+//! segments join into playlists a player cannot tell from one pass.
+//!
+//! [`plan`] chooses the cuts, [`command`] is the ffmpeg command for one range (continuous
+//! timestamps, keyframes on the shared grid, audio cut on AAC frame boundaries), [`worker`]
+//! runs a range, [`peers`] asks another transcoder to, [`coordinator`] schedules, retries and
+//! publishes as ranges land, and [`stitch`] joins the playlists.
+
+pub mod command;
+pub mod convert;
+pub mod coordinator;
+pub mod peers;
+pub mod plan;
+pub mod stitch;
+pub mod worker;
+
+pub use coordinator::{Coordinator, SplitJob};
+pub use peers::Peers;
+pub use plan::{plan_ranges, Range, SplitShape};
+pub use worker::{run_range_job, RangeJob};
+
+/// When and how a job splits.
+#[derive(Debug, Clone, Default)]
+pub struct SplitSettings {
+    /// Sources longer than this many seconds are split when there are peers; `None` never.
+    pub min_seconds: Option<f64>,
+    /// The first range's length (rounded up to the grid): short, for a fast first playable.
+    pub first_range_seconds: u32,
+    /// The other transcoders.
+    pub peers: Peers,
+}

@@ -1,0 +1,181 @@
+//! Where a long source is cut. Every cut lies on a grid that is at once a segment boundary in
+//! every rung (so keyframes and segments fall where one pass would put them) and an AAC frame
+//! boundary at 48 kHz (1,024 samples: every 8 s is exactly 375 frames), so that audio joins
+//! without a gap or an overlap.
+
+use crate::probe::Rational;
+
+/// Seconds in which AAC frames at 48 kHz and whole seconds line up (375 frames).
+const AUDIO_FRAME_GRID_S: u32 = 8;
+
+/// One range of the source, encoded whole (every rung) by one worker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    /// Position in the stream, from 0.
+    pub index: u32,
+    /// Start in source seconds, on the grid.
+    pub start_s: u32,
+    /// End in source seconds, on the grid; `None` for the last range (to the end).
+    pub end_s: Option<u32>,
+    /// First output frame: the first at or after `start_s` at the output rate, the same frame
+    /// a single pass would put a keyframe on.
+    pub first_frame: u64,
+    /// Output frame after the last; `None` for the last range.
+    pub end_frame: Option<u64>,
+    /// The number of its first segment in every rung (`seg_%05d.ts`).
+    pub first_segment: u32,
+}
+
+/// How ranges are cut.
+#[derive(Debug, Clone, Copy)]
+pub struct SplitShape {
+    /// Segment length in seconds (the job's `segment_seconds`).
+    pub segment_seconds: u32,
+    /// Workers that will encode at once (this transcoder included).
+    pub workers: u32,
+    /// The first range's length in seconds, rounded up to the grid: short, so that the stream
+    /// is playable soon.
+    pub first_range_s: u32,
+}
+
+impl SplitShape {
+    /// Seconds between possible cuts: segment boundaries that are also audio frame boundaries.
+    pub fn grid_s(&self) -> u32 {
+        lcm(self.segment_seconds.max(1), AUDIO_FRAME_GRID_S)
+    }
+}
+
+/// Cuts a `duration_s` source into ranges: a short first one, then the rest in equal shares,
+/// one per worker. Fewer than two ranges means there is nothing to split.
+pub fn plan_ranges(duration_s: f64, fps: Rational, shape: SplitShape) -> Vec<Range> {
+    let grid = shape.grid_s();
+    let first = shape.first_range_s.max(1).div_ceil(grid) * grid;
+    let mut cuts = vec![0u32];
+    if f64::from(first) < duration_s {
+        cuts.push(first);
+        let rest = duration_s - f64::from(first);
+        let workers = f64::from(shape.workers.max(1));
+        let share = ((rest / workers / f64::from(grid)).ceil() as u32).max(1) * grid;
+        let mut cut = first + share;
+        // A cut less than one grid step before the end would leave a sliver of a range.
+        while f64::from(cut + grid) <= duration_s {
+            cuts.push(cut);
+            cut += share;
+        }
+    }
+    let frame_at = |seconds: u32| {
+        // The first frame n with n / fps >= seconds, in exact integers.
+        (u64::from(seconds) * u64::from(fps.num)).div_ceil(u64::from(fps.den))
+    };
+    (0..cuts.len())
+        .map(|i| {
+            let start_s = cuts[i];
+            let end_s = cuts.get(i + 1).copied();
+            Range {
+                index: i as u32,
+                start_s,
+                end_s,
+                first_frame: frame_at(start_s),
+                end_frame: end_s.map(frame_at),
+                first_segment: start_s / shape.segment_seconds.max(1),
+            }
+        })
+        .collect()
+}
+
+fn lcm(a: u32, b: u32) -> u32 {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FPS30: Rational = Rational { num: 30, den: 1 };
+    const NTSC: Rational = Rational {
+        num: 30000,
+        den: 1001,
+    };
+
+    fn shape(workers: u32) -> SplitShape {
+        SplitShape {
+            segment_seconds: 4,
+            workers,
+            first_range_s: 8,
+        }
+    }
+
+    fn bounds(ranges: &[Range]) -> Vec<(u32, Option<u32>)> {
+        ranges.iter().map(|r| (r.start_s, r.end_s)).collect()
+    }
+
+    #[test]
+    fn a_short_first_range_then_one_share_per_worker_on_the_grid() {
+        let ranges = plan_ranges(120.0, FPS30, shape(2));
+        assert_eq!(
+            bounds(&ranges),
+            [(0, Some(8)), (8, Some(64)), (64, None)],
+            "112 s left for 2 workers: 56 s each, a multiple of 8"
+        );
+        let ranges = plan_ranges(600.0, FPS30, shape(4));
+        assert_eq!(ranges.len(), 5);
+        assert!(ranges.iter().all(|r| r.start_s % 8 == 0));
+        assert_eq!(ranges[4].end_s, None);
+    }
+
+    #[test]
+    fn frames_and_segment_numbers_follow_the_cuts_exactly() {
+        let ranges = plan_ranges(120.0, FPS30, shape(2));
+        assert_eq!(
+            ranges[1],
+            Range {
+                index: 1,
+                start_s: 8,
+                end_s: Some(64),
+                first_frame: 240,
+                end_frame: Some(1920),
+                first_segment: 2,
+            }
+        );
+        // At 29.97 fps, frame 240 is at 8.008 s: the first frame at or after 8 s is 240
+        // (239 is at 7.974 s), as the single pass's forced keyframe.
+        let ntsc = plan_ranges(120.0, NTSC, shape(2));
+        assert_eq!(ntsc[1].first_frame, 240);
+        assert_eq!(ntsc[2].first_frame, (64 * 30000_u64).div_ceil(1001));
+    }
+
+    #[test]
+    fn no_sliver_at_the_end_and_nothing_to_split_when_short() {
+        // 113 s left for 2 workers: shares of 64 s; a cut at 136 would pass the end.
+        assert_eq!(
+            bounds(&plan_ranges(121.0, FPS30, shape(2))),
+            [(0, Some(8)), (8, Some(72)), (72, None)]
+        );
+        // A cut at 72 would leave 4 s: less than a grid step, so the last range takes it.
+        assert_eq!(
+            bounds(&plan_ranges(76.0, FPS30, shape(1))),
+            [(0, Some(8)), (8, None)]
+        );
+        assert_eq!(plan_ranges(8.0, FPS30, shape(4)).len(), 1);
+        assert_eq!(plan_ranges(5.0, FPS30, shape(4)).len(), 1);
+        // More workers than grid steps: one step each.
+        assert_eq!(
+            bounds(&plan_ranges(30.0, FPS30, shape(16))),
+            [(0, Some(8)), (8, Some(16)), (16, None)]
+        );
+    }
+
+    #[test]
+    fn the_grid_is_a_segment_and_an_audio_frame_boundary() {
+        assert_eq!(shape(1).grid_s(), 8);
+        let six = SplitShape {
+            segment_seconds: 6,
+            ..shape(1)
+        };
+        assert_eq!(six.grid_s(), 24);
+    }
+}

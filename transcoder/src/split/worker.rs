@@ -1,0 +1,198 @@
+//! Encoding one range, every rung: on a peer for a coordinator (`EncodeRange`), or on the
+//! coordinator itself. The segments are uploaded here; the coordinator publishes playlists.
+
+use std::path::{Path, PathBuf};
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::command::{range_args, RangePlan};
+use super::plan::Range;
+use super::stitch::{RangeOutput, RungOutput, SegmentOut};
+use crate::config::{EncodeSettings, Limits};
+use crate::encode::{run_encoder, MEDIA_PLAYLIST};
+use crate::hls;
+use crate::job::{JobError, JobEvent, Stage};
+use crate::ladder::Rung;
+use crate::probe::{self, file_url, Rational, SourceInfo};
+use crate::publish::with_retries;
+use crate::storage::{ObjectKind, OutputSink, S3Object, S3Prefix, S3Store, StorageError};
+
+/// Segments uploaded at once by one range.
+const UPLOAD_CONCURRENCY: usize = 8;
+
+/// One range of a coordinator's job.
+#[derive(Debug, Clone)]
+pub struct RangeJob {
+    /// The coordinator's job, for logs.
+    pub job_id: String,
+    /// The upload.
+    pub source: S3Object,
+    /// The ETag the coordinator read; other bytes are refused.
+    pub source_etag: Option<String>,
+    /// The coordinator's output prefix.
+    pub output: S3Prefix,
+    /// How every range encodes.
+    pub settings: EncodeSettings,
+    /// Output frame rate.
+    pub fps: Rational,
+    /// The coordinator's ladder.
+    pub ladder: Vec<Rung>,
+    /// What to encode.
+    pub range: Range,
+}
+
+/// On a peer: downloads the source, checks it is the coordinator's, probes it and encodes the
+/// range.
+pub async fn run_range_job(
+    store: &S3Store,
+    job: &RangeJob,
+    limits: &Limits,
+    work_root: Option<&Path>,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<RangeOutput, JobError> {
+    events(JobEvent::Stage(Stage::Download));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("transcoder-range-");
+    let work = match work_root {
+        Some(root) => builder.tempdir_in(root),
+        None => builder.tempdir(),
+    }
+    .map_err(JobError::output(work_root.unwrap_or(Path::new("TMPDIR"))))?;
+    let input = work.path().join("source");
+    let downloaded = store
+        .download(&job.source, &input, limits.max_input_bytes)
+        .await?;
+    if job.source_etag.is_some() && downloaded.etag != job.source_etag {
+        // The upload was replaced mid-job: a range of other bytes would corrupt the stream.
+        return Err(StorageError::S3 {
+            operation: "GetObject",
+            bucket: job.source.bucket.clone(),
+            key: job.source.key.clone(),
+            message: format!(
+                "the source changed: ETag {:?}, the coordinator read {:?}",
+                downloaded.etag, job.source_etag
+            ),
+        }
+        .into());
+    }
+    events(JobEvent::Stage(Stage::Probe));
+    let source = probe::probe(&input, &job.settings, limits).await?;
+    let out = work.path().join("out");
+    let sink = store.sink(job.output.clone());
+    encode_range(&input, &source, job, &out, &sink, events).await
+}
+
+/// Encodes `job.range` of the local `input` into `work_dir`, uploads its segments to `sink`
+/// and returns them.
+pub async fn encode_range<S: OutputSink>(
+    input: &Path,
+    source: &SourceInfo,
+    job: &RangeJob,
+    work_dir: &Path,
+    sink: &S,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<RangeOutput, JobError> {
+    for rung in &job.ladder {
+        let dir = work_dir.join(&rung.name);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(JobError::output(&dir))?;
+    }
+    let plan = RangePlan {
+        source,
+        ladder: &job.ladder,
+        fps: job.fps,
+        settings: &job.settings,
+        range: &job.range,
+    };
+    let expected_s = plan.seconds();
+    events(JobEvent::Stage(Stage::Encode));
+    tracing::info!(
+        range = job.range.index,
+        start_s = job.range.start_s,
+        seconds = expected_s,
+        "encoding a range"
+    );
+    let args = range_args(&file_url(input), &plan);
+    run_encoder(&job.settings, &args, work_dir, expected_s, |p| {
+        events(JobEvent::Progress(p))
+    })
+    .await?;
+
+    let mut rungs = Vec::with_capacity(job.ladder.len());
+    for rung in &job.ladder {
+        rungs.push(list_segments(work_dir, rung).await?);
+    }
+    let decoded_s = rungs
+        .iter()
+        .map(|r| r.segments.iter().map(|s| s.duration_s).sum::<f64>())
+        .fold(f64::INFINITY, f64::min);
+    // As for a single pass: a range that comes out short (or empty: the source ended before
+    // it) is a truncated or broken source.
+    if expected_s - decoded_s > f64::max(1.0, 0.02 * expected_s) {
+        return Err(JobError::Incomplete {
+            decoded_s: f64::from(job.range.start_s) + decoded_s,
+            expected_s: f64::from(job.range.start_s) + expected_s,
+        });
+    }
+    for rung in &mut rungs {
+        let first = work_dir.join(&rung.name).join(&rung.segments[0].uri);
+        rung.codecs = hls::video_codec_string(&job.settings.ffmpeg, &first).await?;
+        if source.audio.is_some() {
+            rung.codecs = format!("{},{}", rung.codecs, hls::AAC_LC);
+        }
+    }
+    let output = RangeOutput {
+        index: job.range.index,
+        rungs,
+    };
+
+    events(JobEvent::Stage(Stage::Upload));
+    let objects: Vec<(String, PathBuf)> = output
+        .rungs
+        .iter()
+        .flat_map(|r| {
+            r.segments.iter().map(|s| {
+                let name = format!("{}/{}", r.name, s.uri);
+                let path = work_dir.join(&name);
+                (name, path)
+            })
+        })
+        .collect();
+    futures::stream::iter(objects)
+        .map(|(name, path)| async move {
+            with_retries(&name, || sink.put_file(&name, &path, ObjectKind::Segment)).await
+        })
+        .buffer_unordered(UPLOAD_CONCURRENCY)
+        .try_collect::<()>()
+        .await?;
+    Ok(output)
+}
+
+/// A rung's segments as ffmpeg listed them, with their sizes; none when ffmpeg wrote no
+/// playlist (the source ended before the range).
+async fn list_segments(work_dir: &Path, rung: &Rung) -> Result<RungOutput, JobError> {
+    let dir = work_dir.join(&rung.name);
+    let listed = hls::read_media_playlist(&dir.join(MEDIA_PLAYLIST))
+        .await?
+        .map(|p| p.segments)
+        .unwrap_or_default();
+    let mut segments = Vec::with_capacity(listed.len());
+    for segment in &listed {
+        let file = dir.join(&segment.uri);
+        let bytes = tokio::fs::metadata(&file)
+            .await
+            .map_err(JobError::output(&file))?
+            .len();
+        segments.push(SegmentOut {
+            uri: segment.uri.clone(),
+            duration_s: f64::from(segment.duration),
+            bytes,
+        });
+    }
+    Ok(RungOutput {
+        name: rung.name.clone(),
+        codecs: String::new(),
+        segments,
+    })
+}

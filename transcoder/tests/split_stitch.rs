@@ -1,0 +1,270 @@
+//! Split and stitch with real processes: a coordinator `transcoder serve` with a peer, against
+//! moto. The joined output must be the single pass (`transcoder local` on the same file):
+//! the same segments, packet timestamps, keyframes and audio packets, playable through; a range
+//! whose worker dies is redone elsewhere; a source that fails mid-way publishes nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::cloud::*;
+use common::*;
+
+const RAW: &str = "raw";
+const OUT: &str = "out";
+const SECONDS: f64 = 40.0;
+
+async fn setup() -> (Moto, aws_sdk_s3::Client, Vec<(&'static str, String)>) {
+    let (moto, s3, mut env) = moto_with_buckets().await;
+    env.push(("OUTPUT_PREFIX", "hls/".into()));
+    env.push(("TRANSCODER_PRESET", "veryfast".into()));
+    (moto, s3, env)
+}
+
+/// A coordinator splitting anything over 20 s across `peers`.
+fn coordinator(env: &[(&str, String)], peers: &[&str]) -> Server {
+    let mut env = env.to_vec();
+    env.push(("TRANSCODER_PEERS", peers.join(",")));
+    env.push(("SPLIT_MIN_SECONDS", "20".into()));
+    Server::start(&env, &[])
+}
+
+fn clip(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    make_clip(&path, "testsrc2=s=640x360:r=30", SECONDS, true, &[]);
+    path
+}
+
+/// Downloads every object under `prefix` into `dir`, keeping the layout.
+async fn download_prefix(s3: &aws_sdk_s3::Client, prefix: &str, dir: &Path) {
+    for key in list_keys(s3, OUT, prefix).await {
+        let path = dir.join(key.strip_prefix(prefix).unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, get(s3, OUT, &key).await).unwrap();
+    }
+}
+
+/// Every packet of one stream of a rendition, read through its playlist: pts, dts, keyframe.
+fn packets(playlist: &Path, stream: &str) -> Vec<(i64, i64, bool)> {
+    let v = ffprobe(
+        playlist,
+        &[
+            "-select_streams",
+            stream,
+            "-show_entries",
+            "packet=pts,dts,flags",
+        ],
+    );
+    v["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["pts"].as_i64().unwrap(),
+                p["dts"].as_i64().unwrap(),
+                p["flags"].as_str().unwrap().starts_with('K'),
+            )
+        })
+        .collect()
+}
+
+/// What a player reports reading `playlist` to the end: its warnings and decoded frames.
+fn play_through(playlist: &Path) -> (String, usize) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "warning", "-i"])
+        .arg(playlist)
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    (String::from_utf8_lossy(&out.stderr).into_owned(), frames)
+}
+
+fn extinfs(playlist: &Path) -> Vec<String> {
+    media_playlist(playlist)
+        .segments
+        .iter()
+        .map(|s| format!("{}={:.3}", s.uri, s.duration))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_job_is_the_single_pass_joined_from_ranges_on_two_transcoders() {
+    let (_moto, s3, env) = setup().await;
+    let dir = scratch();
+    let source = clip(dir.path(), "long.mp4");
+    upload(&s3, RAW, "long.mp4", &source).await;
+    let peer = Server::start(&env, &[]);
+    let coordinator = coordinator(&env, &[&peer.endpoint]);
+
+    let submit = {
+        let env = env.clone();
+        let endpoint = coordinator.endpoint.clone();
+        std::thread::spawn(move || {
+            transcoder(
+                &env,
+                &["submit", "--endpoint", &endpoint, "s3://raw/long.mp4"],
+            )
+        })
+    };
+    // Both transcoders encode at once.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut peer_worked, mut both_at_once) = (false, false);
+    while !submit.is_finished() && Instant::now() < deadline {
+        let (here, there) = (
+            !coordinator.ffmpeg_children().is_empty(),
+            !peer.ffmpeg_children().is_empty(),
+        );
+        peer_worked |= there;
+        both_at_once |= here && there;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = submit.join().unwrap();
+    assert!(run.status.success(), "{}", describe(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        peer_worked && both_at_once,
+        "the peer took a range alongside"
+    );
+    let playable = stdout.find("playable s3://out/hls/long/master.m3u8");
+    let done = stdout.find("done: ");
+    assert!(playable.is_some() && playable < done, "{stdout}");
+
+    let joined = dir.path().join("joined");
+    download_prefix(&s3, "hls/long/", &joined).await;
+    let record = manifest(&joined);
+    assert_eq!(record["status"], "done");
+    assert!(record["playable_at"].is_string());
+
+    // The single pass of the same file, for comparison.
+    let single = dir.path().join("single");
+    let local = transcode_local(&source, &single, &["--preset", "veryfast"]);
+    assert!(local.status.success(), "{}", describe(&local));
+
+    let single_master = master_playlist(&single.join("master.m3u8"));
+    let joined_master = master_playlist(&joined.join("master.m3u8"));
+    assert_eq!(joined_master.variants.len(), single_master.variants.len());
+    for (j, s) in joined_master.variants.iter().zip(&single_master.variants) {
+        assert_eq!(
+            (&j.uri, &j.resolution, &j.codecs),
+            (&s.uri, &s.resolution, &s.codecs)
+        );
+        let (single_pl, joined_pl) = (single.join(&s.uri), joined.join(&j.uri));
+        let joined_media = media_playlist(&joined_pl);
+        assert!(joined_media.end_list);
+        assert!(!std::fs::read_to_string(&joined_pl)
+            .unwrap()
+            .contains("DISCONTINUITY"));
+        assert_eq!(extinfs(&joined_pl), extinfs(&single_pl), "{}", j.uri);
+        // Video: every packet at the same pts and dts, keyframes at the same ones.
+        assert_eq!(
+            packets(&joined_pl, "v:0"),
+            packets(&single_pl, "v:0"),
+            "{}",
+            j.uri
+        );
+        // Audio: the same packets, every 1,024 samples across every cut, so in sync with the
+        // video exactly as the single pass is.
+        let (joined_audio, single_audio) = (packets(&joined_pl, "a:0"), packets(&single_pl, "a:0"));
+        assert_eq!(joined_audio.len(), single_audio.len(), "{}", j.uri);
+        assert_eq!(
+            joined_audio.iter().map(|p| p.0).collect::<Vec<_>>(),
+            single_audio.iter().map(|p| p.0).collect::<Vec<_>>()
+        );
+        assert!(joined_audio.windows(2).all(|w| w[1].0 - w[0].0 == 1920));
+        // A player reads it through without a complaint, every frame.
+        let (warnings, frames) = play_through(&joined_pl);
+        assert!(warnings.trim().is_empty(), "{}: {warnings}", j.uri);
+        assert_eq!(frames, (SECONDS * 30.0) as usize);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_range_whose_worker_dies_is_redone_elsewhere() {
+    let (_moto, s3, env) = setup().await;
+    let dir = scratch();
+    upload(&s3, RAW, "long.mp4", &clip(dir.path(), "long.mp4")).await;
+    let mut peer = Server::start(&env, &[]);
+    // A second peer that is not there at all: its ranges fail at once and go elsewhere.
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let coordinator = coordinator(&env, &[&peer.endpoint, &gone]);
+
+    let submit = {
+        let (env, endpoint) = (env.clone(), coordinator.endpoint.clone());
+        std::thread::spawn(move || {
+            transcoder(
+                &env,
+                &["submit", "--endpoint", &endpoint, "s3://raw/long.mp4"],
+            )
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while peer.ffmpeg_children().is_empty() {
+        assert!(Instant::now() < deadline, "the peer never took a range");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The peer dies mid-range.
+    peer.child.kill().unwrap();
+    let run = submit.join().unwrap();
+    assert!(run.status.success(), "{}", describe(&run));
+
+    let joined = dir.path().join("joined");
+    download_prefix(&s3, "hls/long/", &joined).await;
+    assert_eq!(manifest(&joined)["status"], "done");
+    for rung in ["360p", "240p"] {
+        let playlist = joined.join(rung).join("index.m3u8");
+        let listed: f64 = media_playlist(&playlist)
+            .segments
+            .iter()
+            .map(|s| f64::from(s.duration))
+            .sum();
+        assert!((listed - SECONDS).abs() < 0.01, "{rung}: {listed}");
+        let (warnings, frames) = play_through(&playlist);
+        assert!(warnings.trim().is_empty(), "{warnings}");
+        assert_eq!(frames, (SECONDS * 30.0) as usize);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_failing_in_a_later_range_publishes_nothing() {
+    let (_moto, s3, env) = setup().await;
+    // Cut at 60%: the index says 40 s, the data ends near 24 s, so the first ranges succeed
+    // (and go public) and the last comes out short.
+    let dir = scratch();
+    let path = dir.path().join("cut.mp4");
+    make_clip(
+        &path,
+        "testsrc2=s=640x360:r=30",
+        SECONDS,
+        true,
+        &["-movflags", "+faststart"],
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() * 6 / 10]).unwrap();
+    upload(&s3, RAW, "cut.mp4", &path).await;
+    let peer = Server::start(&env, &[]);
+    let coordinator = coordinator(&env, &[&peer.endpoint]);
+
+    let run = transcoder(
+        &env,
+        &[
+            "submit",
+            "--endpoint",
+            &coordinator.endpoint,
+            "s3://raw/cut.mp4",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    let keys = list_keys(&s3, OUT, "").await;
+    assert_eq!(keys, ["hls/cut/manifest.json"], "only the record stays");
+    let record: serde_json::Value =
+        serde_json::from_slice(&get(&s3, OUT, "hls/cut/manifest.json").await).unwrap();
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["error"]["kind"], "invalid_input");
+}
