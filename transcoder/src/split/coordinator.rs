@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
 use super::command::poster_args;
-use super::peers::{encode_remote, Peers, RangeFailure};
+use super::peers::{encode_remote, expand_peers, Peers, RangeFailure};
 use super::plan::Range;
 use super::stitch::{joined_playlist, joined_stats, RangeOutput};
 use super::worker::{encode_range, RangeJob};
@@ -191,7 +191,12 @@ impl<'a> Coordinator<'a> {
         let job = &self.job;
         let published = &mut self.published;
         let mut workers = vec![Worker::Local];
-        workers.extend(job.peers.endpoints.iter().cloned().map(Worker::Peer));
+        workers.extend(
+            expand_peers(&job.peers.endpoints)
+                .await
+                .into_iter()
+                .map(Worker::Peer),
+        );
         let queue = Arc::new(Queue::new(&job.ranges, workers.len()));
         let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
         tracing::info!(

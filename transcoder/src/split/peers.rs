@@ -42,6 +42,46 @@ impl std::fmt::Display for RangeFailure {
     }
 }
 
+/// One worker per address: a name such as a Cloud Map service or a compose service resolves to
+/// every task behind it, and each of them takes ranges. `https` URLs stay as given, since TLS
+/// checks the name. A name that does not resolve now is left out of this job.
+pub async fn expand_peers(endpoints: &[String]) -> Vec<String> {
+    let mut urls = Vec::new();
+    for url in endpoints {
+        let Some((host, port)) = plain_host_port(url) else {
+            urls.push(url.clone());
+            continue;
+        };
+        let resolved = tokio::net::lookup_host((host.as_str(), port)).await;
+        match resolved {
+            Ok(addresses) => {
+                for address in addresses {
+                    let expanded = format!("http://{address}");
+                    if !urls.contains(&expanded) {
+                        urls.push(expanded);
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%url, %error, "cannot resolve a peer; splitting without it")
+            }
+        }
+    }
+    urls
+}
+
+/// Host and port of an `http://host:port` URL.
+fn plain_host_port(url: &str) -> Option<(String, u16)> {
+    let uri: tonic::codegen::http::Uri = url.parse().ok()?;
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    Some((
+        uri.host()?.trim_matches(['[', ']']).to_string(),
+        uri.port_u16().unwrap_or(80),
+    ))
+}
+
 /// Asks the peer at `url` to encode `job`, and waits for its segments.
 pub async fn encode_remote(
     url: &str,
@@ -87,5 +127,35 @@ pub async fn encode_remote(
             }
             Some(v1::range_event::Event::Progress(_)) | None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_becomes_one_peer_per_address_and_tls_urls_stay() {
+        let peers = expand_peers(&[
+            "http://localhost:50051".to_string(),
+            "http://127.0.0.1:50051".to_string(),
+            "https://transcoder.internal:50051".to_string(),
+            "http://no-such-host.invalid:50051".to_string(),
+        ])
+        .await;
+        assert!(
+            peers.contains(&"http://127.0.0.1:50051".to_string()),
+            "{peers:?}"
+        );
+        assert_eq!(
+            peers
+                .iter()
+                .filter(|p| *p == "http://127.0.0.1:50051")
+                .count(),
+            1,
+            "the same address once"
+        );
+        assert!(peers.contains(&"https://transcoder.internal:50051".to_string()));
+        assert!(!peers.iter().any(|p| p.contains("invalid")));
     }
 }
