@@ -268,7 +268,7 @@ async fn a_transcoder_busy_with_someone_elses_job_refuses_and_the_job_overflows(
     let warm = Server::start(&stack.env, &["--max-jobs", "1"]);
     // Someone submits straight to the warm transcoder: the consumer cannot know it is busy.
     let _long = stack.upload_clip("direct/long.mp4", 30.0).await;
-    let mut submit = std::process::Command::new(transcoder_binary())
+    let submit = std::process::Command::new(transcoder_binary())
         .args([
             "submit",
             "--endpoint",
@@ -277,7 +277,7 @@ async fn a_transcoder_busy_with_someone_elses_job_refuses_and_the_job_overflows(
         ])
         .envs(stack.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     eventually("the direct job to encode", JOB_TIMEOUT, || async {
@@ -307,7 +307,8 @@ async fn a_transcoder_busy_with_someone_elses_job_refuses_and_the_job_overflows(
     stack
         .wait_for_status("hls/queued/", "done", JOB_TIMEOUT)
         .await;
-    assert!(submit.wait().unwrap().success());
+    let direct = submit.wait_with_output().unwrap();
+    assert!(direct.status.success(), "{}", describe(&direct));
     stack
         .wait_until_empty(&stack.queue_url, Duration::from_secs(10))
         .await;

@@ -162,7 +162,8 @@ struct Published {
     objects: Vec<String>,
 }
 
-type Report = (Waiting, Worker, Result<RangeOutput, RangeFailure>);
+/// A range's result, with who produced it and how long it took them (the benchmark reads it).
+type Report = (Waiting, Worker, Result<RangeOutput, RangeFailure>, Duration);
 
 impl<'a> Coordinator<'a> {
     /// A coordinator for `job`, updating `record` once the stream is playable.
@@ -227,7 +228,7 @@ impl<'a> Coordinator<'a> {
                 // Workers stop only once the queue is finished; this keeps them polled.
                 _ = &mut work => None,
             };
-            let Some((entry, worker, result)) = message else {
+            let Some((entry, worker, result, took)) = message else {
                 break Err(split_error(
                     "every worker stopped before the job was done",
                     false,
@@ -235,7 +236,13 @@ impl<'a> Coordinator<'a> {
             };
             match result {
                 Ok(output) => {
-                    tracing::info!(range = entry.range.index, %worker, "range done");
+                    tracing::info!(
+                        range = entry.range.index,
+                        %worker,
+                        media_s = job.range_seconds(entry.range.index),
+                        wall_s = took.as_secs_f64(),
+                        "range done"
+                    );
                     published.add(output);
                     let seconds: f64 = published.done.keys().map(|i| job.range_seconds(*i)).sum();
                     events(JobEvent::Progress(progress(
@@ -315,6 +322,7 @@ async fn work(
         };
         let mut range_job = job.template.clone();
         range_job.range = entry.range;
+        let started = std::time::Instant::now();
         let result = match &worker {
             Worker::Local => encode_here(job, &range_job).await,
             Worker::Peer(url) => {
@@ -324,7 +332,10 @@ async fn work(
         let ok = result.is_ok();
         if result == Err(RangeFailure::Busy) {
             queue.put_back(entry);
-        } else if report.send((entry, worker.clone(), result)).is_err() {
+        } else if report
+            .send((entry, worker.clone(), result, started.elapsed()))
+            .is_err()
+        {
             return;
         }
         if ok || worker == Worker::Local {
