@@ -74,6 +74,97 @@ pub fn filter_graph(plan: &EncodePlan<'_>) -> String {
     graph
 }
 
+/// Where keyframes go, the same in every rung.
+#[derive(Debug, Clone)]
+pub struct KeyframeGrid {
+    /// x264's GOP limit, past the grid so that it never fires first.
+    pub gop: u32,
+    /// The `-force_key_frames` expression that puts keyframes on the grid.
+    pub force: String,
+}
+
+/// Rung `index`'s maps and encoders (the filter graph's `[v{index}]` and the source's audio),
+/// the same for a single pass and a range: capped-CRF x264 with keyframes only on the grid,
+/// AAC stereo at 48 kHz, and no metadata.
+pub fn rung_encoder_args(
+    index: usize,
+    rung: &Rung,
+    source: &SourceInfo,
+    s: &EncodeSettings,
+    grid: &KeyframeGrid,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&["-map", &format!("[v{index}]")]);
+    if let Some(audio) = &source.audio {
+        push(&["-map", &format!("0:{}", audio.index)]);
+    }
+    push(&[
+        "-c:v",
+        "libx264",
+        "-preset",
+        &s.preset,
+        "-crf",
+        &s.crf.to_string(),
+    ]);
+    push(&["-maxrate", &format!("{}k", rung.maxrate_kbps)]);
+    push(&["-bufsize", &format!("{}k", rung.bufsize_kbps)]);
+    push(&["-profile:v", "high", "-pix_fmt", "yuv420p"]);
+    // Keyframes only where the grid says, identical in every rung: x264's own scene-cut
+    // keyframes are off and its GOP limit is past the grid so it never fires first.
+    push(&[
+        "-g",
+        &grid.gop.to_string(),
+        "-sc_threshold",
+        "0",
+        "-force_key_frames",
+        &grid.force,
+    ]);
+    if let Some(audio) = &source.audio {
+        let audio_rate = format!("{}k", rung.audio_kbps);
+        push(&["-c:a", "aac", "-b:a", &audio_rate]);
+        push(&["-ac", "2", "-ar", "48000"]);
+        // ffmpeg can only downmix layouts it knows; cameras record up to 16 discrete
+        // channels with none, whose first two are the main mix by convention.
+        if audio.channels > 8 {
+            push(&["-filter:a", "pan=stereo|c0=c0|c1=c1"]);
+        }
+    }
+    // Phone videos carry GPS positions and device names in their metadata: never publish it.
+    push(&["-map_metadata", "-1", "-map_chapters", "-1"]);
+    push(&["-max_muxing_queue_size", "1024"]);
+    args
+}
+
+/// Rung `rung`'s HLS muxer and output, after `extra` output options.
+pub fn hls_output_args(rung: &Rung, hls_time: &str, extra: &[&str]) -> Vec<OsString> {
+    let mut args: Vec<OsString> = extra.iter().map(OsString::from).collect();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&[
+        "-f",
+        "hls",
+        "-hls_time",
+        hls_time,
+        // EVENT, so that ffmpeg rewrites the playlist after every segment (it writes a VOD
+        // one only at the end): that is how finished segments are found while it runs.
+        // The job turns it into a VOD playlist once ffmpeg is done.
+        "-hls_playlist_type",
+        "event",
+    ]);
+    push(&[
+        "-hls_flags",
+        "independent_segments+temp_file",
+        "-hls_segment_type",
+        "mpegts",
+    ]);
+    push(&[
+        "-hls_segment_filename",
+        &format!("{}/{SEGMENT_PATTERN}", rung.name),
+    ]);
+    push(&[&format!("{}/{MEDIA_PLAYLIST}", rung.name)]);
+    args
+}
+
 /// The whole argument vector for `ffmpeg`, to run with the work folder as its current folder.
 pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
     let s = plan.settings;
@@ -100,65 +191,16 @@ pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&["-filter_complex", &filter_graph(plan)]);
 
-    let gop = (plan.keyframe_interval_frames() * 2).to_string();
-    let force_keys = format!("expr:gte(t,n_forced*{})", s.keyframe_seconds);
-    let crf = s.crf.to_string();
+    let grid = KeyframeGrid {
+        gop: plan.keyframe_interval_frames() * 2,
+        force: format!("expr:gte(t,n_forced*{})", s.keyframe_seconds),
+    };
     let hls_time = s.segment_seconds.to_string();
     for (i, rung) in plan.ladder.iter().enumerate() {
-        push(&["-map", &format!("[v{i}]")]);
-        if let Some(audio) = &plan.source.audio {
-            push(&["-map", &format!("0:{}", audio.index)]);
-        }
-        push(&["-c:v", "libx264", "-preset", &s.preset, "-crf", &crf]);
-        push(&["-maxrate", &format!("{}k", rung.maxrate_kbps)]);
-        push(&["-bufsize", &format!("{}k", rung.bufsize_kbps)]);
-        push(&["-profile:v", "high", "-pix_fmt", "yuv420p"]);
-        // Keyframes only where the grid says, identical in every rung: x264's own scene-cut
-        // keyframes are off and its GOP limit is past the grid so it never fires first.
-        push(&[
-            "-g",
-            &gop,
-            "-sc_threshold",
-            "0",
-            "-force_key_frames",
-            &force_keys,
-        ]);
-        if let Some(audio) = &plan.source.audio {
-            let audio_rate = format!("{}k", rung.audio_kbps);
-            push(&["-c:a", "aac", "-b:a", &audio_rate]);
-            push(&["-ac", "2", "-ar", "48000"]);
-            // ffmpeg can only downmix layouts it knows; cameras record up to 16 discrete
-            // channels with none, whose first two are the main mix by convention.
-            if audio.channels > 8 {
-                push(&["-filter:a", "pan=stereo|c0=c0|c1=c1"]);
-            }
-        }
-        // Phone videos carry GPS positions and device names in their metadata: never publish it.
-        push(&["-map_metadata", "-1", "-map_chapters", "-1"]);
-        push(&["-max_muxing_queue_size", "1024"]);
-        push(&[
-            "-f",
-            "hls",
-            "-hls_time",
-            &hls_time,
-            // EVENT, so that ffmpeg rewrites the playlist after every segment (it writes a VOD
-            // one only at the end): that is how finished segments are found while it runs.
-            // The job turns it into a VOD playlist once ffmpeg is done.
-            "-hls_playlist_type",
-            "event",
-        ]);
-        push(&[
-            "-hls_flags",
-            "independent_segments+temp_file",
-            "-hls_segment_type",
-            "mpegts",
-        ]);
-        push(&[
-            "-hls_segment_filename",
-            &format!("{}/{SEGMENT_PATTERN}", rung.name),
-        ]);
-        push(&[&format!("{}/{MEDIA_PLAYLIST}", rung.name)]);
+        args.extend(rung_encoder_args(i, rung, plan.source, s, &grid));
+        args.extend(hls_output_args(rung, &hls_time, &[]));
     }
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&[
         "-map",
         "[poster]",

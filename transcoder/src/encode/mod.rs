@@ -9,7 +9,10 @@ use std::path::Path;
 use crate::config::EncodeSettings;
 use crate::ladder::Rung;
 use crate::probe::{file_url, Rational, SourceInfo};
-pub use command::{ffmpeg_args, filter_graph, EncodePlan, MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN};
+pub use command::{
+    ffmpeg_args, filter_graph, hls_output_args, rung_encoder_args, EncodePlan, KeyframeGrid,
+    MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
+};
 pub use ffmpeg::RunError;
 pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};
 

@@ -16,7 +16,7 @@ use m3u8_rs::MediaPlaylist;
 use tokio::task::JoinSet;
 
 use super::retry::with_retries;
-use super::{MANIFEST, MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
+use super::{announce_playable, estimated_bandwidth, retract, MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
 use crate::encode::MEDIA_PLAYLIST;
 use crate::hls::{self, Variant};
 use crate::job::{JobError, JobEvent, Prepared};
@@ -29,8 +29,6 @@ use crate::storage::{ObjectKind, OutputSink, StorageError};
 const POLL: Duration = Duration::from_millis(250);
 /// Segments published one by one as soon as they are uploaded, before updates are paced.
 const LEAD_SEGMENTS: usize = 3;
-/// MPEG-TS and PES headers over the raw bitrates, for the estimated BANDWIDTH.
-const CONTAINER_OVERHEAD: f64 = 1.10;
 
 /// One rung as it grows.
 struct LiveRung {
@@ -215,28 +213,26 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
             }
         }
         if !self.master_published && self.rungs.iter().all(|r| r.published > 0) {
-            self.publish_first_master().await?;
-            events(JobEvent::Playable {
-                master: self.sink.locate(MASTER_PLAYLIST),
-            });
+            self.publish_first_master(events).await?;
         }
         Ok(())
     }
 
     /// The master playlist while the encode runs: codecs read from each rung's first segment,
     /// bandwidths estimated from the caps (the measured ones replace them in `finish`).
-    async fn publish_first_master(&mut self) -> Result<(), JobError> {
+    async fn publish_first_master(
+        &mut self,
+        events: &(dyn Fn(JobEvent) + Send + Sync),
+    ) -> Result<(), JobError> {
         let mut variants = Vec::with_capacity(self.rungs.len());
         for live in &self.rungs {
             let first = &live.playlist.as_ref().expect("published").segments[0];
             let segment = self.work_dir.join(&live.rung.name).join(&first.uri);
             let mut codecs = hls::video_codec_string(&self.ffmpeg, &segment).await?;
-            let mut kbps = live.rung.maxrate_kbps;
             if self.has_audio {
                 codecs = format!("{codecs},{}", hls::AAC_LC);
-                kbps += live.rung.audio_kbps;
             }
-            let bandwidth = (f64::from(kbps) * 1000.0 * CONTAINER_OVERHEAD).ceil() as u64;
+            let bandwidth = estimated_bandwidth(&live.rung, self.has_audio);
             variants.push(Variant {
                 uri: format!("{}/{MEDIA_PLAYLIST}", live.rung.name),
                 bandwidth,
@@ -248,41 +244,15 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
             });
         }
         let master = hls::render_master(&variants).into_bytes();
-        with_retries(MASTER_PLAYLIST, || {
-            self.sink
-                .put_bytes(MASTER_PLAYLIST, master.clone(), ObjectKind::Playlist)
-        })
-        .await?;
+        announce_playable(&self.sink, master, &mut self.record, events).await?;
         self.master_published = true;
         self.uploaded.insert(MASTER_PLAYLIST.to_string());
-        self.record = self.record.clone().playable(MASTER_PLAYLIST);
-        tracing::info!(
-            seconds = self.record.seconds_to_playable(),
-            "playable: first master playlist published"
-        );
-        let json = self.record.to_json();
-        with_retries(MANIFEST, || {
-            self.sink
-                .put_bytes(MANIFEST, json.clone(), ObjectKind::Json)
-        })
-        .await?;
         Ok(())
     }
 
-    /// After a failure: removes what this job published, master first, so that no player
-    /// starts a stream that will never end and no orphan object stays. Best effort: what
-    /// cannot be removed now is overwritten by the next attempt.
+    /// After a failure: removes what this job published (see `retract`).
     pub async fn retract(&self) {
-        if self.uploaded.is_empty() {
-            return;
-        }
-        let mut names: Vec<&String> = self.uploaded.iter().collect();
-        // The master, then playlists, then segments: a reader never follows a name to nothing.
-        names.sort_by_key(|n| (n.as_str() != MASTER_PLAYLIST, !n.ends_with(".m3u8")));
-        for name in names {
-            if let Err(error) = self.sink.delete(name).await {
-                tracing::warn!(object = %name, %error, "could not remove a published object");
-            }
-        }
+        let names: Vec<&String> = self.uploaded.iter().collect();
+        retract(&self.sink, &names).await;
     }
 }

@@ -2,10 +2,12 @@
 //! a playlist naming a missing object: [`live`] while ffmpeg encodes (cloud jobs), [`finish`]
 //! once it is done (every job), each call retried through [`retry`].
 
+mod early;
 mod finish;
 mod live;
 mod retry;
 
+pub use early::{announce_playable, estimated_bandwidth, retract};
 pub use finish::{publish_master, publish_renditions};
 pub use live::LivePublisher;
 pub use retry::with_retries;

@@ -9,6 +9,7 @@
 mod auth;
 pub mod client;
 pub mod convert;
+mod ranges;
 mod service;
 
 use std::future::Future;

@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use proto::v1::transcoder_server::Transcoder;
 use proto::v1::{self, transcode_event::Event};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use super::convert;
 use crate::aws::Aws;
@@ -24,7 +23,7 @@ use crate::split::{self, SplitSettings};
 use crate::storage::{default_output, S3Object, S3Prefix};
 
 /// Events buffered per call; progress beyond this is dropped for a slow reader, never queued.
-const EVENT_BUFFER: usize = 64;
+pub(super) const EVENT_BUFFER: usize = 64;
 /// Slots progress never takes, so the few stage changes of a job always fit.
 const RESERVED_FOR_STAGES: usize = 8;
 
@@ -52,12 +51,12 @@ pub struct ServiceConfig {
 /// The service.
 #[derive(Clone)]
 pub struct TranscoderService {
-    aws: Aws,
-    config: Arc<ServiceConfig>,
+    pub(super) aws: Aws,
+    pub(super) config: Arc<ServiceConfig>,
     slots: Arc<Semaphore>,
     /// Cancelled when a drain runs out of time: every running job stops and hands back.
-    stop_jobs: CancellationToken,
-    jobs: TaskTracker,
+    pub(super) stop_jobs: CancellationToken,
+    pub(super) jobs: TaskTracker,
 }
 
 impl TranscoderService {
@@ -76,6 +75,25 @@ impl TranscoderService {
             stop_jobs,
             jobs,
         }
+    }
+
+    /// Refuses calls once shutdown has begun.
+    fn check_open(&self) -> Result<(), Status> {
+        if self.stop_jobs.is_cancelled() || self.jobs.is_closed() {
+            return Err(Status::unavailable("shutting down"));
+        }
+        Ok(())
+    }
+
+    /// One of the `max_jobs` slots (a range takes one like a job), or RESOURCE_EXHAUSTED so
+    /// that the caller tries elsewhere.
+    fn take_slot(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "busy: already running {} job(s)",
+                self.config.max_jobs
+            ))
+        })
     }
 
     /// Turns a request into a job, or says what is wrong with it.
@@ -160,79 +178,19 @@ impl Transcoder for TranscoderService {
         &self,
         request: Request<v1::RangeRequest>,
     ) -> Result<Response<Self::EncodeRangeStream>, Status> {
-        if self.stop_jobs.is_cancelled() || self.jobs.is_closed() {
-            return Err(Status::unavailable("shutting down"));
-        }
+        self.check_open()?;
         let job = split::convert::range_job(request.into_inner(), &self.config.settings)?;
-        let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "busy: already running {} job(s)",
-                self.config.max_jobs
-            ))
-        })?;
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        let cancel = self.stop_jobs.child_token();
-        let service = self.clone();
-        self.jobs.spawn(async move {
-            let _permit = permit;
-            let span = tracing::info_span!("range", job_id = %job.job_id, range = job.range.index);
-            let events = {
-                let tx = tx.clone();
-                move |event: JobEvent| {
-                    if let JobEvent::Progress(p) = event {
-                        let progress = v1::RangeEvent {
-                            event: Some(v1::range_event::Event::Progress(
-                                convert::progress_to_proto(&p),
-                            )),
-                        };
-                        let _ = tx.try_send(Ok(progress));
-                    }
-                }
-            };
-            let work = split::run_range_job(
-                &service.aws.s3,
-                &job,
-                &service.config.limits,
-                service.config.work_root.as_deref(),
-                &events,
-            )
-            .instrument(span);
-            // The coordinator going away (its stream dropped) or a shutdown stops the range.
-            let last = tokio::select! {
-                result = work => match result {
-                    Ok(output) => split::convert::range_done(&output),
-                    Err(error) => {
-                        tracing::warn!(%error, "range failed");
-                        v1::RangeEvent {
-                            event: Some(v1::range_event::Event::Failed(v1::Failed {
-                                kind: convert::kind_to_proto(error.kind()) as i32,
-                                message: error.to_string(),
-                            })),
-                        }
-                    }
-                },
-                () = tx.closed() => return,
-                () = cancel.cancelled() => return,
-            };
-            let _ = tx.send(Ok(last)).await;
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let permit = self.take_slot()?;
+        Ok(Response::new(self.start_range(job, permit)))
     }
 
     async fn transcode(
         &self,
         request: Request<v1::TranscodeRequest>,
     ) -> Result<Response<Self::TranscodeStream>, Status> {
-        if self.stop_jobs.is_cancelled() || self.jobs.is_closed() {
-            return Err(Status::unavailable("shutting down"));
-        }
+        self.check_open()?;
         let (job, message) = self.job_from(request.into_inner())?;
-        let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "busy: already running {} job(s)",
-                self.config.max_jobs
-            ))
-        })?;
+        let permit = self.take_slot()?;
 
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let accepted = v1::TranscodeEvent {

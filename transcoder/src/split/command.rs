@@ -22,7 +22,7 @@ use std::ffi::{OsStr, OsString};
 
 use super::plan::Range;
 use crate::config::EncodeSettings;
-use crate::encode::{MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN};
+use crate::encode::{hls_output_args, rung_encoder_args, KeyframeGrid, POSTER};
 use crate::job::Prepared;
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo, SELF_CONTAINED_DEMUXERS};
@@ -152,7 +152,10 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
         s.keyframe_seconds,
         micros_up(grid_offset)
     );
-    let gop = ((fps.as_f64() * grid).ceil() as u32 * 2).to_string();
+    let keyframes = KeyframeGrid {
+        gop: (fps.as_f64() * grid).ceil() as u32 * 2,
+        force: force_keys,
+    };
     // A cut between frames (29.97 fps) makes the range's first segment start that much late;
     // hls_time shorter by as much keeps every later cut on the single pass's keyframes.
     let late = first_t - f64::from(r.start_s);
@@ -166,79 +169,21 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
     };
     let offset =
         micros_up(plan.reorder_delay_frames() as f64 * f64::from(fps.den) / f64::from(fps.num));
-    let audio_drop = audio_drop_expression(r);
-    let crf = s.crf.to_string();
     let start_number = r.first_segment.to_string();
+    let mut extra = vec!["-output_ts_offset", &offset, "-start_number", &start_number];
+    let audio_drop = audio_drop_expression(r);
+    if let (Some(drop), Some(_)) = (&audio_drop, &plan.source.audio) {
+        extra.extend(["-bsf:a", drop.as_str()]);
+    }
+    if r.index > 0 {
+        extra.extend([
+            "-hls_segment_options",
+            "mpegts_flags=+initial_discontinuity",
+        ]);
+    }
     for (i, rung) in plan.ladder.iter().enumerate() {
-        push(&["-map", &format!("[v{i}]")]);
-        if let Some(audio) = &plan.source.audio {
-            push(&["-map", &format!("0:{}", audio.index)]);
-        }
-        push(&["-c:v", "libx264", "-preset", &s.preset, "-crf", &crf]);
-        push(&["-maxrate", &format!("{}k", rung.maxrate_kbps)]);
-        push(&["-bufsize", &format!("{}k", rung.bufsize_kbps)]);
-        push(&["-profile:v", "high", "-pix_fmt", "yuv420p"]);
-        push(&[
-            "-g",
-            &gop,
-            "-sc_threshold",
-            "0",
-            "-force_key_frames",
-            &force_keys,
-        ]);
-        if let Some(audio) = &plan.source.audio {
-            let audio_rate = format!("{}k", rung.audio_kbps);
-            push(&[
-                "-c:a",
-                "aac",
-                "-b:a",
-                &audio_rate,
-                "-ac",
-                "2",
-                "-ar",
-                "48000",
-            ]);
-            if audio.channels > 8 {
-                push(&["-filter:a", "pan=stereo|c0=c0|c1=c1"]);
-            }
-            if let Some(drop) = &audio_drop {
-                push(&["-bsf:a", drop]);
-            }
-        }
-        push(&["-map_metadata", "-1", "-map_chapters", "-1"]);
-        push(&[
-            "-max_muxing_queue_size",
-            "1024",
-            "-output_ts_offset",
-            &offset,
-        ]);
-        push(&[
-            "-f",
-            "hls",
-            "-hls_time",
-            &hls_time,
-            "-hls_playlist_type",
-            "event",
-        ]);
-        push(&[
-            "-hls_flags",
-            "independent_segments+temp_file",
-            "-hls_segment_type",
-            "mpegts",
-            "-start_number",
-            &start_number,
-        ]);
-        if r.index > 0 {
-            push(&[
-                "-hls_segment_options",
-                "mpegts_flags=+initial_discontinuity",
-            ]);
-        }
-        push(&[
-            "-hls_segment_filename",
-            &format!("{}/{SEGMENT_PATTERN}", rung.name),
-        ]);
-        push(&[&format!("{}/{MEDIA_PLAYLIST}", rung.name)]);
+        args.extend(rung_encoder_args(i, rung, plan.source, s, &keyframes));
+        args.extend(hls_output_args(rung, &hls_time, &extra));
     }
     args
 }

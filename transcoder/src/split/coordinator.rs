@@ -26,7 +26,9 @@ use crate::hls::{self, Variant};
 use crate::job::{JobError, JobEvent, Prepared, Rendition, Transcoded};
 use crate::manifest::{ErrorKind, Manifest};
 use crate::probe::file_url;
-use crate::publish::{with_retries, MANIFEST, MASTER_PLAYLIST};
+use crate::publish::{
+    announce_playable, estimated_bandwidth, retract, with_retries, MASTER_PLAYLIST,
+};
 use crate::storage::{ObjectKind, OutputSink, S3Sink};
 
 /// Tries per range before the job fails: a range failing this often is not a worker's bad
@@ -36,8 +38,6 @@ const RANGE_ATTEMPTS: u32 = 3;
 const PEER_PAUSE: Duration = Duration::from_secs(2);
 /// The longest rest, for a peer that keeps failing.
 const PEER_PAUSE_MAX: Duration = Duration::from_secs(30);
-/// MPEG-TS overhead over the caps, for the first master's estimated BANDWIDTH.
-const CONTAINER_OVERHEAD: f64 = 1.10;
 
 /// Who encodes a range.
 #[derive(Debug, Clone, PartialEq)]
@@ -284,18 +284,11 @@ impl<'a> Coordinator<'a> {
         published.finish(job).await
     }
 
-    /// After a failure: removes what this job published, master first, then playlists and
-    /// segments, so that no player starts a stream with a hole. Best effort: the next attempt
-    /// overwrites what stays.
+    /// After a failure: removes what this job published (see `publish::retract`), so a lost
+    /// range never leaves a broken stream.
     pub async fn retract(&self) {
-        let mut names: Vec<&String> = self.published.objects.iter().collect();
-        names.sort_by_key(|n| (n.as_str() != MASTER_PLAYLIST, !n.ends_with(".m3u8")));
-        names.dedup();
-        for name in names {
-            if let Err(error) = self.job.sink.delete(name).await {
-                tracing::warn!(object = %name, %error, "could not remove a published object");
-            }
-        }
+        let names: Vec<&String> = self.published.objects.iter().collect();
+        retract(self.job.sink, &names).await;
     }
 }
 
@@ -412,21 +405,9 @@ impl Published {
                 .await?;
         }
         if self.leading == 0 {
-            let master = master(job, &leading, None);
-            self.put(job, MASTER_PLAYLIST, master.into_bytes()).await?;
-            self.record = self.record.clone().playable(MASTER_PLAYLIST);
-            tracing::info!(
-                seconds = self.record.seconds_to_playable(),
-                "playable: first master playlist published"
-            );
-            let json = self.record.to_json();
-            with_retries(MANIFEST, || {
-                job.sink.put_bytes(MANIFEST, json.clone(), ObjectKind::Json)
-            })
-            .await?;
-            events(JobEvent::Playable {
-                master: job.sink.locate(MASTER_PLAYLIST),
-            });
+            let master = master(job, &leading, None).into_bytes();
+            announce_playable(job.sink, master, &mut self.record, events).await?;
+            self.objects.push(MASTER_PLAYLIST.to_string());
         }
         self.leading = leading.len();
         Ok(())
@@ -491,8 +472,7 @@ fn master(job: &SplitJob<'_>, ranges: &[RangeOutput], measured: Option<&[Renditi
             let (bandwidth, average) = match measured {
                 Some(r) => (r[i].stats.peak_bps, r[i].stats.average_bps),
                 None => {
-                    let kbps = rung.maxrate_kbps + if has_audio { rung.audio_kbps } else { 0 };
-                    let estimate = (f64::from(kbps) * 1000.0 * CONTAINER_OVERHEAD) as u64;
+                    let estimate = estimated_bandwidth(rung, has_audio);
                     (estimate, estimate)
                 }
             };

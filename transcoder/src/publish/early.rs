@@ -1,0 +1,67 @@
+//! What both early publishers share (a single pass's `live`, a split job's coordinator): the
+//! moment a stream becomes playable, and taking everything back after a failure.
+
+use super::retry::with_retries;
+use super::{MANIFEST, MASTER_PLAYLIST};
+use crate::job::{JobError, JobEvent};
+use crate::ladder::Rung;
+use crate::manifest::Manifest;
+use crate::storage::{ObjectKind, OutputSink};
+
+/// MPEG-TS and PES headers over the raw bitrates.
+const CONTAINER_OVERHEAD: f64 = 1.10;
+
+/// A rung's BANDWIDTH before it is measured: its caps (video maxrate, plus audio) and the
+/// container's overhead. The final master replaces it with the measured peak.
+pub fn estimated_bandwidth(rung: &Rung, with_audio: bool) -> u64 {
+    let kbps = rung.maxrate_kbps + if with_audio { rung.audio_kbps } else { 0 };
+    (f64::from(kbps) * 1000.0 * CONTAINER_OVERHEAD).ceil() as u64
+}
+
+/// Publishes the first master playlist (every playlist it names is up), records in the
+/// manifest that the stream is playable, and tells the caller.
+pub async fn announce_playable<S: OutputSink>(
+    sink: &S,
+    master: Vec<u8>,
+    record: &mut Manifest,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<(), JobError> {
+    with_retries(MASTER_PLAYLIST, || {
+        sink.put_bytes(MASTER_PLAYLIST, master.clone(), ObjectKind::Playlist)
+    })
+    .await?;
+    *record = record.clone().playable(MASTER_PLAYLIST);
+    tracing::info!(
+        seconds = record.seconds_to_playable(),
+        "playable: first master playlist published"
+    );
+    let json = record.to_json();
+    with_retries(MANIFEST, || {
+        sink.put_bytes(MANIFEST, json.clone(), ObjectKind::Json)
+    })
+    .await?;
+    events(JobEvent::Playable {
+        master: sink.locate(MASTER_PLAYLIST),
+    });
+    Ok(())
+}
+
+/// After a failure: removes `published`, the master first, then playlists, then segments, so
+/// that no player starts a stream that will never end or has a hole, and no orphan object
+/// stays. Best effort: what cannot be removed now is overwritten by the next attempt.
+pub async fn retract<S: OutputSink>(sink: &S, published: &[&String]) {
+    let mut names = published.to_vec();
+    names.sort_by_key(|n| {
+        (
+            n.as_str() != MASTER_PLAYLIST,
+            !n.ends_with(".m3u8"),
+            n.as_str(),
+        )
+    });
+    names.dedup();
+    for name in names {
+        if let Err(error) = sink.delete(name).await {
+            tracing::warn!(object = %name, %error, "could not remove a published object");
+        }
+    }
+}
