@@ -45,7 +45,8 @@ pub fn render_event_playlist(playlist: &MediaPlaylist, segments: usize) -> Vec<u
     out
 }
 
-/// Rewrites the finished playlist at `path` as a VOD playlist with its ENDLIST.
+/// Rewrites the finished playlist at `path` as a VOD playlist with its ENDLIST, in one step
+/// for any reader.
 pub async fn finalize_vod_playlist(path: &Path) -> Result<(), HlsError> {
     let mut playlist = read_media_playlist(path)
         .await?
@@ -58,12 +59,14 @@ pub async fn finalize_vod_playlist(path: &Path) -> Result<(), HlsError> {
     playlist
         .write_to(&mut out)
         .expect("writing to a Vec cannot fail");
-    tokio::fs::write(path, out)
-        .await
-        .map_err(|source| HlsError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+    // Written aside and renamed, as ffmpeg does: the publisher may be reading it right now.
+    let io = |source| HlsError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let aside = path.with_extension("m3u8.final");
+    tokio::fs::write(&aside, out).await.map_err(io)?;
+    tokio::fs::rename(&aside, path).await.map_err(io)
 }
 
 #[cfg(test)]
