@@ -113,7 +113,15 @@ pub async fn encode_remote(
             .ok_or_else(|| failed("stream", "ended without a result".into()))?;
         match event.event {
             Some(v1::range_event::Event::Done(done)) => {
-                return Ok(convert::range_output(job.range.index, done))
+                let output = convert::range_output(job.range.index, done);
+                return if is_what_was_asked(&output, job) {
+                    Ok(output)
+                } else {
+                    Err(failed(
+                        "result",
+                        "rungs or segment names not as asked".into(),
+                    ))
+                };
             }
             Some(v1::range_event::Event::Failed(f)) => {
                 let message = format!("{url}: {}", f.message);
@@ -130,9 +138,52 @@ pub async fn encode_remote(
     }
 }
 
+/// The peer's segments go into our playlists: they must be the rungs asked for, each with
+/// segments named as ffmpeg names them, never a URL or a path elsewhere.
+fn is_what_was_asked(output: &RangeOutput, job: &RangeJob) -> bool {
+    let segment_name = |uri: &str| {
+        uri.strip_prefix("seg_")
+            .and_then(|rest| rest.strip_suffix(".ts"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    output.rungs.len() == job.ladder.len()
+        && output.rungs.iter().zip(&job.ladder).all(|(got, asked)| {
+            got.name == asked.name
+                && !got.segments.is_empty()
+                && got.segments.iter().all(|s| segment_name(&s.uri))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_result_names_only_the_segments_asked_for() {
+        use crate::split::stitch::{RungOutput, SegmentOut};
+        let job = crate::split::worker::tests::job_with_rungs(&["360p"]);
+        let output = |uri: &str| RangeOutput {
+            index: 0,
+            rungs: vec![RungOutput {
+                name: "360p".into(),
+                codecs: String::new(),
+                segments: vec![SegmentOut {
+                    uri: uri.into(),
+                    duration_s: 4.0,
+                    bytes: 1,
+                }],
+            }],
+        };
+        assert!(is_what_was_asked(&output("seg_00012.ts"), &job));
+        for bad in [
+            "https://evil.example/x.ts",
+            "../seg_00001.ts",
+            "seg_.ts",
+            "seg_1.ts.tmp",
+        ] {
+            assert!(!is_what_was_asked(&output(bad), &job), "{bad}");
+        }
+    }
 
     #[tokio::test]
     async fn a_name_becomes_one_peer_per_address_and_tls_urls_stay() {

@@ -196,3 +196,42 @@ async fn list_segments(work_dir: &Path, rung: &Rung) -> Result<RungOutput, JobEr
         segments,
     })
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A range job with rungs named `names`, for tests of what surrounds a range.
+    pub(crate) fn job_with_rungs(names: &[&str]) -> RangeJob {
+        RangeJob {
+            job_id: "j".into(),
+            source: S3Object {
+                bucket: "raw".into(),
+                key: "k.mp4".into(),
+            },
+            source_etag: None,
+            output: S3Prefix::new("out", "p/"),
+            settings: EncodeSettings::default(),
+            fps: Rational { num: 30, den: 1 },
+            ladder: names
+                .iter()
+                .map(|n| Rung {
+                    name: (*n).into(),
+                    width: 640,
+                    height: 360,
+                    maxrate_kbps: 800,
+                    bufsize_kbps: 1600,
+                    audio_kbps: 96,
+                })
+                .collect(),
+            range: Range {
+                index: 0,
+                start_s: 0,
+                end_s: None,
+                first_frame: 0,
+                end_frame: None,
+                first_segment: 0,
+            },
+        }
+    }
+}
