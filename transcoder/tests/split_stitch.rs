@@ -201,6 +201,25 @@ async fn split_equals_single_pass(source: &Path, fps: f64) {
             single_audio.iter().map(|p| p.0).collect::<Vec<_>>()
         );
         assert!(joined_audio.windows(2).all(|w| w[1].0 - w[0].0 == 1920));
+        // And each segment holds the same audio packets as the single pass's: its first one
+        // is the same, cut by cut.
+        let folder = j.uri.rsplit_once('/').unwrap().0;
+        for segment in media_playlist(&joined_pl).segments {
+            let first_audio = |root: &Path| {
+                let path = root.join(folder).join(&segment.uri);
+                let v = ffprobe(
+                    &path,
+                    &["-select_streams", "a:0", "-show_entries", "packet=pts"],
+                );
+                v["packets"][0]["pts"].as_i64()
+            };
+            assert_eq!(
+                first_audio(&joined),
+                first_audio(&single),
+                "{folder}/{}",
+                segment.uri
+            );
+        }
         // A player reads it through without a complaint, every frame.
         let (warnings, frames) = play_through(&joined_pl);
         assert!(warnings.trim().is_empty(), "{}: {warnings}", j.uri);

@@ -126,10 +126,15 @@ async fn run(
     tokio::fs::create_dir(&out)
         .await
         .map_err(JobError::output(&out))?;
+    let downloading = std::time::Instant::now();
     let downloaded = store
         .download(&job.source, &input, job.limits.max_input_bytes)
         .await?;
-    tracing::info!(bytes = downloaded.size, "downloaded source");
+    tracing::info!(
+        bytes = downloaded.size,
+        seconds = downloading.elapsed().as_secs_f64(),
+        "downloaded source"
+    );
 
     let prepared = prepare(&input, &job.settings, &job.limits, events).await?;
     let ranges = split_ranges(job, &prepared);
@@ -195,7 +200,11 @@ fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
     let long = split
         .min_seconds
         .is_some_and(|min| prepared.source.duration_s > min);
-    if !long || split.peers.endpoints.is_empty() {
+    // Ranges seek into the source: only containers with an index seek exactly (MPEG-TS and
+    // program streams would need a margin before every cut).
+    let format = &prepared.source.format_name;
+    let seekable = format.contains("mov") || format.contains("matroska");
+    if !long || !seekable || split.peers.endpoints.is_empty() {
         return Vec::new();
     }
     plan_ranges(
@@ -205,6 +214,7 @@ fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
             segment_seconds: job.settings.segment_seconds,
             workers: split.peers.endpoints.len() as u32 + 1,
             first_range_s: split.first_range_seconds,
+            keyframe_seconds: job.settings.keyframe_seconds,
         },
     )
 }

@@ -4,15 +4,16 @@
 //! ffmpeg 5.1 (packet timestamps and flags identical; see `tests/split_stitch.rs`).
 //!
 //! How:
-//! - Timestamps stay the source's (`-copyts -start_at_zero`), so the fps filter numbers frames
-//!   as the single pass does and `trim` keeps exactly the range's frames.
+//! - Timestamps stay the source's (`-copyts -start_at_zero`, after the first range, which
+//!   reads as the single pass does), so the fps filter numbers frames as the single pass does
+//!   and `trim` keeps exactly the range's frames.
 //! - The input is read from `AUDIO_PREROLL` before the cut: the AAC encoder is warmed up by
 //!   then, and its packets before the cut (the priming packet included) are dropped with the
 //!   `noise` bitstream filter, counted in packets. So are packets past the range's end. The
 //!   cuts are multiples of 8 s, i.e. of 1,024 samples at 48 kHz.
-//! - `-output_ts_offset` adds the encoder's reordering delay: the single pass starts with
-//!   negative decode timestamps that libavformat shifts by that much; a range starting later
-//!   would not be shifted.
+//! - `-output_ts_offset` adds the shift libavformat gives the single pass (its first decode
+//!   timestamps are negative: x264's reordering, AAC priming); a later range would not be
+//!   shifted.
 //! - `force_key_frames` counts `t` from the first frame encoded, so the grid is offset by
 //!   where that frame lies.
 //! - A range after the first flags its first packets as a discontinuity (`initial_discontinuity`),
@@ -69,14 +70,36 @@ impl RangePlan<'_> {
         f64::from(self.range.start_s) - preroll
     }
 
-    /// x264's reordering delay in frames: B-frames with a pyramid hold two frames back, and
-    /// only `ultrafast` has none.
-    fn reorder_delay_frames(&self) -> u64 {
-        if self.settings.preset == "ultrafast" {
+    /// How far the single pass's timestamps are shifted, in seconds: libavformat moves the
+    /// whole stream so that the most negative decode timestamp becomes 0. That is x264's
+    /// reordering delay (B-frames with a pyramid hold two frames back; `ultrafast` has none)
+    /// or the AAC priming frame, whichever is longer.
+    fn shift_s(&self) -> f64 {
+        let frames = if self.settings.preset == "ultrafast" {
             0
         } else {
             2
-        }
+        };
+        let video = frames as f64 * f64::from(self.fps.den) / f64::from(self.fps.num);
+        let audio = if self.source.audio.is_some() {
+            AAC_FRAME as f64 / SAMPLE_RATE as f64
+        } else {
+            0.0
+        };
+        video.max(audio)
+    }
+
+    /// AAC packets at the end of a range that the single pass muxes after the next range's
+    /// first keyframe (their decode times come later than the shifted video's): they belong
+    /// to the next range's first segment.
+    fn audio_lead(&self, cut_s: u32) -> u64 {
+        let first_frame =
+            (u64::from(cut_s) * u64::from(self.fps.num)).div_ceil(u64::from(self.fps.den));
+        let late = frame_time(first_frame, self.fps) - f64::from(cut_s);
+        // A hair added: one AAC frame of shift is exactly one packet, not 0.99999.
+        ((self.shift_s() - late) * SAMPLE_RATE as f64 / AAC_FRAME as f64 + 1e-9)
+            .floor()
+            .max(0.0) as u64
     }
 }
 
@@ -106,7 +129,10 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
         "-format_whitelist",
         SELF_CONTAINED_DEMUXERS,
     ]);
-    push(&["-copyts", "-start_at_zero"]);
+    // The first range reads as the single pass does; the others keep the source's clock.
+    if r.start_s > 0 {
+        push(&["-copyts", "-start_at_zero"]);
+    }
     let seek = plan.seek_s();
     if seek > 0.0 {
         push(&["-ss", &format!("{seek:.6}")]);
@@ -167,11 +193,10 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
     } else {
         s.segment_seconds.to_string()
     };
-    let offset =
-        micros_up(plan.reorder_delay_frames() as f64 * f64::from(fps.den) / f64::from(fps.num));
+    let offset = micros_up(plan.shift_s());
     let start_number = r.first_segment.to_string();
     let mut extra = vec!["-output_ts_offset", &offset, "-start_number", &start_number];
-    let audio_drop = audio_drop_expression(r);
+    let audio_drop = audio_drop_expression(plan);
     if let (Some(drop), Some(_)) = (&audio_drop, &plan.source.audio) {
         extra.extend(["-bsf:a", drop.as_str()]);
     }
@@ -190,19 +215,26 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
 
 /// Drops the pre-roll's AAC packets and those past the range's end, by packet count: the
 /// encoder's first packet is its priming packet, one frame before the first sample, so the
-/// packet at the cut is number `PREROLL + 1`. The first range keeps its priming packet, as
-/// the single pass does.
-fn audio_drop_expression(r: &Range) -> Option<String> {
+/// packet at the cut is number `PREROLL + 1`; the first range keeps its priming packet, as the
+/// single pass does. At each cut the few packets the single pass muxes after the keyframe
+/// go with the next range (`audio_lead`): both sides of a cut use the same count, so no packet
+/// is lost or doubled whatever it is.
+fn audio_drop_expression(plan: &RangePlan<'_>) -> Option<String> {
+    let r = plan.range;
     let mut terms = Vec::new();
     let at_cut = if r.start_s > 0 {
-        terms.push(format!("lt(n\\,{})", AUDIO_PREROLL_FRAMES + 1));
+        let first_kept = AUDIO_PREROLL_FRAMES + 1 - plan.audio_lead(r.start_s);
+        terms.push(format!("lt(n\\,{first_kept})"));
         AUDIO_PREROLL_FRAMES + 1
     } else {
         1
     };
     if let Some(end) = r.end_s {
         let frames = u64::from(end - r.start_s) * SAMPLE_RATE / AAC_FRAME;
-        terms.push(format!("gte(n\\,{})", at_cut + frames));
+        terms.push(format!(
+            "gte(n\\,{})",
+            at_cut + frames - plan.audio_lead(end)
+        ));
     }
     (!terms.is_empty()).then(|| format!("noise=drop={}", terms.join("+")))
 }
@@ -280,6 +312,7 @@ mod tests {
             segment_seconds: 4,
             workers: 2,
             first_range_s: 8,
+            keyframe_seconds: 2,
         };
         let ranges = plan_ranges(120.0, fps, shape);
         let plan = RangePlan {
@@ -318,8 +351,9 @@ mod tests {
             graph.contains("fps=30/1,trim=start_pts=240:end_pts=1920,split=4"),
             "{graph}"
         );
-        // 181 packets before the cut (180 pre-roll + priming); 56 s is 2625 AAC frames.
-        let drop = "noise=drop=lt(n\\,181)+gte(n\\,2806)";
+        // 181 packets before the cut (180 pre-roll + priming), less the 3 the single pass muxes
+        // after the keyframe; 56 s is 2625 AAC frames, and 3 of the end's go to the next range.
+        let drop = "noise=drop=lt(n\\,178)+gte(n\\,2803)";
         assert_eq!(after(&args, "-bsf:a"), [drop; 4]);
         assert_eq!(after(&args, "-start_number"), ["2"; 4]);
         assert_eq!(after(&args, "-output_ts_offset"), ["0.066667"; 4]);
@@ -339,16 +373,19 @@ mod tests {
     fn the_first_and_last_ranges_are_open_at_their_outer_ends() {
         let first = args(0, "ultrafast");
         assert!(after(&first, "-ss").is_empty());
-        assert_eq!(after(&first, "-bsf:a")[0], "noise=drop=gte(n\\,376)");
+        // 1 + 375 frames for 8 s, less the one the single pass muxes after the keyframe.
+        assert_eq!(after(&first, "-bsf:a")[0], "noise=drop=gte(n\\,375)");
         assert_eq!(
             after(&first, "-output_ts_offset")[0],
-            "0.000000",
-            "no B-frames"
+            "0.021334",
+            "no B-frames: the AAC priming frame is the shift"
         );
+        assert!(!first.contains(&"-copyts".to_string()));
         assert!(after(&first, "-hls_segment_options").is_empty());
         let last = args(2, "veryfast");
         assert!(after(&last, "-t").is_empty());
-        assert_eq!(after(&last, "-bsf:a")[0], "noise=drop=lt(n\\,181)");
+        assert_eq!(after(&last, "-bsf:a")[0], "noise=drop=lt(n\\,178)");
+        assert!(last.contains(&"-copyts".to_string()));
         assert!(after(&last, "-filter_complex")[0].contains("trim=start_pts=1920,split"));
     }
 }

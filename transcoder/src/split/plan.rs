@@ -36,6 +36,8 @@ pub struct SplitShape {
     /// The first range's length in seconds, rounded up to the grid: short, so that the stream
     /// is playable soon.
     pub first_range_s: u32,
+    /// Seconds between keyframes (the job's `keyframe_seconds`).
+    pub keyframe_seconds: u32,
 }
 
 impl SplitShape {
@@ -43,10 +45,23 @@ impl SplitShape {
     pub fn grid_s(&self) -> u32 {
         lcm(self.segment_seconds.max(1), AUDIO_FRAME_GRID_S)
     }
+
+    /// The longest range at a frame rate that is not a whole number (29.97): the range's first
+    /// frame lies up to a frame after its cut, and ffmpeg's HLS muxer counts segment lengths
+    /// from that frame, so the error grows by that much per segment; it must stay under a
+    /// keyframe interval less a frame, i.e. fewer segments than frames per keyframe interval.
+    fn longest_range_s(&self, fps: Rational) -> Option<u32> {
+        if fps.num.is_multiple_of(fps.den) {
+            return None;
+        }
+        let frames_per_keyframe = (f64::from(self.keyframe_seconds) * fps.as_f64()).floor() as u32;
+        let seconds = frames_per_keyframe.saturating_sub(1) * self.segment_seconds;
+        Some((seconds / self.grid_s()).max(1) * self.grid_s())
+    }
 }
 
 /// Cuts a `duration_s` source into ranges: a short first one, then the rest in equal shares,
-/// one per worker. Fewer than two ranges means there is nothing to split.
+/// one per worker (shorter at non-whole frame rates, see `longest_range_s`). Fewer than two ranges means there is nothing to split.
 pub fn plan_ranges(duration_s: f64, fps: Rational, shape: SplitShape) -> Vec<Range> {
     let grid = shape.grid_s();
     let first = shape.first_range_s.max(1).div_ceil(grid) * grid;
@@ -55,7 +70,11 @@ pub fn plan_ranges(duration_s: f64, fps: Rational, shape: SplitShape) -> Vec<Ran
         cuts.push(first);
         let rest = duration_s - f64::from(first);
         let workers = f64::from(shape.workers.max(1));
-        let share = ((rest / workers / f64::from(grid)).ceil() as u32).max(1) * grid;
+        let mut share = ((rest / workers / f64::from(grid)).ceil() as u32).max(1) * grid;
+        if let Some(longest) = shape.longest_range_s(fps) {
+            // More ranges than workers then: each takes the next free one.
+            share = share.min(longest);
+        }
         let mut cut = first + share;
         // A cut less than one grid step before the end would leave a sliver of a range.
         while f64::from(cut + grid) <= duration_s {
@@ -106,6 +125,7 @@ mod tests {
             segment_seconds: 4,
             workers,
             first_range_s: 8,
+            keyframe_seconds: 2,
         }
     }
 
@@ -146,6 +166,23 @@ mod tests {
         let ntsc = plan_ranges(120.0, NTSC, shape(2));
         assert_eq!(ntsc[1].first_frame, 240);
         assert_eq!(ntsc[2].first_frame, (64 * 30000_u64).div_ceil(1001));
+    }
+
+    #[test]
+    fn ranges_at_29_97_fps_stay_under_58_segments() {
+        // 59 frames per 2 s keyframe interval: at most 58 segments of 4 s, 232 s.
+        let ranges = plan_ranges(3600.0, NTSC, shape(2));
+        assert!(ranges.len() > 3, "more ranges than workers");
+        assert!(ranges
+            .iter()
+            .filter_map(|r| r.end_s.map(|end| end - r.start_s))
+            .all(|len| len <= 232));
+        assert_eq!(ranges[1].end_s, Some(8 + 232));
+        assert_eq!(
+            plan_ranges(3600.0, FPS30, shape(2)).len(),
+            3,
+            "30 fps: no limit"
+        );
     }
 
     #[test]
