@@ -16,7 +16,7 @@ import time
 
 import boto3
 
-GRID_S = 8  # split grid for 4 s segments (segment and AAC frame boundary)
+GRID_S = 4  # split grid: the segment length
 FIRST_RANGE_S = 8
 
 
@@ -80,15 +80,18 @@ def submit(binary, endpoint, source, output, stop_when_playable=False):
 
 
 def plan(duration, workers):
-    """Range lengths as the coordinator plans them (transcoder/src/split/plan.rs)."""
+    """Range lengths as the coordinator plans them (transcoder/src/split/plan.rs): a short
+    first range, a share of the whole for every peer, the rest (the coordinator's second) last."""
     cuts = [0]
     if FIRST_RANGE_S < duration:
         cuts.append(FIRST_RANGE_S)
-        share = max(1, math.ceil((duration - FIRST_RANGE_S) / workers / GRID_S)) * GRID_S
-        cut = FIRST_RANGE_S + share
-        while cut + GRID_S <= duration:
-            cuts.append(cut)
+        share = max(1, math.ceil(duration / workers / GRID_S)) * GRID_S
+        cut = FIRST_RANGE_S
+        for _ in range(workers - 1):
             cut += share
+            if cut + GRID_S > duration:
+                break
+            cuts.append(cut)
     ends = cuts[1:] + [duration]
     return [e - s for s, e in zip(cuts, ends)]
 
@@ -212,7 +215,7 @@ def main():
         long = critical_path(3600.0, n, speed, fixed, over_local, over_peer)
         base_long = critical_path(3600.0, 1, speed, fixed, over_local, over_peer)
         print(f"    {n:<5} {short:8.1f} s  {base_short / short:6.1f}x   {long:9.1f} s  {base_long / long:6.1f}x")
-    print("    (a 2-min source has 15 grid steps of 8 s: past 14 workers it has no more ranges to give,")
+    print("    (a 2-min source has 30 segments of 4 s: past 29 workers it has no more ranges to give,")
     print("     and the short first range plus the fixed costs become the floor)")
 
 

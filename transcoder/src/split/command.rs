@@ -61,13 +61,17 @@ impl RangePlan<'_> {
         end - frame_time(self.range.first_frame, self.fps)
     }
 
-    /// Where the input is read from: the audio pre-roll before the cut.
+    /// Where the input is read from, in AAC frames from the start: at least the pre-roll
+    /// before the cut, on a boundary of 3 frames (64 ms), so that the range's own AAC packets
+    /// fall on the single pass's and the seek is exact in microseconds.
+    fn seek_frames(&self) -> u64 {
+        let cut = u64::from(self.range.start_s) * SAMPLE_RATE;
+        let preroll = AUDIO_PREROLL_FRAMES * AAC_FRAME;
+        cut.saturating_sub(preroll) / (3 * AAC_FRAME) * 3
+    }
+
     fn seek_s(&self) -> f64 {
-        if self.range.start_s == 0 {
-            return 0.0;
-        }
-        let preroll = (AUDIO_PREROLL_FRAMES * AAC_FRAME) as f64 / SAMPLE_RATE as f64;
-        f64::from(self.range.start_s) - preroll
+        (self.seek_frames() * AAC_FRAME) as f64 / SAMPLE_RATE as f64
     }
 
     /// How far the single pass's timestamps are shifted, in seconds: libavformat moves the
@@ -89,17 +93,17 @@ impl RangePlan<'_> {
         video.max(audio)
     }
 
-    /// AAC packets at the end of a range that the single pass muxes after the next range's
-    /// first keyframe (their decode times come later than the shifted video's): they belong
-    /// to the next range's first segment.
-    fn audio_lead(&self, cut_s: u32) -> u64 {
+    /// The single pass's first AAC packet after the cut at `cut_s`, counted from its priming
+    /// packet (0): the single pass interleaves packets by decode time, so its new segment
+    /// starts with the keyframe and takes every audio packet whose (shifted) time is not
+    /// earlier than the keyframe's decode time, the range's first frame.
+    fn first_audio_packet(&self, cut_s: u32) -> u64 {
         let first_frame =
             (u64::from(cut_s) * u64::from(self.fps.num)).div_ceil(u64::from(self.fps.den));
-        let late = frame_time(first_frame, self.fps) - f64::from(cut_s);
-        // A hair added: one AAC frame of shift is exactly one packet, not 0.99999.
-        ((self.shift_s() - late) * SAMPLE_RATE as f64 / AAC_FRAME as f64 + 1e-9)
-            .floor()
-            .max(0.0) as u64
+        let keyframe_s = frame_time(first_frame, self.fps);
+        // Packet j starts at (j - 1) frames, plus the shift; a hair keeps exact ties exact.
+        let frames = (keyframe_s - self.shift_s()) * SAMPLE_RATE as f64 / AAC_FRAME as f64;
+        (frames - 1e-9).ceil().max(0.0) as u64 + 1
     }
 }
 
@@ -134,7 +138,7 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
         push(&["-copyts", "-start_at_zero"]);
     }
     let seek = plan.seek_s();
-    if seek > 0.0 {
+    if r.start_s > 0 {
         push(&["-ss", &format!("{seek:.6}")]);
     }
     if let Some(end) = r.end_s {
@@ -213,28 +217,22 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
     args
 }
 
-/// Drops the pre-roll's AAC packets and those past the range's end, by packet count: the
-/// encoder's first packet is its priming packet, one frame before the first sample, so the
-/// packet at the cut is number `PREROLL + 1`; the first range keeps its priming packet, as the
-/// single pass does. At each cut the few packets the single pass muxes after the keyframe
-/// go with the next range (`audio_lead`): both sides of a cut use the same count, so no packet
-/// is lost or doubled whatever it is.
+/// Keeps the AAC packets the single pass puts in this range's segments: from the first after
+/// its cut to the first after its end (`first_audio_packet`), counted in the range's own
+/// packets, which start at its seek point with their own priming packet. Both sides of a cut
+/// use the same count, so no packet is lost or doubled.
 fn audio_drop_expression(plan: &RangePlan<'_>) -> Option<String> {
     let r = plan.range;
+    let seek = plan.seek_frames();
     let mut terms = Vec::new();
-    let at_cut = if r.start_s > 0 {
-        let first_kept = AUDIO_PREROLL_FRAMES + 1 - plan.audio_lead(r.start_s);
-        terms.push(format!("lt(n\\,{first_kept})"));
-        AUDIO_PREROLL_FRAMES + 1
-    } else {
-        1
-    };
-    if let Some(end) = r.end_s {
-        let frames = u64::from(end - r.start_s) * SAMPLE_RATE / AAC_FRAME;
+    if r.start_s > 0 {
         terms.push(format!(
-            "gte(n\\,{})",
-            at_cut + frames - plan.audio_lead(end)
+            "lt(n\\,{})",
+            plan.first_audio_packet(r.start_s) - seek
         ));
+    }
+    if let Some(end) = r.end_s {
+        terms.push(format!("gte(n\\,{})", plan.first_audio_packet(end) - seek));
     }
     (!terms.is_empty()).then(|| format!("noise=drop={}", terms.join("+")))
 }
@@ -337,23 +335,23 @@ mod tests {
 
     #[test]
     fn a_middle_range_reads_from_its_preroll_and_keeps_its_own_frames_and_packets() {
-        // Range 1 of a 120 s source for 2 workers: [8, 64) s, frames [240, 1920).
+        // Range 1 of a 120 s source for 2 workers: [8, 68) s, frames [240, 2040).
         let args = args(1, "veryfast");
         assert_eq!(
             after(&args, "-ss"),
             ["4.160000"],
             "8 s less 3.84 s of pre-roll"
         );
-        assert_eq!(after(&args, "-t"), ["60.340000"]);
+        assert_eq!(after(&args, "-t"), ["64.340000"]);
         assert_eq!(after(&args, "-i"), ["file:/in/source"]);
         let graph = after(&args, "-filter_complex")[0];
         assert!(
-            graph.contains("fps=30/1,trim=start_pts=240:end_pts=1920,split=4"),
+            graph.contains("fps=30/1,trim=start_pts=240:end_pts=2040,split=4"),
             "{graph}"
         );
-        // 181 packets before the cut (180 pre-roll + priming), less the 3 the single pass muxes
-        // after the keyframe; 56 s is 2625 AAC frames, and 3 of the end's go to the next range.
-        let drop = "noise=drop=lt(n\\,178)+gte(n\\,2803)";
+        // Read from 195 AAC frames (4.16 s); the single pass's segment at 8 s starts with its
+        // packet 373 (3 packets before 8 s come after the keyframe), the one at 68 s with 3186.
+        let drop = "noise=drop=lt(n\\,178)+gte(n\\,2991)";
         assert_eq!(after(&args, "-bsf:a"), [drop; 4]);
         assert_eq!(after(&args, "-start_number"), ["2"; 4]);
         assert_eq!(after(&args, "-output_ts_offset"), ["0.066667"; 4]);
@@ -373,7 +371,8 @@ mod tests {
     fn the_first_and_last_ranges_are_open_at_their_outer_ends() {
         let first = args(0, "ultrafast");
         assert!(after(&first, "-ss").is_empty());
-        // 1 + 375 frames for 8 s, less the one the single pass muxes after the keyframe.
+        // The priming packet and 375 frames for 8 s, less the one the single pass muxes after
+        // the keyframe.
         assert_eq!(after(&first, "-bsf:a")[0], "noise=drop=gte(n\\,375)");
         assert_eq!(
             after(&first, "-output_ts_offset")[0],
@@ -384,8 +383,10 @@ mod tests {
         assert!(after(&first, "-hls_segment_options").is_empty());
         let last = args(2, "veryfast");
         assert!(after(&last, "-t").is_empty());
-        assert_eq!(after(&last, "-bsf:a")[0], "noise=drop=lt(n\\,178)");
+        // Read from 3006 AAC frames (64.128 s, on the 3-frame grid).
+        assert_eq!(after(&last, "-ss"), ["64.128000"]);
+        assert_eq!(after(&last, "-bsf:a")[0], "noise=drop=lt(n\\,180)");
         assert!(last.contains(&"-copyts".to_string()));
-        assert!(after(&last, "-filter_complex")[0].contains("trim=start_pts=1920,split"));
+        assert!(after(&last, "-filter_complex")[0].contains("trim=start_pts=2040,split"));
     }
 }

@@ -1,12 +1,8 @@
-//! Where a long source is cut. Every cut lies on a grid that is at once a segment boundary in
-//! every rung (so keyframes and segments fall where one pass would put them) and an AAC frame
-//! boundary at 48 kHz (1,024 samples: every 8 s is exactly 375 frames), so that audio joins
-//! without a gap or an overlap.
+//! Where a long source is cut: on segment boundaries, so that keyframes and segments fall
+//! where one pass would put them. (Audio is cut between AAC packets near each cut, where the
+//! single pass itself moves to the next segment: see `command`.)
 
 use crate::probe::Rational;
-
-/// Seconds in which AAC frames at 48 kHz and whole seconds line up (375 frames).
-const AUDIO_FRAME_GRID_S: u32 = 8;
 
 /// One range of the source, encoded whole (every rung) by one worker.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,9 +37,9 @@ pub struct SplitShape {
 }
 
 impl SplitShape {
-    /// Seconds between possible cuts: segment boundaries that are also audio frame boundaries.
+    /// Seconds between possible cuts: segment boundaries.
     pub fn grid_s(&self) -> u32 {
-        lcm(self.segment_seconds.max(1), AUDIO_FRAME_GRID_S)
+        self.segment_seconds.max(1)
     }
 
     /// The longest range at a frame rate that is not a whole number (29.97): the range's first
@@ -60,26 +56,35 @@ impl SplitShape {
     }
 }
 
-/// Cuts a `duration_s` source into ranges: a short first one, then the rest in equal shares,
-/// one per worker (shorter at non-whole frame rates, see `longest_range_s`). Fewer than two ranges means there is nothing to split.
+/// Cuts a `duration_s` source into ranges. The coordinator encodes a short first range, then
+/// takes the next free range, which is the last once every peer has one; so every worker gets
+/// an equal share of the whole, the coordinator's split into the first range and the last.
+/// At a frame rate that is not a whole number, shares are capped (`longest_range_s`) and there
+/// are more ranges than workers.
 pub fn plan_ranges(duration_s: f64, fps: Rational, shape: SplitShape) -> Vec<Range> {
     let grid = shape.grid_s();
     let first = shape.first_range_s.max(1).div_ceil(grid) * grid;
     let mut cuts = vec![0u32];
     if f64::from(first) < duration_s {
         cuts.push(first);
-        let rest = duration_s - f64::from(first);
-        let workers = f64::from(shape.workers.max(1));
-        let mut share = ((rest / workers / f64::from(grid)).ceil() as u32).max(1) * grid;
+        let workers = shape.workers.max(1);
+        let mut share =
+            ((duration_s / f64::from(workers) / f64::from(grid)).ceil() as u32).max(1) * grid;
+        let mut peer_shares = workers - 1;
         if let Some(longest) = shape.longest_range_s(fps) {
-            // More ranges than workers then: each takes the next free one.
-            share = share.min(longest);
+            if share > longest {
+                share = longest;
+                peer_shares = u32::MAX;
+            }
         }
-        let mut cut = first + share;
-        // A cut less than one grid step before the end would leave a sliver of a range.
-        while f64::from(cut + grid) <= duration_s {
-            cuts.push(cut);
+        let mut cut = first;
+        for _ in 0..peer_shares {
             cut += share;
+            // A cut less than one grid step before the end would leave a sliver of a range.
+            if f64::from(cut + grid) > duration_s {
+                break;
+            }
+            cuts.push(cut);
         }
     }
     let frame_at = |seconds: u32| {
@@ -100,14 +105,6 @@ pub fn plan_ranges(duration_s: f64, fps: Rational, shape: SplitShape) -> Vec<Ran
             }
         })
         .collect()
-}
-
-fn lcm(a: u32, b: u32) -> u32 {
-    let (mut x, mut y) = (a, b);
-    while y != 0 {
-        (x, y) = (y, x % y);
-    }
-    a / x * b
 }
 
 #[cfg(test)]
@@ -134,17 +131,25 @@ mod tests {
     }
 
     #[test]
-    fn a_short_first_range_then_one_share_per_worker_on_the_grid() {
+    fn every_worker_gets_an_equal_share_the_coordinator_in_two_ranges() {
         let ranges = plan_ranges(120.0, FPS30, shape(2));
         assert_eq!(
             bounds(&ranges),
-            [(0, Some(8)), (8, Some(64)), (64, None)],
-            "112 s left for 2 workers: 56 s each, a multiple of 8"
+            [(0, Some(8)), (8, Some(68)), (68, None)],
+            "60 s each: the peer 8..68, the coordinator 0..8 and 68..120"
         );
         let ranges = plan_ranges(600.0, FPS30, shape(4));
-        assert_eq!(ranges.len(), 5);
-        assert!(ranges.iter().all(|r| r.start_s % 8 == 0));
-        assert_eq!(ranges[4].end_s, None);
+        assert_eq!(
+            bounds(&ranges),
+            [
+                (0, Some(8)),
+                (8, Some(160)),
+                (160, Some(312)),
+                (312, Some(464)),
+                (464, None)
+            ]
+        );
+        assert!(ranges.iter().all(|r| r.start_s % 4 == 0));
     }
 
     #[test]
@@ -155,9 +160,9 @@ mod tests {
             Range {
                 index: 1,
                 start_s: 8,
-                end_s: Some(64),
+                end_s: Some(68),
                 first_frame: 240,
-                end_frame: Some(1920),
+                end_frame: Some(2040),
                 first_segment: 2,
             }
         );
@@ -165,7 +170,7 @@ mod tests {
         // (239 is at 7.974 s), as the single pass's forced keyframe.
         let ntsc = plan_ranges(120.0, NTSC, shape(2));
         assert_eq!(ntsc[1].first_frame, 240);
-        assert_eq!(ntsc[2].first_frame, (64 * 30000_u64).div_ceil(1001));
+        assert_eq!(ntsc[2].first_frame, (68 * 30000_u64).div_ceil(1001));
     }
 
     #[test]
@@ -187,32 +192,41 @@ mod tests {
 
     #[test]
     fn no_sliver_at_the_end_and_nothing_to_split_when_short() {
-        // 113 s left for 2 workers: shares of 64 s; a cut at 136 would pass the end.
+        // Shares of 64 s (121 / 2 rounded up to the grid): the coordinator's last is 49 s.
         assert_eq!(
             bounds(&plan_ranges(121.0, FPS30, shape(2))),
             [(0, Some(8)), (8, Some(72)), (72, None)]
         );
-        // A cut at 72 would leave 4 s: less than a grid step, so the last range takes it.
+        // A cut at 118 would leave 2 s: less than a grid step, so the last range takes it.
         assert_eq!(
-            bounds(&plan_ranges(76.0, FPS30, shape(1))),
-            [(0, Some(8)), (8, None)]
+            bounds(&plan_ranges(
+                120.0,
+                FPS30,
+                SplitShape {
+                    first_range_s: 8,
+                    ..shape(3)
+                }
+            )),
+            [(0, Some(8)), (8, Some(48)), (48, Some(88)), (88, None)]
         );
         assert_eq!(plan_ranges(8.0, FPS30, shape(4)).len(), 1);
         assert_eq!(plan_ranges(5.0, FPS30, shape(4)).len(), 1);
         // More workers than grid steps: one step each.
         assert_eq!(
             bounds(&plan_ranges(30.0, FPS30, shape(16))),
-            [(0, Some(8)), (8, Some(16)), (16, None)]
+            [
+                (0, Some(8)),
+                (8, Some(12)),
+                (12, Some(16)),
+                (16, Some(20)),
+                (20, Some(24)),
+                (24, None)
+            ]
         );
     }
 
     #[test]
-    fn the_grid_is_a_segment_and_an_audio_frame_boundary() {
-        assert_eq!(shape(1).grid_s(), 8);
-        let six = SplitShape {
-            segment_seconds: 6,
-            ..shape(1)
-        };
-        assert_eq!(six.grid_s(), 24);
+    fn the_grid_is_the_segment_length() {
+        assert_eq!(shape(1).grid_s(), 4);
     }
 }
