@@ -111,7 +111,7 @@ pub struct SplitArgs {
     /// Sources longer than this are split across the peers.
     #[arg(long, env = "SPLIT_MIN_SECONDS", default_value_t = 300.0)]
     pub split_min_seconds: f64,
-    /// The first range's length (rounded up to the split grid, 8 s for 4 s segments): the
+    /// The first range's length (rounded up to whole segments): the
     /// stream is playable once it is encoded.
     #[arg(long, env = "SPLIT_FIRST_RANGE_SECONDS", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=600))]

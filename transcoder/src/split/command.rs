@@ -7,10 +7,11 @@
 //! - Timestamps stay the source's (`-copyts -start_at_zero`, after the first range, which
 //!   reads as the single pass does), so the fps filter numbers frames as the single pass does
 //!   and `trim` keeps exactly the range's frames.
-//! - The input is read from `AUDIO_PREROLL` before the cut: the AAC encoder is warmed up by
-//!   then, and its packets before the cut (the priming packet included) are dropped with the
-//!   `noise` bitstream filter, counted in packets. So are packets past the range's end. The
-//!   cuts are multiples of 8 s, i.e. of 1,024 samples at 48 kHz.
+//! - The input is read from 3.84 s before the cut, from a point on the AAC frame grid: the
+//!   encoder is warmed up by then and its packets fall on the single pass's. Its packets
+//!   before the one the single pass starts the range's first segment with (the priming packet
+//!   included) are dropped with the `noise` bitstream filter, counted in packets, and so are
+//!   those from the next range's first on.
 //! - `-output_ts_offset` adds the shift libavformat gives the single pass (its first decode
 //!   timestamps are negative: x264's reordering, AAC priming); a later range would not be
 //!   shifted.

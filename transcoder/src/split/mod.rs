@@ -3,9 +3,10 @@
 //! segments join into playlists a player cannot tell from one pass.
 //!
 //! [`plan`] chooses the cuts, [`command`] is the ffmpeg command for one range (continuous
-//! timestamps, keyframes on the shared grid, audio cut on AAC frame boundaries), [`worker`]
-//! runs a range, [`peers`] asks another transcoder to, [`coordinator`] schedules, retries and
-//! publishes as ranges land, and [`stitch`] joins the playlists.
+//! timestamps, keyframes on the shared grid, audio cut between AAC packets where the single
+//! pass starts a segment), [`worker`] runs a range, [`peers`] asks another transcoder to,
+//! [`coordinator`] schedules, retries and publishes as ranges land, and [`stitch`] joins the
+//! playlists.
 
 pub mod command;
 pub mod convert;
