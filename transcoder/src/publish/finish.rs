@@ -11,7 +11,7 @@ use super::retry::with_retries;
 use super::{MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
 use crate::encode::{MEDIA_PLAYLIST, POSTER};
 use crate::job::{JobError, Transcoded};
-use crate::storage::{ObjectKind, OutputSink};
+use crate::storage::{ObjectKind, OutputSink, StorageError};
 
 /// Publishes every rendition and the poster from `work_dir`, skipping the segments named in
 /// `already` (published while the encode ran).
@@ -32,17 +32,7 @@ pub async fn publish_renditions<S: OutputSink>(
             .map(|uri| format!("{name}/{uri}"))
             .filter(|object| !already.contains(object))
             .collect();
-        futures::stream::iter(objects)
-            .map(|object| async move {
-                let path = work_dir.join(&object);
-                with_retries(&object, || {
-                    sink.put_file(&object, &path, ObjectKind::Segment)
-                })
-                .await
-            })
-            .buffer_unordered(UPLOAD_CONCURRENCY)
-            .try_collect::<()>()
-            .await?;
+        upload_segments(sink, work_dir, objects).await?;
         let playlist = format!("{name}/{MEDIA_PLAYLIST}");
         let path = work_dir.join(&playlist);
         with_retries(&playlist, || {
@@ -53,6 +43,26 @@ pub async fn publish_renditions<S: OutputSink>(
     let path = work_dir.join(POSTER);
     with_retries(POSTER, || sink.put_file(POSTER, &path, ObjectKind::Image)).await?;
     Ok(())
+}
+
+/// Uploads the segments `objects` (names under the output root, files under `work_dir`), a
+/// few at once, each retried.
+pub async fn upload_segments<S: OutputSink>(
+    sink: &S,
+    work_dir: &Path,
+    objects: Vec<String>,
+) -> Result<(), StorageError> {
+    futures::stream::iter(objects)
+        .map(|object| async move {
+            let path = work_dir.join(&object);
+            with_retries(&object, || {
+                sink.put_file(&object, &path, ObjectKind::Segment)
+            })
+            .await
+        })
+        .buffer_unordered(UPLOAD_CONCURRENCY)
+        .try_collect::<()>()
+        .await
 }
 
 /// Publishes the master playlist with the measured bandwidths: after this the stream is

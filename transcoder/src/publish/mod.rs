@@ -8,7 +8,7 @@ mod live;
 mod retry;
 
 pub use early::{announce_playable, estimated_bandwidth, retract};
-pub use finish::{publish_master, publish_renditions};
+pub use finish::{publish_master, publish_renditions, upload_segments};
 pub use live::LivePublisher;
 pub use retry::with_retries;
 

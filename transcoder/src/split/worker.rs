@@ -1,10 +1,8 @@
 //! Encoding one range, every rung: on a peer for a coordinator (`EncodeRange`), or on the
 //! coordinator itself. The segments are uploaded here; the coordinator publishes playlists.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
-
-use futures::{StreamExt, TryStreamExt};
 
 use super::command::{range_args, RangePlan};
 use super::plan::Range;
@@ -15,11 +13,8 @@ use crate::hls;
 use crate::job::{JobError, JobEvent, Stage};
 use crate::ladder::Rung;
 use crate::probe::{self, file_url, Rational, SourceInfo};
-use crate::publish::with_retries;
-use crate::storage::{ObjectKind, OutputSink, S3Object, S3Prefix, S3Store, StorageError};
-
-/// Segments uploaded at once by one range.
-const UPLOAD_CONCURRENCY: usize = 8;
+use crate::publish::upload_segments;
+use crate::storage::{OutputSink, S3Object, S3Prefix, S3Store, StorageError};
 
 /// One range of a coordinator's job.
 #[derive(Debug, Clone)]
@@ -157,24 +152,12 @@ pub async fn encode_range<S: OutputSink>(
     };
 
     events(JobEvent::Stage(Stage::Upload));
-    let objects: Vec<(String, PathBuf)> = output
+    let objects: Vec<String> = output
         .rungs
         .iter()
-        .flat_map(|r| {
-            r.segments.iter().map(|s| {
-                let name = format!("{}/{}", r.name, s.uri);
-                let path = work_dir.join(&name);
-                (name, path)
-            })
-        })
+        .flat_map(|r| r.segments.iter().map(|s| format!("{}/{}", r.name, s.uri)))
         .collect();
-    futures::stream::iter(objects)
-        .map(|(name, path)| async move {
-            with_retries(&name, || sink.put_file(&name, &path, ObjectKind::Segment)).await
-        })
-        .buffer_unordered(UPLOAD_CONCURRENCY)
-        .try_collect::<()>()
-        .await?;
+    upload_segments(sink, work_dir, objects).await?;
     // What the split benchmark reads to tell encoding from a range's other costs.
     tracing::info!(
         range = job.range.index,
