@@ -25,18 +25,22 @@ pub fn tool_command(program: impl AsRef<OsStr>) -> Command {
 
 #[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut Command) {
+    // Read before the fork: the child compares its parent with this. "My parent is PID 1" is
+    // no sign of a dead parent, because in a container *we* may be PID 1 (an image with no
+    // init, or `unshare --pid`), and an orphan is re-parented to the nearest subreaper, which
+    // need not be PID 1 either. Only "my parent is no longer the process that forked me" is.
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and only calls prctl(2) and
     // getppid(2), both async-signal-safe; it allocates nothing and takes no lock.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died between fork and prctl: then no signal will come.
-            if libc::getppid() == 1 {
-                return Err(std::io::Error::other(
-                    "the transcoder exited while starting a tool",
-                ));
+            // ESRCH ("no such process"), as a raw code: nothing may allocate here.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });
