@@ -18,7 +18,7 @@ RUN cargo build --release --locked -p consumer --bin consumer
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --no-create-home consumer
 COPY --from=builder /src/target/release/consumer /usr/local/bin/consumer
@@ -27,4 +27,6 @@ ENV LOG_FORMAT=json
 # The consumer serves nothing to probe: it is healthy while it runs, and ECS restarts it when
 # it exits. Its liveness shows in its logs (one line per job) and the queue's age metric.
 HEALTHCHECK NONE
-ENTRYPOINT ["consumer"]
+# tini as PID 1, as in the transcoder image: signals reach the consumer's drain, and anything
+# orphaned is reaped (docker/transcoder.Dockerfile says why `-s`).
+ENTRYPOINT ["/usr/bin/tini", "-s", "--", "consumer"]

@@ -19,10 +19,10 @@ RUN cargo chef cook --release --locked --recipe-path recipe.json -p transcoder
 COPY . .
 RUN cargo build --release --locked -p transcoder --bin transcoder
 
-# Debian's ffmpeg (5.1), the one the tests run against.
+# Debian's ffmpeg (5.1), the one the tests run against, and tini as the init (below).
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+ && apt-get install -y --no-install-recommends ffmpeg ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /work --create-home transcoder
 COPY --from=builder /src/target/release/transcoder /usr/local/bin/transcoder
@@ -37,5 +37,9 @@ EXPOSE 50051
 # `run` task serves no gRPC: ECS task definitions for it leave the health check out.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
   CMD ["transcoder", "healthcheck", "--endpoint", "http://127.0.0.1:50051"]
-ENTRYPOINT ["transcoder"]
+# tini first: PID 1 must reap orphans (an ffmpeg whose job was killed) and pass SIGTERM on, which
+# a program that spawns children should not have to do itself. `-s` (subreaper) keeps that true
+# under a runtime's own init too (compose `init: true`, ECS `initProcessEnabled`), where tini is
+# PID 2. No `-g`: SIGTERM goes to the transcoder alone, which drains; ffmpeg must not die first.
+ENTRYPOINT ["/usr/bin/tini", "-s", "--", "transcoder"]
 CMD ["serve"]
