@@ -18,8 +18,10 @@ vod-uploads), the same names docker/compose.yml and .env.example use.
 
 import json
 import os
+import socket
 import sys
 import time
+import urllib.parse
 
 import boto3
 from botocore.exceptions import ClientError
@@ -51,7 +53,26 @@ def queue_arn(sqs, url):
     return attrs["Attributes"]["QueueArn"]
 
 
+def emulator_answers():
+    """False when AWS_ENDPOINT_URL names a host that does not resolve: in compose, no emulator
+    profile was chosen, and retrying will not make one appear."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return True
+    host = urllib.parse.urlsplit(endpoint).hostname
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    return True
+
+
 def setup(with_ecs):
+    if not emulator_answers():
+        print(f"no AWS emulator answers as {os.environ['AWS_ENDPOINT_URL']}: start compose with "
+              "--profile moto (no account needed) or --profile localstack (needs "
+              "LOCALSTACK_AUTH_TOKEN), or set COMPOSE_PROFILES in .env", file=sys.stderr)
+        return 78  # EX_CONFIG
     s3, sqs = client("s3"), client("sqs")
     ensure_bucket(s3, RAW)
     ensure_bucket(s3, OUT)
@@ -79,6 +100,7 @@ def setup(with_ecs):
         print(f"ECS_SUBNETS={setup_ecs()}")
         print(f"ECS_CLUSTER={CLUSTER}")
         print(f"ECS_TASK_DEFINITION={TASK_FAMILY}")
+    return 0
 
 
 def setup_ecs():
@@ -157,7 +179,7 @@ def count_tasks():
 def main(argv):
     command = argv[1] if len(argv) > 1 else ""
     if command == "setup":
-        setup("--ecs" in argv[2:])
+        return setup("--ecs" in argv[2:])
     elif command == "upload" and len(argv) == 4:
         upload(argv[2], argv[3])
     elif command == "wait" and len(argv) == 3:
