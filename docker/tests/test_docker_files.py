@@ -7,33 +7,19 @@ paths, variables, users, and that no credential is baked in. Run by scripts/test
 """
 
 import re
+import sys
 import unittest
 from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dockerfile import dockerfile, final_stage  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yml"
 SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY", "PRIVATE")
-
-
-def dockerfile(name):
-    """(instruction, argument) pairs of a Dockerfile, continuation lines joined."""
-    text = (DOCKER / name).read_text().replace("\\\n", " ")
-    pairs = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            pairs.append((word.upper(), rest.strip()))
-    return pairs
-
-
-def final_stage(pairs):
-    """The instructions of the last stage: what the image ships."""
-    last = max(i for i, (word, _) in enumerate(pairs) if word == "FROM")
-    return pairs[last:]
 
 
 def env_names_in_code():
