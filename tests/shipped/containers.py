@@ -41,7 +41,9 @@ def image_bin(scratch):
     """A folder holding only the workspace's two binaries, readable by any user: what the
     images' /usr/local/bin holds."""
     folder = Path(scratch) / "usr-local-bin"
-    folder.mkdir(exist_ok=True)
+    if folder.exists():
+        return folder  # made once per scratch folder: a running binary cannot be overwritten
+    folder.mkdir()
     for name in ("transcoder", "consumer"):
         source = BINARIES / name
         if not source.exists():

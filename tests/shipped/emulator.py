@@ -104,8 +104,10 @@ class Emulator:
     def _make_resources(self):
         """The resources the roles and task definitions name, named as the template does."""
         resources = self.template["Resources"]
+        # The images are the ones built here (deploy.sh passes their registry URIs).
         pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
-                  "AWS::StackName": NAME, "Name": NAME}
+                  "AWS::StackName": NAME, "Name": NAME,
+                  "TranscoderImage": "vod/transcoder", "ConsumerImage": "vod/consumer"}
         early = Resolver(self.template, pseudo, {})
         s3, sqs = self._bootstrap_client("s3"), self._bootstrap_client("sqs")
         ecs, ec2 = self._bootstrap_client("ecs"), self._bootstrap_client("ec2")
@@ -193,8 +195,10 @@ class Emulator:
         return roles
 
     def _enforce(self):
+        # From now on every request needs a known key and a policy that allows it. (The body
+        # is the new INITIAL_NO_AUTH_ACTION_COUNT; plain text, or Flask reads it as a form.)
         request = urllib.request.Request(self.endpoint + "/moto-api/reset-auth", data=b"0",
-                                         method="POST")
+                                         method="POST", headers={"Content-Type": "text/plain"})
         urllib.request.urlopen(request, timeout=5).read()
 
     # --- what the programs see ------------------------------------------------------------
@@ -226,3 +230,41 @@ class Emulator:
             if credentials["AccessKeyId"] == access_key_id:
                 return logical
         return None
+
+    # --- the stack's task definitions -----------------------------------------------------
+    def container(self, logical, **parameters):
+        """The (only) container of task definition `logical`, resolved, with the stack's
+        parameters as given (defaults otherwise); its `Secrets` are read from Secrets Manager
+        into its Environment, as ECS does when it starts the task."""
+        resolve = Resolver(self.template, {**self.refs, **parameters}, self.attrs)
+        (container,) = resolve(self.template["Resources"][logical]["Properties"]["ContainerDefinitions"])
+        secrets = self.client("secretsmanager")
+        for secret in container.get("Secrets", []):
+            value = secrets.get_secret_value(SecretId=secret["ValueFrom"])["SecretString"]
+            container.setdefault("Environment", []).append({"Name": secret["Name"], "Value": value})
+        return container
+
+    def register_task_definition(self, logical):
+        """Registers task definition `logical` of the template in moto, in the API's shape."""
+        props = self.resolver()(self.template["Resources"][logical]["Properties"])
+        (container,) = props["ContainerDefinitions"]
+        api_container = {
+            "name": container["Name"],
+            "image": "vod/transcoder",
+            "essential": True,
+            # moto sums the containers' memory, so each must declare it.
+            "memory": int(props["Memory"]),
+            "command": container.get("Command", []),
+            "environment": [{"name": e["Name"], "value": str(e["Value"])}
+                            for e in container.get("Environment", [])],
+            "linuxParameters": {"initProcessEnabled": container.get("LinuxParameters", {})
+                                .get("InitProcessEnabled", False)},
+        }
+        self.client("ecs").register_task_definition(
+            family=props["Family"], networkMode=props["NetworkMode"],
+            requiresCompatibilities=props["RequiresCompatibilities"],
+            cpu=str(props["Cpu"]), memory=str(props["Memory"]),
+            executionRoleArn=props["ExecutionRoleArn"], taskRoleArn=props["TaskRoleArn"],
+            containerDefinitions=[api_container],
+        )
+        return props["Family"]

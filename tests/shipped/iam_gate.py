@@ -85,7 +85,8 @@ class EcsGate:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - the http.server name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, headers, answer = gate.handle(dict(self.headers), body)
+                status, headers, answer = gate.handle(
+                    {k.lower(): v for k, v in self.headers.items()}, body)
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -104,9 +105,9 @@ class EcsGate:
         self.server.shutdown()
 
     def handle(self, headers, body):
-        target = headers.get("X-Amz-Target", "")
+        target = headers.get("x-amz-target", "")
         action = "ecs:" + target.rsplit(".", 1)[-1]
-        authorization = headers.get("Authorization", "")
+        authorization = headers.get("authorization", "")
         key = authorization.split("Credential=", 1)[-1].split("/", 1)[0]
         role = self.emulator.role_of_key(key)
         if role is None:
@@ -143,8 +144,8 @@ class EcsGate:
     def _forward(self, headers, body):
         admin = self.emulator.admin
         request = AWSRequest(method="POST", url=self.emulator.endpoint + "/", data=body, headers={
-            "Content-Type": headers.get("Content-Type", "application/x-amz-json-1.1"),
-            "X-Amz-Target": headers["X-Amz-Target"],
+            "Content-Type": headers.get("content-type", "application/x-amz-json-1.1"),
+            "X-Amz-Target": headers["x-amz-target"],
         })
         SigV4Auth(Credentials(admin["AccessKeyId"], admin["SecretAccessKey"]), "ecs",
                   REGION).add_auth(request)
