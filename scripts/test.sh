@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # README command 2: the whole test suite. Installs what the tests need first (ffmpeg, moto,
-# awscli and cfn-lint), then runs every unit and integration test in the workspace with real
-# ffmpeg and moto's server, and the checks of docker/ and deploy/ (Python's unittest).
+# awscli, cfn-lint, Docker Compose, tini), then runs every unit and integration test in the
+# workspace with real ffmpeg and moto's server, the checks of docker/ and deploy/, and
+# tests/shipped: the binaries run as their images and task definitions run them, each under
+# its own IAM role (Python's unittest; needs root, for unshare and mount).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
@@ -10,6 +12,7 @@ ensure_cargo
 ensure_ffmpeg
 ensure_moto
 ensure_tools
+ensure_container_tools
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -18,7 +21,8 @@ trap 'rm -f "$log"' EXIT
 status=0
 # Every test binary runs even when one fails, so one run shows every failure.
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
-for suite in docker/tests deploy/tests; do
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+for suite in docker/tests deploy/tests tests/shipped; do
   echo "== $suite"
   "$MOTO_VENV/bin/python" -m unittest discover -s "$suite" 2>&1 | tee -a "$log" || status=1
 done

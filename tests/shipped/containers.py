@@ -37,6 +37,12 @@ TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 BINARIES = TARGET_DIR / os.environ.get("SHIPPED_PROFILE", "debug")
 
 
+def require_root():
+    """unshare, mount and setpriv need root, as the README's test command runs."""
+    if os.geteuid() != 0:
+        raise RuntimeError("tests/shipped runs the binaries in namespaces of their own: run it as root")
+
+
 def image_bin(scratch):
     """A folder holding only the workspace's two binaries, readable by any user: what the
     images' /usr/local/bin holds."""
@@ -64,6 +70,7 @@ class Container:
 
     def __init__(self, name, dockerfile, scratch, *, command=None, environment=None,
                  runtime_init=False, hosts=(), listen=None, files=(), entrypoint=None):
+        require_root()
         self.name = name
         self.image = runtime(dockerfile)
         if entrypoint is not None:  # a test of what runs without the image's own init
