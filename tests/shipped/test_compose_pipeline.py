@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -64,9 +65,13 @@ class ComposeMotoProfile(unittest.TestCase):
         self.addCleanup(lambda: (process.kill(), process.wait()))
         self.endpoint = f"http://{self.block}.1:4566"
         deadline = time.time() + 30
-        while subprocess.run(["curl", "-fs", "-o", "/dev/null", self.endpoint + "/moto-api/"]).returncode:
-            self.assertLess(time.time(), deadline, "moto did not start")
-            time.sleep(0.2)
+        while True:
+            try:
+                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                self.assertLess(time.time(), deadline, "moto did not start")
+                time.sleep(0.2)
 
     def host_env(self, service):
         """A service's environment for a process on the host: `aws` is moto's address."""
