@@ -10,7 +10,9 @@
 //! from tokio's worker threads, which live as long as the runtime, that is, the process.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::process::Command;
 
@@ -21,6 +23,35 @@ pub fn tool_command(program: impl AsRef<OsStr>) -> Command {
     command.stdin(Stdio::null()).kill_on_drop(true);
     die_with_parent(&mut command);
     command
+}
+
+/// Starts `program -version` the way every job starts its tools, and says why it cannot. A
+/// warm transcoder checks this before it serves: a server that answers SERVING but cannot start
+/// ffprobe fails every job it is given while its health check stays green.
+pub async fn check_tool(program: &Path) -> Result<(), ToolUnusable> {
+    let unusable = |reason: String| ToolUnusable {
+        program: program.display().to_string(),
+        reason,
+    };
+    let run = tool_command(program)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match tokio::time::timeout(Duration::from_secs(30), run).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(unusable(format!("`-version` ended with {status}"))),
+        Ok(Err(e)) => Err(unusable(e.to_string())),
+        Err(_) => Err(unusable("`-version` did not answer in 30 s".into())),
+    }
+}
+
+/// A tool that cannot be started, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot run {program}: {reason}")]
+pub struct ToolUnusable {
+    program: String,
+    reason: String,
 }
 
 #[cfg(target_os = "linux")]
@@ -49,3 +80,24 @@ fn die_with_parent(command: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut Command) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tool_that_starts_passes_and_one_that_does_not_says_why() {
+        check_tool(Path::new("ffprobe")).await.unwrap();
+        let missing = check_tool(Path::new("/nonexistent/ffprobe"))
+            .await
+            .unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .starts_with("cannot run /nonexistent/ffprobe: "),
+            "{missing}"
+        );
+        let failing = check_tool(Path::new("false")).await.unwrap_err();
+        assert!(failing.to_string().contains("ended with"), "{failing}");
+    }
+}

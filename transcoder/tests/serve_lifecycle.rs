@@ -193,3 +193,28 @@ async fn an_oversized_request_is_refused_before_anything_runs() {
         .unwrap();
     assert_eq!(reply.into_inner().status, ServingStatus::Serving as i32);
 }
+
+#[test]
+fn a_server_that_cannot_start_its_tools_never_serves() {
+    // Every job starts ffprobe and ffmpeg: a server that cannot must not answer SERVING.
+    let out = testkit::cloud::transcoder(
+        &[],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ffprobe",
+            "/nonexistent/ffprobe",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot run /nonexistent/ffprobe"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "it listened"
+    );
+}

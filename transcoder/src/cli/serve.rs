@@ -54,6 +54,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         },
         _ => None,
     };
+    // Before the health service can say SERVING: every job starts these two.
+    let encode = args.job.encode.settings();
+    for tool in [&encode.ffprobe, &encode.ffmpeg] {
+        if let Err(e) = crate::child::check_tool(tool).await {
+            eprintln!("transcoder: error: {e}");
+            return ExitCode::from(EXIT_RETRYABLE);
+        }
+    }
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -67,7 +75,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tracing::info!(%address, max_jobs = args.max_jobs, tls = tls.is_some(), "serving");
 
     let config = ServiceConfig {
-        settings: args.job.encode.settings(),
+        settings: encode,
         limits: args.job.limits.limits(),
         max_jobs: usize::from(args.max_jobs),
         output_bucket: args.cloud.output.output_bucket.clone(),
