@@ -54,6 +54,37 @@ pub struct ToolUnusable {
     reason: String,
 }
 
+/// Words a tool prints when the machine, not the file, stopped it: a full disk, no memory, too
+/// many files. Any of them in a failed run's stderr makes the failure ours to retry, whatever
+/// decode errors came before it (ffmpeg on a full disk still ends on the decoder's last line).
+const RESOURCE_FAILURES: &[&str] = &[
+    "No space left on device",
+    "Disk quota exceeded",
+    "Cannot allocate memory",
+    "Out of memory",
+    "out of memory",
+    "Too many open files",
+];
+
+/// True when a tool's stderr shows that the machine ran out of something.
+pub fn ran_out_of_resources(stderr: &str) -> bool {
+    RESOURCE_FAILURES.iter().any(|words| stderr.contains(words))
+}
+
+/// The signal that ended a process, if a signal did: an OOM kill (SIGKILL), a stop (SIGTERM),
+/// a crash (SIGSEGV). Never evidence about the file: the next attempt may well succeed.
+pub fn killing_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        std::os::unix::process::ExitStatusExt::signal(status)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        None
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut Command) {
     // Read before the fork: the child compares its parent with this. "My parent is PID 1" is

@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use crate::child::tool_command;
+use crate::child::{killing_signal, tool_command};
 
 /// Lines of stderr kept for the error message: enough to see why, bounded whatever a hostile
 /// file makes the decoder print.
@@ -27,11 +27,17 @@ pub enum RunError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// ffmpeg exited with an error (or was killed: `code` is `None`).
-    #[error("ffmpeg exited with {}: {stderr_tail}", code.map_or("a signal".to_string(), |c| format!("code {c}")))]
+    /// ffmpeg exited with an error, or was killed by a signal.
+    #[error("ffmpeg {}: {stderr_tail}", match (code, signal) {
+        (Some(c), _) => format!("exited with code {c}"),
+        (None, Some(s)) => format!("was killed by signal {s}"),
+        (None, None) => "ended without an exit code".to_string(),
+    })]
     Exited {
-        /// The exit code.
+        /// The exit code (`None` when a signal ended it).
         code: Option<i32>,
+        /// The signal that ended it: an OOM kill is SIGKILL (9).
+        signal: Option<i32>,
         /// The last lines ffmpeg printed on stderr.
         stderr_tail: String,
     },
@@ -74,6 +80,7 @@ pub async fn run(
     } else {
         Err(RunError::Exited {
             code: status.code(),
+            signal: killing_signal(&status),
             stderr_tail,
         })
     }

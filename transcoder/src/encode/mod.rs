@@ -84,20 +84,27 @@ pub async fn run_encoder(
     })
     .await;
     match result {
-        Err(RunError::Exited { code, stderr_tail }) if looks_undecodable(code, &stderr_tail) => {
-            Err(EncodeError::Undecodable {
-                detail: first_decode_error(&stderr_tail),
-            })
-        }
+        Err(RunError::Exited {
+            code,
+            signal,
+            stderr_tail,
+        }) if looks_undecodable(code, signal, &stderr_tail) => Err(EncodeError::Undecodable {
+            detail: first_decode_error(&stderr_tail),
+        }),
         other => Ok(other?),
     }
 }
 
-/// ffmpeg says "too many decode errors" with its exit code. Otherwise a failed run whose last
-/// words include decode errors failed because of the input, even when what finally stopped it
-/// was downstream (an encrypted AAC stream decodes as garbage with 20 channels, and the
-/// resampler is what gives up).
-fn looks_undecodable(code: Option<i32>, stderr_tail: &str) -> bool {
+/// Only evidence about the file makes it invalid. A run ended by a signal (an OOM kill, a
+/// stop) or by the machine running out of disk or memory is ours to retry, whatever the
+/// decoder said before. Otherwise ffmpeg says "too many decode errors" with its exit code, or a
+/// failed run whose last words include decode errors failed because of the input, even when
+/// what finally stopped it was downstream (an encrypted AAC stream decodes as garbage with 20
+/// channels, and the resampler is what gives up).
+fn looks_undecodable(code: Option<i32>, signal: Option<i32>, stderr_tail: &str) -> bool {
+    if signal.is_some() || code.is_none() || crate::child::ran_out_of_resources(stderr_tail) {
+        return false;
+    }
     code == Some(EXIT_TOO_MANY_DECODE_ERRORS)
         || stderr_tail.lines().any(|line| {
             line.contains("Invalid data found when processing input")
@@ -126,28 +133,63 @@ fn first_decode_error(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Endings of ffmpeg runs (exit code, signal, the last stderr lines, in ffmpeg 5.1's
+    /// words): only evidence about the file is invalid input.
     #[test]
-    fn decode_failures_are_recognised() {
+    fn only_evidence_about_the_file_makes_it_invalid() {
+        const DECODE: &str =
+            "Error while decoding stream #0:0: Invalid data found when processing input";
         let cases = [
-            (Some(69), "anything", true),
+            // -max_error_rate crossed: the file.
+            (Some(69), None, "anything", true),
+            (Some(1), None, DECODE, true),
+            (Some(1), None, "[libx264 @ 0x1] some encoder failure", false),
+            // A full disk, even after a decode error: the machine.
             (
                 Some(1),
-                "Error while decoding stream #0:0: Invalid data found when processing input",
-                true,
+                None,
+                "Error while decoding stream #0:0: Invalid data found when processing input\n\
+                 [hls @ 0x560] Failed to open file '720p/seg_00012.ts.tmp'\n\
+                 av_interleaved_write_frame(): No space left on device\n\
+                 Error writing trailer of 720p/index.m3u8: No space left on device",
+                false,
             ),
-            (Some(1), "[libx264 @ 0x1] some encoder failure", false),
-            (Some(1), "No space left on device", false),
             (
                 Some(1),
+                None,
+                "Error while decoding stream #0:0: Invalid data found when processing input\n\
+                 [libx264 @ 0x1] malloc of size 4194304 failed\n\
+                 Error while filtering: Cannot allocate memory",
+                false,
+            ),
+            (
+                Some(1),
+                None,
+                "Could not open file : Too many open files",
+                false,
+            ),
+            // An encrypted AAC stream: decode errors, then the resampler gives up.
+            (
+                Some(1),
+                None,
                 "Error while decoding stream #0:1: Invalid data found when processing input\n\
                  [auto_aresample_0 @ 0x1] Failed to configure output pad on auto_aresample_0\n\
                  Error configuring filter graph",
                 true,
             ),
-            (None, "", false),
+            // Killed: the OOM killer (SIGKILL), a stop (SIGTERM), a crash (SIGSEGV); the tail
+            // may hold decode errors from before.
+            (None, Some(9), DECODE, false),
+            (None, Some(15), DECODE, false),
+            (None, Some(11), "", false),
+            (None, None, "", false),
         ];
-        for (code, tail, want) in cases {
-            assert_eq!(looks_undecodable(code, tail), want, "{code:?} {tail:?}");
+        for (code, signal, tail, want) in cases {
+            assert_eq!(
+                looks_undecodable(code, signal, tail),
+                want,
+                "{code:?} {signal:?} {tail:?}"
+            );
         }
     }
 

@@ -86,8 +86,9 @@ pub enum ProbeError {
         /// The configured limit.
         max_s: f64,
     },
-    /// Probing did not finish in time.
-    #[error("probing took longer than {}s; refusing the file", PROBE_TIMEOUT.as_secs())]
+    /// Probing did not finish in time: a busy machine as likely as a hostile file, so it is
+    /// retried (a file that always hangs ends in the dead-letter queue, not in a verdict).
+    #[error("probing took longer than {}s", PROBE_TIMEOUT.as_secs())]
     Timeout,
     /// The source could not be read from disk.
     #[error("cannot read {path}: {source}")]
@@ -115,7 +116,7 @@ impl ProbeError {
     pub fn is_invalid_input(&self) -> bool {
         !matches!(
             self,
-            Self::Io { .. } | Self::Spawn { .. } | Self::Internal(_)
+            Self::Io { .. } | Self::Spawn { .. } | Self::Internal(_) | Self::Timeout
         )
     }
 }
@@ -175,9 +176,10 @@ pub async fn probe(
             source,
         })?;
     if !output.status.success() {
-        return Err(classify_ffprobe_failure(&String::from_utf8_lossy(
-            &output.stderr,
-        )));
+        return Err(classify_ffprobe_failure(
+            &output.status,
+            &String::from_utf8_lossy(&output.stderr),
+        ));
     }
 
     let info = parse_ffprobe_json(&output.stdout)?;
@@ -194,8 +196,20 @@ pub fn file_url(path: &Path) -> std::ffi::OsString {
     url
 }
 
-/// Turns ffprobe's stderr into the reason a user can act on.
-fn classify_ffprobe_failure(stderr: &str) -> ProbeError {
+/// Turns a failed ffprobe run into the reason a user can act on. A signal or a machine out of
+/// memory or disk says nothing about the file: those are ours to retry.
+fn classify_ffprobe_failure(status: &std::process::ExitStatus, stderr: &str) -> ProbeError {
+    if let Some(signal) = crate::child::killing_signal(status) {
+        return ProbeError::Internal(format!("ffprobe was killed by signal {signal}"));
+    }
+    if crate::child::ran_out_of_resources(stderr) {
+        let line = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return ProbeError::Internal(format!("ffprobe ran out of resources: {line}"));
+    }
     for line in stderr.lines() {
         // "[hls @ 0x55d656d234c0] Format not on whitelist 'mov,...'"
         if line.contains("Format not on whitelist") {
@@ -281,7 +295,7 @@ mod tests {
             ("[mp3 @ 0x1] Format not on whitelist 'mov'", "an audio file (mp3)"),
         ];
         for (stderr, want) in cases {
-            let message = classify_ffprobe_failure(stderr).to_string();
+            let message = classify_ffprobe_failure(&exited(1), stderr).to_string();
             assert!(message.contains(want), "{stderr:?} gave {message:?}");
         }
     }
@@ -289,6 +303,7 @@ mod tests {
     #[test]
     fn unreadable_files_keep_ffprobe_reason_without_the_path() {
         let err = classify_ffprobe_failure(
+            &exited(1),
             "file:/tmp/secret/place.mp4: Invalid data found when processing input\n",
         );
         assert_eq!(
@@ -296,6 +311,43 @@ mod tests {
             "not a media file: invalid data found when processing input"
         );
         assert!(err.is_invalid_input());
+    }
+
+    /// A wait status as the kernel reports it: `exited(1)` for exit code 1.
+    fn exited(code: i32) -> std::process::ExitStatus {
+        std::os::unix::process::ExitStatusExt::from_raw(code << 8)
+    }
+
+    /// Killed by `signal`.
+    fn killed(signal: i32) -> std::process::ExitStatus {
+        std::os::unix::process::ExitStatusExt::from_raw(signal)
+    }
+
+    #[test]
+    fn only_evidence_about_the_file_makes_a_probe_failure_invalid() {
+        const DECODE: &str = "file:/x.mp4: Invalid data found when processing input";
+        let cases = [
+            (exited(1), DECODE, true),
+            // The OOM killer, a stop, a crash: whatever ffprobe printed before.
+            (killed(9), DECODE, false),
+            (killed(15), "", false),
+            (killed(11), "", false),
+            // The machine ran out of memory or files.
+            (
+                exited(1),
+                "[mov,mp4 @ 0x1] Cannot allocate memory\nfile:/x.mp4: Cannot allocate memory",
+                false,
+            ),
+            (exited(1), "file:/x.mp4: Too many open files", false),
+        ];
+        for (status, stderr, want) in cases {
+            let err = classify_ffprobe_failure(&status, stderr);
+            assert_eq!(err.is_invalid_input(), want, "{status:?} {stderr:?}: {err}");
+        }
+        assert!(
+            !ProbeError::Timeout.is_invalid_input(),
+            "a timeout is retried"
+        );
     }
 
     #[test]
