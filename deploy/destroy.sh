@@ -61,9 +61,9 @@ if [ -n "$cluster" ] && [ "$(aws ecs describe-clusters --clusters "$cluster" \
       --query 'clusters[0].status' --output text 2>/dev/null)" = ACTIVE ]; then
   # Scaling could start warm tasks again while the rest goes: pin it at 0 first.
   warm="service/$cluster/$name-transcoder"
-  if [ -n "$(aws application-autoscaling describe-scalable-targets --service-namespace ecs \
-        --resource-ids "$warm" --query 'ScalableTargets[0].ResourceId' --output text 2>/dev/null \
-        | grep -v None)" ]; then
+  target=$(aws application-autoscaling describe-scalable-targets --service-namespace ecs \
+    --resource-ids "$warm" --query 'ScalableTargets[0].ResourceId' --output text 2>/dev/null || true)
+  if [ "$target" = "$warm" ]; then
     echo "== pinning the warm pool's scaling at 0"
     aws application-autoscaling register-scalable-target --service-namespace ecs \
       --scalable-dimension ecs:service:DesiredCount --resource-id "$warm" \

@@ -274,10 +274,21 @@ class DeployOnMoto(unittest.TestCase):
                                networkConfiguration={"awsvpcConfiguration": {
                                    "subnets": subnets, "securityGroups": [job_group]}})["tasks"]
 
+        # The warm pool's scaling, as CloudFormation makes it on AWS (moto's does not).
+        scaling = self.client("application-autoscaling")
+        warm = "service/vodtest/vodtest-transcoder"
+        scaling.register_scalable_target(ServiceNamespace="ecs", ResourceId=warm, MinCapacity=2,
+                                         MaxCapacity=4, ScalableDimension="ecs:service:DesiredCount")
+
         out = self.run_script("destroy.sh", "--yes")
-        # Nothing runs or writes before the buckets are emptied and the stacks go.
+        # Nothing runs or writes before the buckets are emptied and the stacks go, and scaling
+        # cannot start the pool again meanwhile.
+        (target,) = scaling.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[warm])["ScalableTargets"]
+        self.assertEqual((target["MinCapacity"], target["MaxCapacity"]), (0, 0))
+        scaling.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=warm,
+                                           ScalableDimension="ecs:service:DesiredCount")
         order = [out.index(step) for step in (
-            "scaling vodtest-consumer to 0", "waiting for 1 tasks to stop",
+            "pinning the warm pool's scaling at 0", "scaling vodtest-consumer to 0", "waiting for 1 tasks to stop",
             "emptying s3://vodtest-raw", "deleting stack vodtest\n", "removed.")]
         self.assertEqual(order, sorted(order), out)
         (stopped,) = ecs.describe_tasks(cluster="vodtest", tasks=[task["taskArn"]])["tasks"]
@@ -315,6 +326,10 @@ class DeployOnMoto(unittest.TestCase):
             "dashboards": [d["DashboardName"] for d in self.client("cloudwatch").list_dashboards()["DashboardEntries"]],
             "alarms": [a["AlarmName"] for a in self.client("cloudwatch").describe_alarms()["MetricAlarms"]],
             "secrets": [s["Name"] for s in self.client("secretsmanager").list_secrets()["SecretList"]],
+            "scalable targets": [t["ResourceId"] for t in self.client("application-autoscaling")
+                                 .describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]],
+            "running tasks": [t for c in ecs.list_clusters()["clusterArns"]
+                              for t in ecs.list_tasks(cluster=c, desiredStatus="RUNNING")["taskArns"]],
         }
         self.assertEqual({kind: names for kind, names in left.items() if names}, {})
 
