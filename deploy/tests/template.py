@@ -62,15 +62,18 @@ class Resolver:
         return self(self.template["Conditions"][name])
 
     def __call__(self, node):
+        """`node` resolved; AWS::NoValue drops the key or list item that holds it."""
         if isinstance(node, list):
-            return [self(item) for item in node]
+            items = (self(item) for item in node)
+            return [item for item in items if item is not NO_VALUE]
         if not isinstance(node, dict):
             return node
         if len(node) != 1:
-            return {key: self(value) for key, value in node.items()}
+            items = ((key, self(value)) for key, value in node.items())
+            return {key: value for key, value in items if value is not NO_VALUE}
         (key, value), = node.items()
         if key == "Ref":
-            return self.refs[value]
+            return NO_VALUE if value == "AWS::NoValue" else self.refs[value]
         if key == "Fn::GetAtt":
             return self.attrs[".".join(value)]
         if key == "Fn::Sub":
@@ -94,7 +97,8 @@ class Resolver:
             return any(self(v) for v in value)
         if key == "Condition":
             return self.condition(value)
-        return {key: self(value)}
+        resolved = self(value)
+        return {} if resolved is NO_VALUE else {key: resolved}
 
     def _sub(self, name, extra):
         if name in extra:
@@ -102,3 +106,64 @@ class Resolver:
         if "." in name:
             return self.attrs[name]
         return self.refs[name]
+
+
+NO_VALUE = object()
+
+
+def resolve(value, conditions):
+    """`value` as CloudFormation would see it with `conditions` (name -> bool): each Fn::If
+    takes its branch, and AWS::NoValue drops the key or list item that holds it."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, then, otherwise = value["Fn::If"]
+            return resolve(then if conditions[name] else otherwise, conditions)
+        if value == {"Ref": "AWS::NoValue"}:
+            return NO_VALUE
+        out = {}
+        for key, item in value.items():
+            item = resolve(item, conditions)
+            if item is not NO_VALUE:
+                out[key] = item
+        return out
+    if isinstance(value, list):
+        items = (resolve(item, conditions) for item in value)
+        return [item for item in items if item is not NO_VALUE]
+    return value
+
+
+def evaluate_rule_function(value, parameters):
+    """A Rules condition or assertion (Fn::Equals, Fn::Contains, Fn::Not, Fn::And, Fn::Or,
+    Ref) with the given parameter values."""
+    if isinstance(value, dict):
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return parameters[argument]
+        args = [evaluate_rule_function(a, parameters) for a in argument]
+        if function == "Fn::Equals":
+            return str(args[0]) == str(args[1])
+        if function == "Fn::Contains":
+            return str(args[1]) in [str(v) for v in args[0]]
+        if function == "Fn::Not":
+            return not args[0]
+        if function == "Fn::And":
+            return all(args)
+        if function == "Fn::Or":
+            return any(args)
+        raise ValueError(f"no rule function {function}")
+    if isinstance(value, list):
+        return [evaluate_rule_function(v, parameters) for v in value]
+    return value
+
+
+def rules_accept(template, parameters):
+    """The AssertDescription of every rule the parameters fail (none: accepted)."""
+    failed = []
+    for rule in template.get("Rules", {}).values():
+        condition = rule.get("RuleCondition")
+        if condition is not None and not evaluate_rule_function(condition, parameters):
+            continue
+        for assertion in rule["Assertions"]:
+            if not evaluate_rule_function(assertion["Assert"], parameters):
+                failed.append(assertion.get("AssertDescription", "?"))
+    return failed

@@ -4,10 +4,13 @@ server. Run by scripts/test.sh with the moto virtualenv's Python:
     python -m unittest discover -s deploy/tests
 
 moto's CloudFormation builds only part of what the template declares: it skips bucket
-notifications and policies, queue policies, CloudFront and Cloud Map, and it drops a cluster's
-capacity providers and most task definition settings. Those settings are checked in the
-template itself (and by cfn-lint against CloudFormation's own resource schemas); what moto
-does build is checked in the account after the deploy.
+notifications and policies, queue policies, CloudFront, Cloud Map, secrets, alarms, metric
+filters and scaling, and it drops a cluster's capacity providers and most task definition
+settings. Those settings are checked in the template itself (here, in test_operate.py, and by
+cfn-lint against CloudFormation's own resource schemas); what moto does build is checked in the
+account after the deploy. Its DeleteStack leaves route tables, internet gateways, VPC endpoints,
+ECS clusters, services and task definitions behind; destroy.sh removes what a stack leaves, and
+the teardown tests look for every kind of resource afterwards.
 """
 
 import ast
@@ -21,7 +24,7 @@ import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from template import load_template, statements  # noqa: E402
+from template import load_template, resolve, statements  # noqa: E402
 
 import boto3  # noqa: E402
 
@@ -45,9 +48,9 @@ class Template(unittest.TestCase):
     def of_type(self, kind):
         return {k: v for k, v in self.resources.items() if v["Type"] == kind}
 
-    def test_cfn_lint_finds_nothing(self):
+    def test_cfn_lint_finds_nothing_not_even_informational(self):
         run = subprocess.run(
-            [str(TOOLS_BIN / "cfn-lint"), str(STACK), str(IMAGES)],
+            [str(TOOLS_BIN / "cfn-lint"), "--include-checks", "I", "--", str(STACK), str(IMAGES)],
             capture_output=True, text=True,
         )
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
@@ -94,8 +97,9 @@ class Template(unittest.TestCase):
     def test_roles_name_every_action_and_only_ecr_login_has_a_wildcard_resource(self):
         roles = self.of_type("AWS::IAM::Role")
         self.assertEqual(set(roles), {"ExecutionRole", "TranscoderRole", "ConsumerRole"})
+        every_branch = [{"UseAuthToken": a, "UseTls": t} for a in (True, False) for t in (True, False)]
         for name, role in roles.items():
-            for policy in role["Properties"]["Policies"]:
+            for policy in (p for c in every_branch for p in resolve(role["Properties"]["Policies"], c)):
                 for statement in statements(policy["PolicyDocument"]):
                     actions = statement["Action"]
                     actions = actions if isinstance(actions, list) else [actions]
@@ -140,11 +144,16 @@ class Template(unittest.TestCase):
         namespace = self.resources["Namespace"]["Properties"]["Name"]
         service = self.resources["TranscoderDiscovery"]["Properties"]
         self.assertEqual(service["DnsConfig"]["RoutingPolicy"], "MULTIVALUE")
-        env = {e["Name"]: e["Value"] for e in self.resources["ConsumerTaskDefinition"]["Properties"]
-               ["ContainerDefinitions"][0]["Environment"]}
+        defaults = {"UseTls": False, "CreateNetwork": True, "PublicIp": True}
+        env = {e["Name"]: e["Value"] for e in resolve(self.resources["ConsumerTaskDefinition"]["Properties"]
+               ["ContainerDefinitions"][0]["Environment"], defaults)}
         self.assertEqual(namespace, {"Fn::Sub": "${Name}.internal"})
         self.assertEqual(env["TRANSCODER_ENDPOINTS"],
                          {"Fn::Sub": "http://" + service["Name"] + ".${Name}.internal:50051"})
+        with_tls = {e["Name"]: e["Value"] for e in resolve(self.resources["ConsumerTaskDefinition"]["Properties"]
+                    ["ContainerDefinitions"][0]["Environment"], {**defaults, "UseTls": True})}
+        self.assertEqual(with_tls["TRANSCODER_ENDPOINTS"],
+                         {"Fn::Sub": "https://" + service["Name"] + ".${Name}.internal:50051"})
         self.assertEqual(env["ECS_TASK_DEFINITION"], {"Fn::Sub": "${Name}-transcoder-job"})
 
     def test_every_log_group_has_a_retention(self):
@@ -213,9 +222,7 @@ class DeployOnMoto(unittest.TestCase):
                    for i in (1, 2)]
         return vpc, subnets
 
-    def test_a_stack_of_its_own_network(self):
-        # moto cannot delete the VPC's gateway attachment and endpoint through CloudFormation,
-        # so this test stops at the deploy; the next one runs destroy.sh.
+    def test_a_stack_of_its_own_network_deploys_twice_and_goes_whole(self):
         out = self.run_script("deploy.sh")
         self.assertIn("Successfully created/updated stack - vodtest", out)
         ec2 = self.client("ec2")
@@ -225,8 +232,17 @@ class DeployOnMoto(unittest.TestCase):
         endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])
         self.assertEqual([e["ServiceName"] for e in endpoints["VpcEndpoints"]], ["com.amazonaws.us-east-1.s3"])
         self.check_resources()
+        before = self.physical_ids()
         second = self.run_script("deploy.sh")
         self.assertEqual(second.count("No changes to deploy"), 2, second)
+        self.assertEqual(self.physical_ids(), before)
+
+        # The issue's case: moto's DeleteStack fails on the VPC (DependencyViolation: the route
+        # table it never deletes), drops the stack, and leaves the network; destroy.sh removes
+        # what the stack recorded and goes on to the images stack.
+        out = self.run_script("destroy.sh", "--yes")
+        self.assertIn("removed.", out)
+        self.assert_nothing_left()
 
     def test_deploy_builds_the_stack_a_second_run_changes_nothing_and_destroy_removes_it(self):
         vpc, subnets = self.existing_network()
@@ -242,16 +258,80 @@ class DeployOnMoto(unittest.TestCase):
         self.assertNotIn("Successfully created/updated", second)
         self.assertEqual(self.physical_ids(), before)
 
-        # Something in the buckets, as after real use: destroy empties them first.
-        s3 = self.client("s3")
+        # As after real use: something in both buckets, and a one-shot task running, started
+        # by the consumer outside any service, in the job tasks' group. (moto cannot run the
+        # stack's own job task definition: it keeps no container memory from CloudFormation.)
+        s3, ecs, ec2 = self.client("s3"), self.client("ecs"), self.client("ec2")
         raw = "vodtest-raw-123456789012-us-east-1"
         s3.put_object(Bucket=raw, Key="uploads/a.mp4", Body=b"x")
-        self.run_script("destroy.sh", "--yes")
-        names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
-        self.assertNotIn(raw, names)
-        stacks = self.client("cloudformation").list_stacks()["StackSummaries"]
-        live = [s["StackName"] for s in stacks if s["StackStatus"] != "DELETE_COMPLETE"]
-        self.assertEqual(live, [])
+        s3.put_object(Bucket="vodtest-output-123456789012-us-east-1", Key="hls/uploads/a/master.m3u8", Body=b"x")
+        (job_group,) = [g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
+                        if g.get("Tags") and {"Key": "Name", "Value": "vodtest-transcoder-job"} in g["Tags"]]
+        ecs.register_task_definition(
+            family="consumer-started-job", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+            cpu="256", memory="512", containerDefinitions=[{"name": "transcoder", "image": "x", "memory": 512}])
+        (task,) = ecs.run_task(cluster="vodtest", taskDefinition="consumer-started-job", launchType="FARGATE",
+                               networkConfiguration={"awsvpcConfiguration": {
+                                   "subnets": subnets, "securityGroups": [job_group]}})["tasks"]
+
+        # The warm pool's scaling, as CloudFormation makes it on AWS (moto's does not).
+        scaling = self.client("application-autoscaling")
+        warm = "service/vodtest/vodtest-transcoder"
+        scaling.register_scalable_target(ServiceNamespace="ecs", ResourceId=warm, MinCapacity=2,
+                                         MaxCapacity=4, ScalableDimension="ecs:service:DesiredCount")
+
+        out = self.run_script("destroy.sh", "--yes")
+        # Nothing runs or writes before the buckets are emptied and the stacks go, and scaling
+        # cannot start the pool again meanwhile.
+        (target,) = scaling.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[warm])["ScalableTargets"]
+        self.assertEqual((target["MinCapacity"], target["MaxCapacity"]), (0, 0))
+        scaling.deregister_scalable_target(ServiceNamespace="ecs", ResourceId=warm,
+                                           ScalableDimension="ecs:service:DesiredCount")
+        order = [out.index(step) for step in (
+            "pinning the warm pool's scaling at 0", "scaling vodtest-consumer to 0", "waiting for 1 tasks to stop",
+            "emptying s3://vodtest-raw", "deleting stack vodtest\n", "removed.")]
+        self.assertEqual(order, sorted(order), out)
+        (stopped,) = ecs.describe_tasks(cluster="vodtest", tasks=[task["taskArn"]])["tasks"]
+        self.assertEqual(stopped["lastStatus"], "STOPPED")
+        ecs.deregister_task_definition(taskDefinition="consumer-started-job:1")
+        self.assert_nothing_left(own_vpc=vpc)
+
+    def assert_nothing_left(self, own_vpc=None):
+        """Every kind of resource the stacks make, looked for across the account: none left
+        but the network the test made itself and moto's defaults."""
+        cf, s3, ec2, ecs = (self.client(n) for n in ("cloudformation", "s3", "ec2", "ecs"))
+        left = {
+            "stacks": [s["StackName"] for s in cf.list_stacks()["StackSummaries"]
+                       if s["StackStatus"] != "DELETE_COMPLETE"],
+            "buckets": [b["Name"] for b in s3.list_buckets()["Buckets"]],
+            "vpcs": [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]
+                     if not v["IsDefault"] and v["VpcId"] != own_vpc],
+            "subnets": [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]
+                        if not s["DefaultForAz"] and s["VpcId"] != own_vpc],
+            "internet gateways": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]],
+            "endpoints": [e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]
+                          if e["State"].lower() != "deleted"],
+            "security groups": [g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
+                                if g["GroupName"] != "default"],
+            "route tables": [r["RouteTableId"] for r in ec2.describe_route_tables()["RouteTables"]
+                             if not any(a.get("Main") for a in r.get("Associations", []))],
+            "clusters": [c["clusterName"] for c in ecs.describe_clusters(
+                clusters=ecs.list_clusters()["clusterArns"])["clusters"] if c["status"] == "ACTIVE"],
+            "task definitions": ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"],
+            "roles": [r["RoleName"] for r in self.client("iam").list_roles()["Roles"]],
+            "log groups": [g["logGroupName"] for g in self.client("logs").describe_log_groups()["logGroups"]],
+            "repositories": [r["repositoryName"] for r in self.client("ecr").describe_repositories()["repositories"]],
+            "topics": [t["TopicArn"] for t in self.client("sns").list_topics()["Topics"]],
+            "queues": self.client("sqs").list_queues().get("QueueUrls", []),
+            "dashboards": [d["DashboardName"] for d in self.client("cloudwatch").list_dashboards()["DashboardEntries"]],
+            "alarms": [a["AlarmName"] for a in self.client("cloudwatch").describe_alarms()["MetricAlarms"]],
+            "secrets": [s["Name"] for s in self.client("secretsmanager").list_secrets()["SecretList"]],
+            "scalable targets": [t["ResourceId"] for t in self.client("application-autoscaling")
+                                 .describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]],
+            "running tasks": [t for c in ecs.list_clusters()["clusterArns"]
+                              for t in ecs.list_tasks(cluster=c, desiredStatus="RUNNING")["taskArns"]],
+        }
+        self.assertEqual({kind: names for kind, names in left.items() if names}, {})
 
     def check_resources(self):
         s3, sqs, ecs = self.client("s3"), self.client("sqs"), self.client("ecs")
@@ -271,11 +351,14 @@ class DeployOnMoto(unittest.TestCase):
         self.assertLessEqual({"vodtest-transcoder", "vodtest-transcoder-job", "vodtest-consumer"}, families)
         services = ecs.describe_services(cluster="vodtest",
                                          services=["vodtest-transcoder", "vodtest-consumer"])["services"]
+        # The warm pool starts at WarmMinimum (0); scaling sizes it from there.
         self.assertEqual({s["serviceName"]: s["desiredCount"] for s in services},
-                         {"vodtest-transcoder": 2, "vodtest-consumer": 1})
+                         {"vodtest-transcoder": 0, "vodtest-consumer": 1})
 
         iam = self.client("iam")
-        for role in ("vodtest-task-execution", "vodtest-transcoder", "vodtest-consumer"):
+        # Named with the region: IAM is global, and a second region deploys the same stack.
+        for role in ("vodtest-task-execution-us-east-1", "vodtest-transcoder-us-east-1",
+                     "vodtest-consumer-us-east-1"):
             for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
                 document = iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
                 if isinstance(document, str):
@@ -285,12 +368,25 @@ class DeployOnMoto(unittest.TestCase):
                     except ValueError:
                         document = ast.literal_eval(document)
                 for statement in statements(document):
+                    if statement is None:
+                        continue  # moto keeps an AWS::NoValue list item as null
                     actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                     self.assertTrue(all("*" not in a for a in actions), (role, actions))
         groups = {g["logGroupName"] for g in self.client("logs").describe_log_groups()["logGroups"]}
         self.assertLessEqual({"/vodtest/consumer", "/vodtest/transcoder"}, groups)
-        repos = {r["repositoryName"] for r in self.client("ecr").describe_repositories()["repositories"]}
-        self.assertEqual(repos, {"vodtest/transcoder", "vodtest/consumer"})
+        repos = self.client("ecr").describe_repositories()["repositories"]
+        self.assertEqual({r["repositoryName"]: r["imageTagMutability"] for r in repos},
+                         {"vodtest/transcoder": "IMMUTABLE", "vodtest/consumer": "IMMUTABLE"})
+        # A security group per role.
+        groups = {t["Value"] for g in self.client("ec2").describe_security_groups()["SecurityGroups"]
+                  for t in g.get("Tags", []) if t["Key"] == "Name"}
+        self.assertLessEqual({"vodtest-warm-transcoder", "vodtest-consumer", "vodtest-transcoder-job"}, groups)
+        # The alarm topic, and the dashboard as CloudFormation substituted it: valid JSON.
+        topics = [t["TopicArn"] for t in self.client("sns").list_topics()["Topics"]]
+        self.assertEqual(topics, ["arn:aws:sns:us-east-1:123456789012:vodtest-alarms"])
+        body = self.client("cloudwatch").get_dashboard(DashboardName="vodtest-us-east-1")["DashboardBody"]
+        self.assertIn("arn:aws:cloudwatch:us-east-1:123456789012:alarm:vodtest-dead-letters", json.dumps(json.loads(body)))
+        # (moto returns no Outputs for this stack: some name resources it does not build.)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class EcsAgent:
         return Container(
             name, self.dockerfile, self.scratch,
             command=override.get("command") or container.get("command"),
+            entrypoint=container.get("entryPoint") or None,
             environment=env,
             runtime_init=container.get("linuxParameters", {}).get("initProcessEnabled", False),
         )

@@ -260,6 +260,8 @@ class Emulator:
             "linuxParameters": {"initProcessEnabled": container.get("LinuxParameters", {})
                                 .get("InitProcessEnabled", False)},
         }
+        if container.get("EntryPoint"):
+            api_container["entryPoint"] = container["EntryPoint"]
         self.client("ecs").register_task_definition(
             family=props["Family"], networkMode=props["NetworkMode"],
             requiresCompatibilities=props["RequiresCompatibilities"],

@@ -55,6 +55,7 @@ class Pipeline:
                    **(extra or {})}
             started.append(self._start(
                 f"transcoder-{i}", "transcoder.Dockerfile", command=container["Command"],
+                entrypoint=container.get("EntryPoint"),
                 environment=env, hosts=hosts, listen=address,
                 runtime_init=container.get("LinuxParameters", {}).get("InitProcessEnabled", False)))
         for transcoder in started:
@@ -69,6 +70,7 @@ class Pipeline:
                "AWS_ENDPOINT_URL_ECS": self.gate.endpoint, **(extra or {})}
         hosts = [(DISCOVERY_NAME, f"{self.block}.{2 + i}") for i in range(2)]
         return self._start("consumer", "consumer.Dockerfile", command=container.get("Command"),
+                           entrypoint=container.get("EntryPoint"),
                            environment=env, hosts=hosts,
                            runtime_init=container.get("LinuxParameters", {}).get("InitProcessEnabled", False))
 
