@@ -52,6 +52,23 @@ def free_loopback_block():
     raise RuntimeError("no free loopback block")
 
 
+def start_moto(address, log, env):
+    """moto's server on `address`:4566 (its output to the file `log`, `env` added to ours),
+    once it answers."""
+    process = subprocess.Popen([MOTO_SERVER, "-H", address, "-p", "4566"],
+                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://{address}:4566/moto-api/", timeout=1)
+            return process
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(f"moto did not start on {address}:4566")
+            time.sleep(0.1)
+
+
 class Emulator:
     """moto on `address`:4566 with the stack's buckets, queues, cluster, network and roles.
 
@@ -62,20 +79,7 @@ class Emulator:
         self.endpoint = f"http://{address}:4566"
         self.template = load_template(STACK)
         self.log = open(Path(workdir) / "moto.log", "w")
-        self.process = subprocess.Popen(
-            [MOTO_SERVER, "-H", address, "-p", "4566"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, "MOTO_ACCOUNT_ID": ACCOUNT},
-        )
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"moto did not start on {self.endpoint}")
-                time.sleep(0.1)
+        self.process = start_moto(address, self.log, {"MOTO_ACCOUNT_ID": ACCOUNT})
         self.admin = None
         self._make_resources()
         self.roles = self._make_roles(set(drop))

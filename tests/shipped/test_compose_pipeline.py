@@ -15,13 +15,12 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 from pathlib import Path
 
 import boto3
 
 from containers import Container
-from emulator import MOTO_SERVER, ROOT, free_loopback_block
+from emulator import ROOT, free_loopback_block, start_moto
 from media import download_prefix, frames_played, make_clip
 
 COMPOSE_BIN = os.environ.get(
@@ -59,19 +58,9 @@ class ComposeMotoProfile(unittest.TestCase):
         self.assertEqual(moto["ports"][0]["target"], 4566)
         log = open(self.scratch / "moto.log", "w")
         self.addCleanup(log.close)
-        process = subprocess.Popen([MOTO_SERVER, "-H", f"{self.block}.1", "-p", "4566"],
-                                   env={**os.environ, **moto["environment"]},
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = start_moto(f"{self.block}.1", log, moto["environment"])
         self.addCleanup(lambda: (process.kill(), process.wait()))
         self.endpoint = f"http://{self.block}.1:4566"
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1)
-                break
-            except OSError:
-                self.assertLess(time.time(), deadline, "moto did not start")
-                time.sleep(0.2)
 
     def host_env(self, service):
         """A service's environment for a process on the host: `aws` is moto's address."""
