@@ -61,6 +61,44 @@ async fn a_transcoder_killed_mid_job_loses_nothing_the_other_one_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_transcoder_is_given_up_by_keepalive_and_the_other_one_finishes() {
+    // SIGSTOP: the process is there, its sockets stay open and its kernel still answers TCP,
+    // but it sends nothing and answers no HTTP/2 PING. Without keepalives the consumer would
+    // wait on its progress stream for ever.
+    let stack = Stack::start(30, 3).await;
+    let (mut servers, consumer) = stack.warm_pipeline(2, &[]);
+    let _clip = stack.upload_clip("frozen.mp4", 30.0).await;
+    let encoding =
+        |servers: &[Server]| servers.iter().position(|s| !s.ffmpeg_children().is_empty());
+    eventually("a transcoder to encode", JOB_TIMEOUT, || {
+        let found = encoding(&servers).is_some();
+        async move { found }
+    })
+    .await;
+    let frozen = servers.remove(encoding(&servers).unwrap());
+    signal(frozen.child.id(), "STOP");
+    for pid in frozen.ffmpeg_children() {
+        signal(pid, "STOP");
+    }
+    let since = std::time::Instant::now();
+
+    let done = stack
+        .wait_for_status("hls/frozen/", "done", JOB_TIMEOUT)
+        .await;
+    assert_eq!(done["source"]["key"], "frozen.mp4");
+    stack.assert_playable("hls/frozen/").await;
+    let handed = consumer.logged("job handed over");
+    assert_eq!(handed.len(), 2, "{}", consumer.log_text());
+    assert_eq!(handed[1]["fields"]["by"], servers[0].endpoint);
+    // Given up within the keepalive's bound (interval + timeout, 30 s), not the job's length.
+    let given_up = consumer.logged("lost the job's stream; handing its message back");
+    assert_eq!(given_up.len(), 1, "{}", consumer.log_text());
+    assert!(since.elapsed() < JOB_TIMEOUT, "took {:?}", since.elapsed());
+    signal(frozen.child.id(), "CONT");
+    drop(frozen);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shutdown_waits_for_running_jobs_then_hands_back_what_is_left() {
     let stack = Stack::start(60, 3).await;
     let server = Server::start(&stack.env, &[]);

@@ -2,6 +2,7 @@
 //! the consumer's warm pool both connect this way.
 
 use std::path::Path;
+use std::time::Duration;
 
 use proto::v1::transcoder_client::TranscoderClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -53,10 +54,23 @@ pub struct EndpointOptions<'a> {
     pub tls_domain: Option<&'a str>,
 }
 
-/// The endpoint for `url` (`http://HOST:PORT`, or `https://` for TLS).
+/// How often both ends of a connection ping the other (HTTP/2 PING), even while idle or in a
+/// long stream: a peer that is frozen (SIGSTOP), partitioned or gone without a FIN answers no
+/// PING, and its calls fail within [`KEEPALIVE_INTERVAL`] + [`KEEPALIVE_TIMEOUT`] instead of
+/// waiting for a progress event that never comes. (A TCP keepalive alone would not do: the
+/// kernel of a frozen process still answers it.) The server sends the same pings.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a PING may go unanswered before the connection is given up.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The endpoint for `url` (`http://HOST:PORT`, or `https://` for TLS), with keepalives.
 pub fn endpoint(url: &str, options: &EndpointOptions<'_>) -> Result<Endpoint, String> {
-    let mut endpoint =
-        Endpoint::from_shared(url.to_string()).map_err(|e| format!("bad endpoint {url:?}: {e}"))?;
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("bad endpoint {url:?}: {e}"))?
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .tcp_keepalive(Some(KEEPALIVE_INTERVAL));
     if url.starts_with("https://") {
         let mut tls = ClientTlsConfig::new().with_webpki_roots();
         if let Some(path) = options.ca_cert {

@@ -79,7 +79,12 @@ pub async fn run(
         move |request| auth.check(request),
     );
 
-    let mut builder = Server::builder();
+    // The server pings too: a caller that froze or vanished mid-stream is noticed, and its job
+    // stopped, instead of encoding for nobody (client.rs says why HTTP/2 PING and not TCP).
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(client::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(client::KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(client::KEEPALIVE_INTERVAL));
     if let Some((cert, key)) = &options.tls {
         builder =
             builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;
