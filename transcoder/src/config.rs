@@ -2,6 +2,7 @@
 //! from flags/environment by the CLI and passed down; nothing below reads the environment.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// x264 presets, fastest first; the CLI refuses anything else before a job starts.
 pub const X264_PRESETS: [&str; 10] = [
@@ -36,6 +37,25 @@ pub struct EncodeSettings {
     pub ffmpeg: PathBuf,
     /// The ffprobe binary.
     pub ffprobe: PathBuf,
+    /// How long an encode may go without its progress moving before it is stopped as stalled
+    /// (a decoder stuck on a crafted frame, a hung filesystem).
+    pub stall: Duration,
+    /// An encode may run at most this many times the source's duration (and never less than
+    /// [`MIN_ENCODE_WALL`]) before it is stopped: progress that crawls forever is a stall too.
+    pub max_encode_factor: f64,
+}
+
+/// The least wall time any encode is given, whatever the source's length: a 2 s clip still
+/// pays for starting ffmpeg, and a poster has no length of its own.
+pub const MIN_ENCODE_WALL: Duration = Duration::from_secs(600);
+
+impl EncodeSettings {
+    /// The wall-time cap for encoding `duration_s` seconds of source.
+    pub fn encode_wall(&self, duration_s: f64) -> Duration {
+        let scaled = Duration::try_from_secs_f64(duration_s.max(0.0) * self.max_encode_factor)
+            .unwrap_or(Duration::MAX);
+        scaled.max(MIN_ENCODE_WALL)
+    }
 }
 
 impl Default for EncodeSettings {
@@ -48,6 +68,8 @@ impl Default for EncodeSettings {
             rungs: Vec::new(),
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
+            stall: Duration::from_secs(300),
+            max_encode_factor: 20.0,
         }
     }
 }

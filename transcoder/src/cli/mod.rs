@@ -209,6 +209,14 @@ pub struct EncodeArgs {
     /// The ffprobe binary.
     #[arg(long, env = "FFPROBE", default_value = "ffprobe")]
     pub ffprobe: PathBuf,
+    /// Seconds an encode may go without progress before it is stopped as stalled (retried).
+    #[arg(long, env = "TRANSCODER_STALL_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_seconds: u64,
+    /// An encode may take at most this many times the source's duration (at least 10 minutes)
+    /// before it is stopped (retried).
+    #[arg(long, env = "TRANSCODER_MAX_ENCODE_FACTOR", default_value_t = 20.0)]
+    pub max_encode_factor: f64,
 }
 
 impl EncodeArgs {
@@ -226,6 +234,8 @@ impl EncodeArgs {
             },
             ffmpeg: self.ffmpeg.clone(),
             ffprobe: self.ffprobe.clone(),
+            stall: std::time::Duration::from_secs(self.stall_seconds),
+            max_encode_factor: self.max_encode_factor,
         }
     }
 }

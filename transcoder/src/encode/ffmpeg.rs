@@ -6,8 +6,10 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::time::Instant;
 
 use crate::child::{killing_signal, tool_command};
 
@@ -41,17 +43,41 @@ pub enum RunError {
         /// The last lines ffmpeg printed on stderr.
         stderr_tail: String,
     },
+    /// Its progress did not move for `seconds`: stopped.
+    #[error("ffmpeg made no progress for {seconds} s and was stopped")]
+    Stalled {
+        /// The stall limit.
+        seconds: u64,
+    },
+    /// It ran past its wall-time cap: stopped.
+    #[error("ffmpeg ran longer than its {seconds} s limit and was stopped")]
+    TimedOut {
+        /// The cap.
+        seconds: u64,
+    },
     /// Reading its output failed.
     #[error("reading ffmpeg output: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Runs `program args` in `cwd`, handing every stdout line to `on_line`.
+/// When a run is given up: no progress for `stall`, or `wall` in all.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// The longest time between two reports whose progress moved.
+    pub stall: Duration,
+    /// The longest run.
+    pub wall: Duration,
+}
+
+/// Runs `program args` in `cwd`, handing every stdout line to `on_line`, which answers whether
+/// the progress moved. A run past its `deadlines` is killed (a stuck decoder must not hold a
+/// job, and its message, for hours).
 pub async fn run(
     program: &Path,
     args: &[OsString],
     cwd: &Path,
-    mut on_line: impl FnMut(&str),
+    deadlines: Deadlines,
+    mut on_line: impl FnMut(&str) -> bool,
 ) -> Result<(), RunError> {
     let mut child = tool_command(program)
         .args(args)
@@ -70,8 +96,33 @@ pub async fn run(
     let tail = tokio::spawn(read_tail(stderr));
 
     let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-    while let Some(line) = lines.next_line().await? {
-        on_line(&line);
+    let started = Instant::now();
+    let mut moved = started;
+    loop {
+        let stall_at = moved + deadlines.stall;
+        let wall_at = started + deadlines.wall;
+        match tokio::time::timeout_at(stall_at.min(wall_at), lines.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                if on_line(&line) {
+                    moved = Instant::now();
+                }
+            }
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                // kill() also waits: nothing of the run is left when we report it.
+                let _ = child.kill().await;
+                return Err(if Instant::now() >= wall_at {
+                    RunError::TimedOut {
+                        seconds: deadlines.wall.as_secs(),
+                    }
+                } else {
+                    RunError::Stalled {
+                        seconds: deadlines.stall.as_secs(),
+                    }
+                });
+            }
+        }
     }
     let status = child.wait().await?;
     let stderr_tail = tail.await.unwrap_or_default();
@@ -96,4 +147,98 @@ async fn read_tail(stream: impl AsyncRead + Unpin) -> String {
         tail.push_back(line.chars().take(STDERR_LINE_MAX).collect::<String>());
     }
     Vec::from(tail).join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A stand-in for ffmpeg: a shell script that prints `body`'s output as ffmpeg's stdout.
+    fn fake_ffmpeg(dir: &Path, body: &str) -> std::path::PathBuf {
+        let path = dir.join("ffmpeg");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn deadlines(stall_ms: u64, wall_ms: u64) -> Deadlines {
+        Deadlines {
+            stall: Duration::from_millis(stall_ms),
+            wall: Duration::from_millis(wall_ms),
+        }
+    }
+
+    /// Reads the pid the script wrote, and tells whether that process is gone.
+    fn gone(dir: &Path) -> bool {
+        let pid = std::fs::read_to_string(dir.join("pid")).unwrap();
+        !Path::new(&format!("/proc/{}", pid.trim())).exists()
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_progress_stops_is_killed_as_stalled() {
+        let dir = tempfile::tempdir().unwrap();
+        // One report, then silence, as a decoder stuck on a crafted frame.
+        let program = fake_ffmpeg(
+            dir.path(),
+            "echo $$ > pid\necho progress=continue\nexec sleep 600",
+        );
+        let started = std::time::Instant::now();
+        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| true).await;
+        assert!(
+            matches!(result, Err(RunError::Stalled { .. })),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(gone(dir.path()), "the stalled ffmpeg still runs");
+    }
+
+    #[tokio::test]
+    async fn output_that_moves_nothing_does_not_count_as_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        // Lines keep coming, but the caller says none of them moved the progress.
+        let program = fake_ffmpeg(
+            dir.path(),
+            "echo $$ > pid\nwhile true; do echo progress=continue; sleep 0.05; done",
+        );
+        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| false).await;
+        assert!(
+            matches!(result, Err(RunError::Stalled { .. })),
+            "{result:?}"
+        );
+        assert!(gone(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn a_run_that_crawls_past_its_wall_time_is_killed_as_timed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = fake_ffmpeg(
+            dir.path(),
+            "echo $$ > pid\nwhile true; do echo progress=continue; sleep 0.05; done",
+        );
+        let result = run(&program, &[], dir.path(), deadlines(300, 700), |_| true).await;
+        assert!(
+            matches!(result, Err(RunError::TimedOut { .. })),
+            "{result:?}"
+        );
+        assert!(gone(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn a_run_that_keeps_moving_ends_as_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = fake_ffmpeg(
+            dir.path(),
+            "for i in 1 2 3 4 5 6; do echo progress=continue; sleep 0.1; done",
+        );
+        let mut seen = 0;
+        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| {
+            seen += 1;
+            true
+        })
+        .await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(seen, 6);
+    }
 }

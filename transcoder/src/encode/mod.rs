@@ -13,7 +13,7 @@ pub use command::{
     ffmpeg_args, filter_graph, hls_output_args, rung_encoder_args, EncodePlan, KeyframeGrid,
     MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
 };
-pub use ffmpeg::RunError;
+pub use ffmpeg::{Deadlines, RunError};
 pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};
 
 /// ffmpeg's exit code when `-max_error_rate` is crossed.
@@ -77,11 +77,23 @@ pub async fn run_encoder(
 ) -> Result<(), EncodeError> {
     tracing::debug!(?args, "starting ffmpeg");
     let mut tracker = ProgressTracker::new(duration_s);
-    let result = ffmpeg::run(&settings.ffmpeg, args, work_dir, |line| {
-        if let Some(progress) = tracker.feed(line) {
-            on_progress(progress);
-        }
-    })
+    let deadlines = Deadlines {
+        stall: settings.stall,
+        wall: settings.encode_wall(duration_s),
+    };
+    let result = ffmpeg::run(
+        &settings.ffmpeg,
+        args,
+        work_dir,
+        deadlines,
+        |line| match tracker.feed(line) {
+            Some(progress) => {
+                on_progress(progress);
+                true
+            }
+            None => false,
+        },
+    )
     .await;
     match result {
         Err(RunError::Exited {
