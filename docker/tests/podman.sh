@@ -124,19 +124,59 @@ for app in transcoder consumer; do
   mv -f "$ROOT/builder/src/target/release/$app.tmp" "$ROOT/builder/src/target/release/$app"
 done
 
-# 5. Build the `runtime` stages verbatim. --build-context builder=DIR replaces the builder stage
-#    (the rust/cargo-chef stages are skipped); --format docker keeps HEALTHCHECK (OCI drops it);
+# 5. The transcoder's `ffmpeg` stage compiles ffmpeg (docker/build-ffmpeg.sh): about 8 minutes
+#    on two cores, too long for every cold test run. FFMPEG_STAGE=real builds that stage as the
+#    Dockerfile writes it, tagged by its own text (so later runs know it is built); stand-in
+#    replaces it with a package that depends on Debian's ffmpeg; auto (the default) takes the
+#    real one when it is already built here, the stand-in otherwise. Either way the transcoder
+#    is built from a copy of its Dockerfile whose ffmpeg stage is `FROM` that image, every other
+#    line as written, and without the layer cache: buildah does not key a RUN's cache on what
+#    `--mount=from=` brings, so a cached layer could hold the other stage's ffmpeg.
+dockerfile="$REPO/docker/transcoder.Dockerfile"
+stage_tag="localhost/vod/ffmpeg-stage:$(sed -n '/ AS ffmpeg$/,/^FROM /p' "$dockerfile" | cat - "$REPO/docker/build-ffmpeg.sh" | sha256sum | cut -c1-16)"
+mode=${FFMPEG_STAGE:-auto}
+if [ "$mode" = auto ]; then
+  if podman image exists "$stage_tag"; then mode=real; else mode=stand-in; fi
+fi
+case "$mode" in
+  real)
+    step "ffmpeg stage: built from Debian's source by docker/build-ffmpeg.sh ($stage_tag)"
+    podman build --quiet --format docker --pull=never --network host --target ffmpeg \
+      -t "$stage_tag" -f "$dockerfile" "$REPO" >/dev/null
+    ;;
+  stand-in)
+    step "ffmpeg stage: a stand-in that installs Debian's ffmpeg (FFMPEG_STAGE=real builds the real one)"
+    stage_tag=localhost/vod/ffmpeg-stage:stand-in
+    mkdir -p "$ROOT/standin"
+    printf '%s\n' 'FROM debian:bookworm-slim' \
+      'RUN mkdir -p /pkg/DEBIAN /out && printf "Package: vod-ffmpeg\nVersion: 0~standin\nArchitecture: all\nMaintainer: tests\nDepends: ffmpeg\nDescription: stand-in\n" > /pkg/DEBIAN/control && dpkg-deb --root-owner-group --build /pkg /out/vod-ffmpeg.deb' \
+      > "$ROOT/standin/Dockerfile"
+    podman build --quiet --format docker --pull=never --network none -t "$stage_tag" \
+      "$ROOT/standin" >/dev/null
+    ;;
+  *) echo "FFMPEG_STAGE is real, stand-in or auto, not $mode" >&2; exit 64 ;;
+esac
+derived="$ROOT/transcoder.Dockerfile"
+awk -v image="$stage_tag" '
+  / AS ffmpeg$/ { print "FROM " image " AS ffmpeg"; skip = 1; next }
+  /^FROM / { skip = 0 }
+  !skip { print }' "$dockerfile" > "$derived"
+
+# 6. Build the `runtime` stages. --build-context builder=DIR replaces the builder stage (the
+#    rust/cargo-chef stages are skipped); --format docker keeps HEALTHCHECK (OCI drops it);
 #    --network host: the RUN apt-get needs the mirror (the default CNI bridge works too).
 for app in transcoder consumer; do
   step "podman build $app"
+  set -- -f "$REPO/docker/$app.Dockerfile"
+  [ "$app" = transcoder ] && set -- --no-cache -f "$derived"
   podman build --quiet --format docker --pull=never --network host --target runtime \
     --build-context builder="$ROOT/builder" \
-    -t "localhost/vod/$app:$TAG" -f "$REPO/docker/$app.Dockerfile" "$REPO" >/dev/null
+    -t "localhost/vod/$app:$TAG" "$@" "$REPO" >/dev/null
 done
 podman image prune -f >/dev/null      # the previous builds' layers, once the binaries changed
 podman images --filter reference='localhost/vod/*' >&2
 
-# 6. Run, with --network none (nothing here needs a network; no CNI bridge or iptables involved;
+# 7. Run, with --network none (nothing here needs a network; no CNI bridge or iptables involved;
 #    `serve` answers its health check on the container's loopback). --no-healthcheck: podman wants systemd timers for HEALTHCHECK and logs an error
 #    without systemd. The clip is made and the output checked with the image's own ffmpeg.
 W="$ROOT/work"
@@ -145,8 +185,10 @@ run() { podman run --rm --pull=never --no-healthcheck "$@"; }
 IMG="localhost/vod/transcoder:$TAG"
 
 step "make a 2 s clip"
-run --network none -v "$W:/work" --entrypoint ffmpeg "$IMG" -v error -f lavfi -i testsrc2=s=640x360:r=30 \
-  -f lavfi -i sine -t 2 -c:v libx264 -c:a aac clip.mp4
+# With this machine's ffmpeg: the image's is built without lavfi's test sources.
+ffmpeg -hide_banner -nostdin -v error -y -f lavfi -i testsrc2=s=640x360:r=30 -f lavfi -i sine \
+  -t 2 -c:v libx264 -c:a aac "$W/clip.mp4"
+chown 10001:10001 "$W/clip.mp4"
 
 step "transcoder local clip.mp4 out"
 run --network none -v "$W:/work" "$IMG" local clip.mp4 out
