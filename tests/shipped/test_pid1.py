@@ -59,9 +59,11 @@ class LocalAsShipped(unittest.TestCase):
                 pass
             time.sleep(0.02)
         self.assertEqual(container.wait(timeout=1), 0, container.output())
-        names = {name: (pid, uid) for pid, name, uid in seen}
-        self.assertEqual(names["tini"][0], 1, seen)
-        self.assertIn("transcoder", names, seen)
+        self.assertIn((1, "tini", 10001), seen, "the runtime's init is PID 1")
+        inits = sorted(pid for pid, name, _ in seen if name == "tini")
+        self.assertEqual(len(inits), 2, f"the runtime's init, then the image's: {seen}")
+        self.assertIn("transcoder", {name for _, name, _ in seen}, seen)
+        self.assertIn("ffmpeg", {name for _, name, _ in seen}, seen)
         self.assertEqual({uid for _, _, uid in seen}, {10001}, seen)
 
 
