@@ -143,6 +143,18 @@ async fn ecs_mode_starts_one_spot_task_per_upload_and_never_loses_a_message() {
         assert_eq!(request["cluster"], CLUSTER);
     }
     assert_eq!(consumer.logged("could not hand the job over").len(), 1);
+    // A new idempotency token for each attempt, or ECS would answer a retry with the failure
+    // it gave the first; a new job id, so a new token, for each delivery.
+    let tokens: Vec<&str> = calls
+        .iter()
+        .map(|(r, _)| r["clientToken"].as_str().unwrap())
+        .collect();
+    let distinct: std::collections::HashSet<&&str> = tokens.iter().collect();
+    assert_eq!(distinct.len(), tokens.len(), "{tokens:?}");
+    assert!(
+        tokens.iter().all(|t| t.len() <= 64),
+        "ECS takes 64 characters"
+    );
 
     // The task carries the job, and only the task owns the message now.
     let (capacity, overrides) = &found[0];

@@ -108,6 +108,7 @@ impl EcsLauncher {
     async fn run_task(
         &self,
         job: &Job,
+        attempt: u32,
         provider: CapacityProvider,
         overrides: &TaskOverride,
     ) -> Result<String, AttemptError> {
@@ -141,9 +142,7 @@ impl EcsLauncher {
             )
             .overrides(overrides.clone())
             .started_by(STARTED_BY)
-            // The same token for retries of one attempt: if a response is lost, ECS does not
-            // start a second task for it.
-            .client_token(format!("{}-{}", job.job_id, provider.as_str()))
+            .client_token(client_token(&job.job_id, attempt))
             .send()
             .await;
         let output = match result {
@@ -213,7 +212,7 @@ impl Dispatcher for EcsLauncher {
         let mut last = String::new();
         for attempt in 1..=self.settings.attempts {
             let provider = self.provider_for(attempt);
-            match self.run_task(&job, provider, &overrides).await {
+            match self.run_task(&job, attempt, provider, &overrides).await {
                 Ok(task_arn) => {
                     tracing::info!(job_id = %job.job_id, message_id = %job.message.message_id,
                         %task_arn, capacity_provider = provider.as_str(), attempt, "task started");
@@ -243,6 +242,14 @@ impl Dispatcher for EcsLauncher {
     async fn drain(&self, _grace: Duration) {
         // Tasks own their messages; nothing of ours is running.
     }
+}
+
+/// RunTask's idempotency token for attempt `attempt` of one delivery's job: the SDK's retries
+/// of that attempt send it again, so a lost response never starts a second task; the next
+/// attempt sends a new one, or ECS would answer it with the earlier attempt's result (a Spot
+/// retry would get the same "no capacity"). A job id is new for every delivery.
+fn client_token(job_id: &str, attempt: u32) -> String {
+    format!("{job_id}-{attempt}")
 }
 
 /// The environment `transcoder run` reads for `job`.
