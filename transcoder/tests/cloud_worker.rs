@@ -449,7 +449,7 @@ async fn tls_on_the_grpc_port() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn run_stopped_by_sigterm_hands_its_message_back_at_once() {
+async fn run_stopped_by_sigterm_without_a_drain_hands_its_message_back_at_once() {
     // A Spot interruption: ECS sends SIGTERM, then SIGKILL two minutes later.
     let (moto, s3, mut env) = setup().await;
     let sqs = moto.sqs().await;
@@ -458,6 +458,8 @@ async fn run_stopped_by_sigterm_hands_its_message_back_at_once() {
     // Hidden for 5 minutes: only a hand-back makes it visible again within the test.
     let message = &received_message(&sqs, &queue_url, 300).await;
     env.extend(task_env("s3://raw/spot.mp4", &queue_url, message));
+    // No drain: the job cannot finish in time, so it must hand back at once.
+    env.push(("TRANSCODER_DRAIN_SECONDS", "0".into()));
     let mut task = spawn_run(&env);
     let deadline = Instant::now() + Duration::from_secs(60);
     while children_named(task.id(), "ffmpeg").is_empty() {
@@ -498,4 +500,57 @@ async fn run_stopped_by_sigterm_hands_its_message_back_at_once() {
     assert!(!list_keys(&s3, OUT, "hls/spot/")
         .await
         .contains(&"hls/spot/master.m3u8".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_stopped_by_sigterm_finishes_a_job_that_fits_in_the_drain() {
+    // The same notice for a job that is nearly done: it finishes and publishes, rather than
+    // being redone from the start elsewhere.
+    let (moto, s3, mut env) = setup().await;
+    let sqs = moto.sqs().await;
+    let queue_url = create_queue(&sqs, "uploads").await;
+    upload_clip(&s3, "nearly.mp4", 4.0).await;
+    let message = &received_message(&sqs, &queue_url, 300).await;
+    env.extend(task_env("s3://raw/nearly.mp4", &queue_url, message));
+    let mut task = spawn_run(&env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while children_named(task.id(), "ffmpeg").is_empty() {
+        assert!(Instant::now() < deadline, "the encode never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &task.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = task.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(task.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&get(&s3, OUT, "hls/nearly/manifest.json").await).unwrap();
+    assert_eq!(record["status"], "done");
+    // Deleted: neither waiting nor hidden.
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let count = |name| {
+        attributes.attributes().unwrap()[&name]
+            .parse::<u32>()
+            .unwrap()
+    };
+    use aws_sdk_sqs::types::QueueAttributeName::{
+        ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+    };
+    assert_eq!(
+        (
+            count(ApproximateNumberOfMessages),
+            count(ApproximateNumberOfMessagesNotVisible)
+        ),
+        (0, 0)
+    );
 }

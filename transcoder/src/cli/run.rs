@@ -44,6 +44,11 @@ pub struct RunArgs {
     /// Job id (default: a new UUID).
     #[arg(long, env = "JOB_ID")]
     pub job_id: Option<String>,
+    /// Seconds the job gets to finish after SIGTERM before it is stopped and its message
+    /// handed back (under the task's stopTimeout: Spot gives two minutes). A second signal
+    /// stops it at once.
+    #[arg(long, env = "TRANSCODER_DRAIN_SECONDS", default_value_t = 100)]
+    pub drain_seconds: u64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub cloud: CloudArgs,
@@ -55,7 +60,8 @@ pub struct RunArgs {
     pub status: StatusArgs,
 }
 
-/// Runs the job; SIGTERM (a Spot interruption) stops it and hands its message back.
+/// Runs the job; SIGTERM (a Spot interruption) gives it the drain period to finish, then stops
+/// it and hands its message back.
 pub async fn run(args: RunArgs) -> ExitCode {
     let output = match (&args.output, &args.cloud.output.output_bucket) {
         (Some(output), _) => output.clone(),
@@ -88,10 +94,21 @@ pub async fn run(args: RunArgs) -> ExitCode {
         _ => None,
     };
 
+    // A stop (Spot's notice, a deploy) lets a job that is nearly done finish: redoing it
+    // elsewhere costs the whole encode again.
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
+    let drain = Duration::from_secs(args.drain_seconds);
     tokio::spawn(async move {
         shutdown_signal().await;
+        tracing::warn!(
+            drain_s = drain.as_secs(),
+            "stop requested: the job may finish within the drain period"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(drain) => {}
+            _ = shutdown_signal() => {}
+        }
         on_signal.cancel();
     });
     let aws = Aws::from_env().await;
