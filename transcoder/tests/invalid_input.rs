@@ -29,7 +29,56 @@ fn truncate_half(path: &Path) -> PathBuf {
     cut
 }
 
+/// An MP4 that holds 40 s of samples but whose header says a sixth of that: the movie, track
+/// and media durations divided by 6, and the edit lists (which would cut playback to the
+/// declared length) made into free space. ffprobe believes the header; only decoding finds
+/// the rest, which once was encoded in full (hours of it would fill the disk).
+fn lying_duration(dir: &Path) -> PathBuf {
+    let path = good_clip_of(dir, "liar.mp4", 40.0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut patch = |atom: &[u8], offset: usize| {
+        let mut at = 0;
+        while let Some(found) = bytes[at..].windows(4).position(|w| w == atom) {
+            let field = at + found + 4 + offset;
+            if bytes[at + found + 4] == 0 {
+                let value = u32::from_be_bytes(bytes[field..field + 4].try_into().unwrap());
+                bytes[field..field + 4].copy_from_slice(&(value / 6).to_be_bytes());
+            }
+            at += found + 4;
+        }
+    };
+    // version 0 boxes: mvhd and mdhd keep the duration 16 bytes in, tkhd 20.
+    patch(b"mvhd", 16);
+    patch(b"mdhd", 16);
+    patch(b"tkhd", 20);
+    let mut at = 0;
+    while let Some(found) = bytes[at..].windows(4).position(|w| w == b"edts") {
+        bytes[at + found..at + found + 4].copy_from_slice(b"free");
+        at += found + 4;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn good_clip_of(dir: &Path, name: &str, seconds: f64) -> PathBuf {
+    let path = dir.join(name);
+    make_clip(
+        &path,
+        "testsrc2=s=320x240:r=30",
+        seconds,
+        true,
+        &["-movflags", "+faststart"],
+    );
+    path
+}
+
 const CASES: &[(&str, Maker, &[&str], &str)] = &[
+    (
+        "a header that lies about the length",
+        lying_duration,
+        &[],
+        "decodes longer than it declares",
+    ),
     ("empty file", |d| write(d, "empty.mp4", b""), &[], "empty"),
     (
         "random bytes",

@@ -43,6 +43,12 @@ pub enum RunError {
         /// The last lines ffmpeg printed on stderr.
         stderr_tail: String,
     },
+    /// The caller stopped it on what it printed (the output ran past what the source declares).
+    #[error("ffmpeg was stopped: {reason}")]
+    Stopped {
+        /// Why.
+        reason: String,
+    },
     /// Its progress did not move for `seconds`: stopped.
     #[error("ffmpeg made no progress for {seconds} s and was stopped")]
     Stalled {
@@ -69,15 +75,26 @@ pub struct Deadlines {
     pub wall: Duration,
 }
 
+/// What a line of ffmpeg's output means to the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineVerdict {
+    /// The progress moved.
+    Moved,
+    /// Nothing moved (a key we do not track, or the same position again).
+    Same,
+    /// Stop the run now, for this reason.
+    Stop(String),
+}
+
 /// Runs `program args` in `cwd`, handing every stdout line to `on_line`, which answers whether
-/// the progress moved. A run past its `deadlines` is killed (a stuck decoder must not hold a
-/// job, and its message, for hours).
+/// the progress moved or the run must stop. A run past its `deadlines` is killed (a stuck
+/// decoder must not hold a job, and its message, for hours).
 pub async fn run(
     program: &Path,
     args: &[OsString],
     cwd: &Path,
     deadlines: Deadlines,
-    mut on_line: impl FnMut(&str) -> bool,
+    mut on_line: impl FnMut(&str) -> LineVerdict,
 ) -> Result<(), RunError> {
     let mut child = tool_command(program)
         .args(args)
@@ -102,11 +119,14 @@ pub async fn run(
         let stall_at = moved + deadlines.stall;
         let wall_at = started + deadlines.wall;
         match tokio::time::timeout_at(stall_at.min(wall_at), lines.next_line()).await {
-            Ok(Ok(Some(line))) => {
-                if on_line(&line) {
-                    moved = Instant::now();
+            Ok(Ok(Some(line))) => match on_line(&line) {
+                LineVerdict::Moved => moved = Instant::now(),
+                LineVerdict::Same => {}
+                LineVerdict::Stop(reason) => {
+                    let _ = child.kill().await;
+                    return Err(RunError::Stopped { reason });
                 }
-            }
+            },
             Ok(Ok(None)) => break,
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => {
@@ -185,7 +205,10 @@ mod tests {
             "echo $$ > pid\necho progress=continue\nexec sleep 600",
         );
         let started = std::time::Instant::now();
-        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| true).await;
+        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| {
+            LineVerdict::Moved
+        })
+        .await;
         assert!(
             matches!(result, Err(RunError::Stalled { .. })),
             "{result:?}"
@@ -202,7 +225,10 @@ mod tests {
             dir.path(),
             "echo $$ > pid\nwhile true; do echo progress=continue; sleep 0.05; done",
         );
-        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| false).await;
+        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| {
+            LineVerdict::Same
+        })
+        .await;
         assert!(
             matches!(result, Err(RunError::Stalled { .. })),
             "{result:?}"
@@ -217,9 +243,30 @@ mod tests {
             dir.path(),
             "echo $$ > pid\nwhile true; do echo progress=continue; sleep 0.05; done",
         );
-        let result = run(&program, &[], dir.path(), deadlines(300, 700), |_| true).await;
+        let result = run(&program, &[], dir.path(), deadlines(300, 700), |_| {
+            LineVerdict::Moved
+        })
+        .await;
         assert!(
             matches!(result, Err(RunError::TimedOut { .. })),
+            "{result:?}"
+        );
+        assert!(gone(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn the_caller_can_stop_a_run_on_what_it_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = fake_ffmpeg(
+            dir.path(),
+            "echo $$ > pid\nwhile true; do echo progress=continue; sleep 0.05; done",
+        );
+        let result = run(&program, &[], dir.path(), deadlines(60_000, 60_000), |_| {
+            LineVerdict::Stop("enough".into())
+        })
+        .await;
+        assert!(
+            matches!(&result, Err(RunError::Stopped { reason }) if reason == "enough"),
             "{result:?}"
         );
         assert!(gone(dir.path()));
@@ -235,7 +282,7 @@ mod tests {
         let mut seen = 0;
         let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| {
             seen += 1;
-            true
+            LineVerdict::Moved
         })
         .await;
         assert!(result.is_ok(), "{result:?}");

@@ -13,7 +13,7 @@ pub use command::{
     ffmpeg_args, filter_graph, hls_output_args, rung_encoder_args, EncodePlan, KeyframeGrid,
     MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
 };
-pub use ffmpeg::{Deadlines, RunError};
+pub use ffmpeg::{Deadlines, LineVerdict, RunError};
 pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};
 
 /// ffmpeg's exit code when `-max_error_rate` is crossed.
@@ -28,6 +28,15 @@ pub enum EncodeError {
         /// The last thing ffmpeg said.
         detail: String,
     },
+    /// The source decodes longer than it declares (a header that lies about the length): the
+    /// limits were checked against the declared length, so the encode stops here.
+    #[error("the video decodes longer than it declares: past {decoded_s:.0} s of a declared {declared_s:.0} s")]
+    LongerThanDeclared {
+        /// What the source declares.
+        declared_s: f64,
+        /// How far the encode had got when it was stopped.
+        decoded_s: f64,
+    },
     /// ffmpeg failed on a source that looked valid: ours to retry or fix.
     #[error(transparent)]
     Ffmpeg(#[from] RunError),
@@ -39,7 +48,10 @@ pub enum EncodeError {
 impl EncodeError {
     /// True when the file itself is the problem.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(self, Self::Undecodable { .. })
+        matches!(
+            self,
+            Self::Undecodable { .. } | Self::LongerThanDeclared { .. }
+        )
     }
 }
 
@@ -63,7 +75,22 @@ pub async fn encode(
         settings,
     };
     let args = ffmpeg_args(&file_url(input), &plan);
-    run_encoder(settings, &args, work_dir, source.duration_s, on_progress).await
+    let longest = Some(longest_believable(source.duration_s));
+    run_encoder_bounded(
+        settings,
+        &args,
+        work_dir,
+        source.duration_s,
+        longest,
+        on_progress,
+    )
+    .await
+}
+
+/// How far past its declared length a source may decode before it is taken for a liar: a
+/// little slack for streams that end a frame or an audio packet late.
+pub fn longest_believable(declared_s: f64) -> f64 {
+    declared_s + (declared_s * 0.1).max(5.0)
 }
 
 /// Runs an encoding ffmpeg command in `work_dir`, reporting progress over `duration_s` seconds
@@ -73,6 +100,20 @@ pub async fn run_encoder(
     args: &[std::ffi::OsString],
     work_dir: &Path,
     duration_s: f64,
+    on_progress: impl FnMut(Progress),
+) -> Result<(), EncodeError> {
+    run_encoder_bounded(settings, args, work_dir, duration_s, None, on_progress).await
+}
+
+/// [`run_encoder`], stopped as [`EncodeError::LongerThanDeclared`] once its output passes
+/// `longest_s` seconds: the limits were checked against what the source declares, and a
+/// header that says 10 s over hours of samples must not fill the disk.
+pub async fn run_encoder_bounded(
+    settings: &EncodeSettings,
+    args: &[std::ffi::OsString],
+    work_dir: &Path,
+    duration_s: f64,
+    longest_s: Option<f64>,
     mut on_progress: impl FnMut(Progress),
 ) -> Result<(), EncodeError> {
     tracing::debug!(?args, "starting ffmpeg");
@@ -81,20 +122,35 @@ pub async fn run_encoder(
         stall: settings.stall,
         wall: settings.encode_wall(duration_s),
     };
-    let result = ffmpeg::run(
-        &settings.ffmpeg,
-        args,
-        work_dir,
-        deadlines,
-        |line| match tracker.feed(line) {
-            Some(progress) => {
-                on_progress(progress);
-                true
-            }
-            None => false,
-        },
-    )
+    let mut past = None;
+    let mut furthest = f64::NEG_INFINITY;
+    let result = ffmpeg::run(&settings.ffmpeg, args, work_dir, deadlines, |line| {
+        let report = tracker.feed(line);
+        // The output's position, not the percentage (which stops at 99.9), says both whether
+        // the run moves and whether it has passed what the source declares.
+        let position = tracker.out_time_s();
+        if let Some(longest) = longest_s.filter(|l| position > *l) {
+            past = Some(position);
+            return LineVerdict::Stop(format!("its output passed {longest:.0} s"));
+        }
+        let reported = report.is_some();
+        if let Some(progress) = report {
+            on_progress(progress);
+        }
+        if position > furthest || reported {
+            furthest = furthest.max(position);
+            LineVerdict::Moved
+        } else {
+            LineVerdict::Same
+        }
+    })
     .await;
+    if let Some(decoded_s) = past {
+        return Err(EncodeError::LongerThanDeclared {
+            declared_s: duration_s,
+            decoded_s,
+        });
+    }
     match result {
         Err(RunError::Exited {
             code,

@@ -86,6 +86,12 @@ pub struct ProgressTracker {
 }
 
 impl ProgressTracker {
+    /// Seconds of output written so far, as of the last `out_time_us` line: it goes on
+    /// growing after the percentage stops at 99.9 (a source longer than it declared).
+    pub fn out_time_s(&self) -> f64 {
+        self.out_time_s
+    }
+
     /// A tracker for a source lasting `duration_s` seconds.
     pub fn new(duration_s: f64) -> Self {
         Self {
