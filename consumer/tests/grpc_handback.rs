@@ -9,6 +9,17 @@ use common::*;
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// The index of the server whose ffmpeg runs, once one does.
+async fn the_encoding_one(servers: &[Server]) -> usize {
+    let encoding = || servers.iter().position(|s| !s.ffmpeg_children().is_empty());
+    eventually("a transcoder to encode", JOB_TIMEOUT, || {
+        let found = encoding().is_some();
+        async move { found }
+    })
+    .await;
+    encoding().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transcoder_killed_mid_job_loses_nothing_the_other_one_finishes() {
     let mut stack = Stack::start(30, 3).await;
@@ -17,17 +28,10 @@ async fn a_transcoder_killed_mid_job_loses_nothing_the_other_one_finishes() {
     let (mut servers, consumer) = stack.warm_pipeline(2, &[]);
     let _clip = stack.upload_clip("long.mp4", 30.0).await;
 
-    let encoding =
-        |servers: &[Server]| servers.iter().position(|s| !s.ffmpeg_children().is_empty());
-    eventually("a transcoder to encode", JOB_TIMEOUT, || {
-        let found = encoding(&servers).is_some();
-        async move { found }
-    })
-    .await;
     // SIGKILL: no drain, no hand-back from the transcoder itself. Its heartbeat stops with it,
     // and so does its ffmpeg (killed with its parent, and its progress pipe is broken too): no
     // orphan encoder.
-    let victim = servers.remove(encoding(&servers).unwrap());
+    let victim = servers.remove(the_encoding_one(&servers).await);
     let orphans = victim.ffmpeg_children();
     drop(victim);
     // Well before the encode would have ended by itself.
@@ -68,14 +72,7 @@ async fn a_frozen_transcoder_is_given_up_by_keepalive_and_the_other_one_finishes
     let stack = Stack::start(30, 3).await;
     let (mut servers, consumer) = stack.warm_pipeline(2, &[]);
     let _clip = stack.upload_clip("frozen.mp4", 30.0).await;
-    let encoding =
-        |servers: &[Server]| servers.iter().position(|s| !s.ffmpeg_children().is_empty());
-    eventually("a transcoder to encode", JOB_TIMEOUT, || {
-        let found = encoding(&servers).is_some();
-        async move { found }
-    })
-    .await;
-    let frozen = servers.remove(encoding(&servers).unwrap());
+    let frozen = servers.remove(the_encoding_one(&servers).await);
     signal(frozen.child.id(), "STOP");
     for pid in frozen.ffmpeg_children() {
         signal(pid, "STOP");

@@ -56,6 +56,43 @@ fn spawn_run(env: &[(&str, String)]) -> std::process::Child {
         .unwrap()
 }
 
+/// (waiting, hidden) messages on `queue_url`: (0, 0) once a message is deleted.
+async fn queue_counts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> (u32, u32) {
+    use aws_sdk_sqs::types::QueueAttributeName::{
+        All, ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+    };
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(All)
+        .send()
+        .await
+        .unwrap();
+    let count = |name| attributes.attributes().unwrap()[&name].parse().unwrap();
+    (
+        count(ApproximateNumberOfMessages),
+        count(ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+/// Starts `transcoder run` and sends it SIGTERM (ECS's stop, Spot's notice) once its ffmpeg
+/// runs; returns the task and its encoders' pids.
+async fn run_then_sigterm(env: &[(&str, String)]) -> (std::process::Child, Vec<u32>) {
+    let task = spawn_run(env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while children_named(task.id(), "ffmpeg").is_empty() {
+        assert!(Instant::now() < deadline, "the encode never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let encoder = children_named(task.id(), "ffmpeg");
+    let sent = Command::new("kill")
+        .args(["-TERM", &task.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    (task, encoder)
+}
+
 async fn content_type(s3: &aws_sdk_s3::Client, key: &str) -> (String, String) {
     let head = s3.head_object().bucket(OUT).key(key).send().await.unwrap();
     (
@@ -381,29 +418,7 @@ async fn run_records_a_permanent_failure_and_deletes_its_message() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&get(&s3, OUT, "hls/junk/manifest.json").await).unwrap();
     assert_eq!(manifest["status"], "failed");
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap();
-    let count = |name| {
-        attributes
-            .attributes()
-            .unwrap()
-            .get(&name)
-            .cloned()
-            .unwrap_or_default()
-    };
-    assert_eq!(
-        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
-        "0"
-    );
-    assert_eq!(
-        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        "0"
-    );
+    assert_eq!(queue_counts(&sqs, &queue_url).await, (0, 0), "deleted");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -460,20 +475,8 @@ async fn run_stopped_by_sigterm_without_a_drain_hands_its_message_back_at_once()
     env.extend(task_env("s3://raw/spot.mp4", &queue_url, message));
     // No drain: the job cannot finish in time, so it must hand back at once.
     env.push(("TRANSCODER_DRAIN_SECONDS", "0".into()));
-    let mut task = spawn_run(&env);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while children_named(task.id(), "ffmpeg").is_empty() {
-        assert!(Instant::now() < deadline, "the encode never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let encoder = children_named(task.id(), "ffmpeg");
-
+    let (mut task, encoder) = run_then_sigterm(&env).await;
     let signalled = Instant::now();
-    let sent = Command::new("kill")
-        .args(["-TERM", &task.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
     let status = task.wait().unwrap();
     let stopped_in = signalled.elapsed();
     let mut stderr = String::new();
@@ -512,17 +515,7 @@ async fn run_stopped_by_sigterm_finishes_a_job_that_fits_in_the_drain() {
     upload_clip(&s3, "nearly.mp4", 4.0).await;
     let message = &received_message(&sqs, &queue_url, 300).await;
     env.extend(task_env("s3://raw/nearly.mp4", &queue_url, message));
-    let mut task = spawn_run(&env);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while children_named(task.id(), "ffmpeg").is_empty() {
-        assert!(Instant::now() < deadline, "the encode never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let sent = Command::new("kill")
-        .args(["-TERM", &task.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    let (mut task, _) = run_then_sigterm(&env).await;
     let status = task.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(task.stderr.as_mut().unwrap(), &mut stderr).unwrap();
@@ -530,27 +523,9 @@ async fn run_stopped_by_sigterm_finishes_a_job_that_fits_in_the_drain() {
     let record: serde_json::Value =
         serde_json::from_slice(&get(&s3, OUT, "hls/nearly/manifest.json").await).unwrap();
     assert_eq!(record["status"], "done");
-    // Deleted: neither waiting nor hidden.
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap();
-    let count = |name| {
-        attributes.attributes().unwrap()[&name]
-            .parse::<u32>()
-            .unwrap()
-    };
-    use aws_sdk_sqs::types::QueueAttributeName::{
-        ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
-    };
     assert_eq!(
-        (
-            count(ApproximateNumberOfMessages),
-            count(ApproximateNumberOfMessagesNotVisible)
-        ),
-        (0, 0)
+        queue_counts(&sqs, &queue_url).await,
+        (0, 0),
+        "deleted, not back"
     );
 }
