@@ -1,5 +1,6 @@
 //! `manifest.json`: the job's record, written when the job starts (`processing`) and when it
-//! ends (`done` or `failed`). Its schema is part of CONTRACT.md.
+//! ends (`done`, `failed`, or `cancelled` when it was stopped first). Its schema is part of
+//! CONTRACT.md.
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -15,6 +16,9 @@ pub enum Status {
     Done,
     /// Ended without output; `error` says why.
     Failed,
+    /// Stopped before it finished (a stop, a drain that ran out, a caller that went away): its
+    /// message went back to the queue, and the next attempt writes `processing` again.
+    Cancelled,
 }
 
 /// Whether a failure is the source's fault (never retried) or ours (worth retrying).
@@ -161,6 +165,17 @@ impl Manifest {
         self.poster = None;
         self.playable_at = None;
         self.error = Some(ErrorRecord { kind, message });
+        self.updated_at = now();
+        self
+    }
+
+    /// Marks the record `cancelled`: stopped before it finished, nothing published.
+    pub fn cancelled(mut self) -> Self {
+        self.status = Status::Cancelled;
+        self.renditions.clear();
+        self.master_playlist = None;
+        self.poster = None;
+        self.playable_at = None;
         self.updated_at = now();
         self
     }

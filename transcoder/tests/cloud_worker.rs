@@ -503,6 +503,11 @@ async fn run_stopped_by_sigterm_without_a_drain_hands_its_message_back_at_once()
     assert!(!list_keys(&s3, OUT, "hls/spot/")
         .await
         .contains(&"hls/spot/master.m3u8".to_string()));
+    // And its record says so, rather than `processing` for ever.
+    let record: serde_json::Value =
+        serde_json::from_slice(&get(&s3, OUT, "hls/spot/manifest.json").await).unwrap();
+    assert_eq!(record["status"], "cancelled", "{record}");
+    assert!(record["master_playlist"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,12 +8,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::cloud::{run_cloud_job, CloudDone, CloudJob};
 use super::{JobError, JobEvent};
-use crate::manifest::ErrorKind;
-use crate::publish::MASTER_PLAYLIST;
+use crate::manifest::{ErrorKind, Manifest, Status};
+use crate::publish::{MANIFEST, MASTER_PLAYLIST};
 use crate::queue::{MessageLease, QueueMessageRef, Settlement};
-use crate::storage::{OutputSink, S3Store};
+use crate::storage::{ObjectKind, OutputSink, S3Sink, S3Store};
 
-/// How long a stopping job may spend withdrawing its master: shutdown must stay prompt.
+/// How long a stopping job may spend withdrawing its master and recording the stop: shutdown
+/// must stay prompt.
 const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a job ended.
@@ -46,7 +47,14 @@ pub async fn run_owned_job(
             Err(error) => JobOutcome::Failed(error),
         },
         () = cancel.cancelled() => {
-            withdraw_master(store, job).await;
+            let sink = store.sink(job.output.clone());
+            let stopping = async {
+                withdraw_master(&sink).await;
+                record_cancelled(&sink, &job.job_id).await;
+            };
+            if tokio::time::timeout(WITHDRAW_TIMEOUT, stopping).await.is_err() {
+                tracing::warn!("could not withdraw the master or record the stop in time");
+            }
             JobOutcome::Cancelled
         }
     };
@@ -73,10 +81,30 @@ pub async fn run_owned_job(
 /// A job stopped midway may have published an early master whose EVENT playlists will never
 /// end: remove it so that no new viewer starts a stream that stops. The next attempt
 /// publishes again; its first step would remove it anyway.
-async fn withdraw_master(store: &S3Store, job: &CloudJob) {
-    let sink = store.sink(job.output.clone());
-    let removed = tokio::time::timeout(WITHDRAW_TIMEOUT, sink.delete(MASTER_PLAYLIST)).await;
-    if !matches!(removed, Ok(Ok(()))) {
+async fn withdraw_master(sink: &S3Sink) {
+    if sink.delete(MASTER_PLAYLIST).await.is_err() {
         tracing::warn!("could not withdraw the early master playlist of a stopped job");
+    }
+}
+
+/// Turns this job's `processing` record into `cancelled`, so that a stopped job's record never
+/// says it is still running. Only our own record: a job stopped before it wrote one leaves
+/// the prefix's record (an earlier job's) as it is.
+async fn record_cancelled(sink: &S3Sink, job_id: &str) {
+    let ours = match sink.get_bytes(MANIFEST).await {
+        Ok(Some(bytes)) => serde_json::from_slice::<Manifest>(&bytes)
+            .ok()
+            .filter(|m| m.job_id == job_id && m.status == Status::Processing),
+        _ => None,
+    };
+    if let Some(record) = ours {
+        let cancelled = record.cancelled();
+        if sink
+            .put_bytes(MANIFEST, cancelled.to_json(), ObjectKind::Json)
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not record that the job was stopped");
+        }
     }
 }
