@@ -292,6 +292,32 @@ pub async fn visible_messages(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usi
     received.messages().len()
 }
 
+/// (visible, in flight) messages on `queue_url`: (0, 0) once every message is deleted.
+pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> (u64, u64) {
+    use aws_sdk_sqs::types::QueueAttributeName::{
+        ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+    };
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(ApproximateNumberOfMessages)
+        .attribute_names(ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let attributes = attributes.attributes.unwrap_or_default();
+    let get = |name| {
+        attributes
+            .get(&name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        get(ApproximateNumberOfMessages),
+        get(ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
 /// Creates the queue `name` and returns its URL.
 pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
     let created = sqs.create_queue().queue_name(name).send().await.unwrap();

@@ -56,25 +56,6 @@ fn spawn_run(env: &[(&str, String)]) -> std::process::Child {
         .unwrap()
 }
 
-/// (waiting, hidden) messages on `queue_url`: (0, 0) once a message is deleted.
-async fn queue_counts(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> (u32, u32) {
-    use aws_sdk_sqs::types::QueueAttributeName::{
-        All, ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
-    };
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(All)
-        .send()
-        .await
-        .unwrap();
-    let count = |name| attributes.attributes().unwrap()[&name].parse().unwrap();
-    (
-        count(ApproximateNumberOfMessages),
-        count(ApproximateNumberOfMessagesNotVisible),
-    )
-}
-
 /// Starts `transcoder run` and sends it SIGTERM (ECS's stop, Spot's notice) once its ffmpeg
 /// runs; returns the task and its encoders' pids.
 async fn run_then_sigterm(env: &[(&str, String)]) -> (std::process::Child, Vec<u32>) {

@@ -208,21 +208,7 @@ impl Stack {
 
     /// (visible, in flight) messages on `url`.
     pub async fn counts(&self, url: &str) -> (u64, u64) {
-        let attrs = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .unwrap();
-        let attrs = attrs.attributes.unwrap_or_default();
-        let get = |name| attrs.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
-        (
-            get(QueueAttributeName::ApproximateNumberOfMessages),
-            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        )
+        testkit::cloud::queue_counts(&self.sqs, url).await
     }
 
     /// Waits until `url` holds no message, visible or in flight.

@@ -89,7 +89,7 @@ pub async fn encode(
 
 /// How far past its declared length a source may decode before it is taken for a liar: a
 /// little slack for streams that end a frame or an audio packet late.
-pub fn longest_believable(declared_s: f64) -> f64 {
+fn longest_believable(declared_s: f64) -> f64 {
     declared_s + (declared_s * 0.1).max(5.0)
 }
 
@@ -122,7 +122,6 @@ pub async fn run_encoder_bounded(
         stall: settings.stall,
         wall: settings.encode_wall(duration_s),
     };
-    let mut past = None;
     let mut furthest = f64::NEG_INFINITY;
     let result = ffmpeg::run(&settings.ffmpeg, args, work_dir, deadlines, |line| {
         let report = tracker.feed(line);
@@ -130,7 +129,6 @@ pub async fn run_encoder_bounded(
         // the run moves and whether it has passed what the source declares.
         let position = tracker.out_time_s();
         if let Some(longest) = longest_s.filter(|l| position > *l) {
-            past = Some(position);
             return LineVerdict::Stop(format!("its output passed {longest:.0} s"));
         }
         let reported = report.is_some();
@@ -145,13 +143,12 @@ pub async fn run_encoder_bounded(
         }
     })
     .await;
-    if let Some(decoded_s) = past {
-        return Err(EncodeError::LongerThanDeclared {
-            declared_s: duration_s,
-            decoded_s,
-        });
-    }
     match result {
+        // The only stop asked for above: the output passed what the source declares.
+        Err(RunError::Stopped { .. }) => Err(EncodeError::LongerThanDeclared {
+            declared_s: duration_s,
+            decoded_s: tracker.out_time_s(),
+        }),
         Err(RunError::Exited {
             code,
             signal,
