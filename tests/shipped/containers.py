@@ -178,10 +178,6 @@ class Container:
                 continue
         return lines
 
-    def complaints(self):
-        """Every WARN or ERROR log line: a clean job has none."""
-        return [line for line in self.log() if line.get("level") in ("WARN", "ERROR")]
-
     def wait(self, timeout):
         try:
             status = self.process.wait(timeout=timeout)
