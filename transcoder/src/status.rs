@@ -22,6 +22,9 @@ pub enum Finish {
         master_playlist: String,
         /// True when an earlier job had published it: no new work was done.
         already_done: bool,
+        /// The ETag of the source bytes published: `DELETE_SOURCE` deletes the upload only
+        /// while it still holds them.
+        source_etag: Option<String>,
     },
     /// Failed; `kind` says whether for good.
     Failed {
@@ -110,14 +113,26 @@ impl StatusReporter {
             }
         }
         // Only a job that published: a failed one keeps its source for a look or a retry.
-        if self.config.delete_source && matches!(job.finish, Finish::Done { .. }) {
-            match self.s3.delete(&job.source).await {
-                Ok(()) => {
-                    tracing::info!(job_id = %job.job_id, source = %job.source, "source deleted")
-                }
-                Err(e) => {
-                    tracing::error!(job_id = %job.job_id, error = %e, "could not delete the source")
-                }
+        let Finish::Done { source_etag, .. } = &job.finish else {
+            return;
+        };
+        if !self.config.delete_source {
+            return;
+        }
+        let Some(etag) = source_etag else {
+            tracing::warn!(job_id = %job.job_id, "source kept: the transcoder did not say which bytes it published");
+            return;
+        };
+        match self.s3.delete_if_unchanged(&job.source, etag).await {
+            Ok(true) => {
+                tracing::info!(job_id = %job.job_id, source = %job.source, "source deleted")
+            }
+            Ok(false) => tracing::info!(
+                job_id = %job.job_id, source = %job.source,
+                "source kept: it was uploaded again since this job read it"
+            ),
+            Err(e) => {
+                tracing::error!(job_id = %job.job_id, error = %e, "could not delete the source")
             }
         }
     }
@@ -129,6 +144,7 @@ fn event_json(job: &FinishedJob, at: OffsetDateTime) -> String {
         Finish::Done {
             master_playlist,
             already_done,
+            ..
         } => ("done", Some(master_playlist.as_str()), *already_done, None),
         Finish::Failed { kind, message } => (
             "failed",
@@ -180,6 +196,7 @@ mod tests {
                 Finish::Done {
                     master_playlist: "s3://out/up/a b+é/master.m3u8".into(),
                     already_done: false,
+                    source_etag: Some("\"e1\"".into()),
                 },
                 json!({"job_id":"j-1","source":"s3://raw/up/a b+é.mp4","bucket":"raw",
                        "key":"up/a b+é.mp4","status":"done",

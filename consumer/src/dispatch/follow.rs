@@ -59,6 +59,7 @@ pub(super) async fn follow(
                     break Ended::Finished(Finish::Done {
                         master_playlist: done.master_playlist,
                         already_done: done.already_done,
+                        source_etag: Some(done.source_etag).filter(|e| !e.is_empty()),
                     })
                 }
                 Some(Event::Failed(failed)) => {
@@ -77,6 +78,7 @@ pub(super) async fn follow(
                     Finish::Done {
                         master_playlist,
                         already_done,
+                        ..
                     } => {
                         tracing::info!(%master_playlist, already_done, "job done")
                     }

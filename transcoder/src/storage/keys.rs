@@ -81,6 +81,49 @@ impl S3Prefix {
     pub fn url(&self, name: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(name))
     }
+
+    /// The folder `name` (one segment of our own choosing, such as a version) under this
+    /// prefix. Not sanitised: names from uploads go through [`default_output`] instead.
+    pub fn folder(&self, name: &str) -> Self {
+        Self {
+            bucket: self.bucket.clone(),
+            prefix: format!("{}{}/", self.prefix, name.trim_end_matches('/')),
+        }
+    }
+}
+
+/// How a version folder's name starts: `_v`, the UTC second it began and 8 random hex digits
+/// (`_v20261207T093000Z-1a2b3c4d`). Sortable by age, unique per job attempt.
+const VERSION_MARK: &str = "_v";
+
+/// A fresh version folder name for a job starting now.
+pub fn new_version_name() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "{VERSION_MARK}{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        &random[..8]
+    )
+}
+
+/// True for a name [`new_version_name`] could have made.
+pub fn is_version_name(segment: &str) -> bool {
+    let Some(rest) = segment.strip_prefix(VERSION_MARK) else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    b.len() == 25
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && &b[15..17] == b"Z-"
+        && b[17..].iter().all(|c| c.is_ascii_hexdigit())
 }
 
 impl fmt::Display for S3Prefix {
@@ -129,6 +172,17 @@ pub fn default_output(source_key: &str, bucket: &str, prefix: &str) -> S3Prefix 
         _ => source_key,
     };
     let mut own = sanitize_prefix(stem);
+    // An upload named like a version folder (`clip/_v20261207T093000Z-1a2b3c4d.mp4`) would
+    // get its outputs inside another video's version: give it a name no version has.
+    if own.split('/').any(is_version_name) {
+        own = own
+            .split_inclusive('/')
+            .map(|s| match is_version_name(s.trim_end_matches('/')) {
+                true => format!("_{s}"),
+                false => s.to_string(),
+            })
+            .collect();
+    }
     if own.is_empty() {
         // A key of only dots and slashes still gets a folder of its own.
         own = format!("_{:016x}/", fnv1a(source_key.as_bytes()));
@@ -209,6 +263,27 @@ mod tests {
             );
             assert!(!out.prefix.chars().any(char::is_control));
         }
+    }
+
+    #[test]
+    fn version_names_are_recognised_and_never_made_from_uploads() {
+        let name = new_version_name();
+        assert!(is_version_name(&name), "{name}");
+        assert_ne!(name, new_version_name());
+        for not in [
+            "_v",
+            "_video",
+            "_v20261207T093000Z-1a2b3c4",
+            "v20261207T093000Z-1a2b3c4d",
+        ] {
+            assert!(!is_version_name(not), "{not}");
+        }
+        let hostile = format!("clip/{name}.mp4");
+        let out = default_output(&hostile, "b", "hls/");
+        assert_eq!(out.prefix, format!("hls/clip/_{name}/"));
+        assert!(!out.prefix.split('/').any(is_version_name));
+        let folder = S3Prefix::new("b", "hls/clip/").folder(&name);
+        assert_eq!(folder.prefix, format!("hls/clip/{name}/"));
     }
 
     #[test]

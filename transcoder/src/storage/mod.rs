@@ -10,9 +10,12 @@ mod s3;
 use std::future::Future;
 use std::path::Path;
 
-pub use keys::{default_output, sanitize_prefix, S3Object, S3Prefix, MAX_PREFIX_BYTES};
+pub use keys::{
+    default_output, is_version_name, new_version_name, sanitize_prefix, S3Object, S3Prefix,
+    MAX_PREFIX_BYTES,
+};
 pub use local::LocalFolder;
-pub use s3::{ObjectInfo, S3Sink, S3Store};
+pub use s3::{Condition, ObjectInfo, S3Sink, S3Store};
 
 /// What an output object is, which decides its Content-Type and Cache-Control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -134,16 +134,34 @@ impl S3Store {
         Ok(ObjectInfo { etag, size })
     }
 
-    /// Deletes `object` (the raw upload, once its job is done and `DELETE_SOURCE` asks for it).
-    pub async fn delete(&self, object: &S3Object) -> Result<(), StorageError> {
-        self.client
+    /// Deletes `object` (the raw upload, once its job is done and `DELETE_SOURCE` asks for it)
+    /// only while it still holds the bytes with `etag`: a re-upload that landed meanwhile is a
+    /// new job's source and stays. Returns false when it was left for that reason.
+    pub async fn delete_if_unchanged(
+        &self,
+        object: &S3Object,
+        etag: &str,
+    ) -> Result<bool, StorageError> {
+        let result = self
+            .client
             .delete_object()
             .bucket(&object.bucket)
             .key(&object.key)
+            .if_match(etag)
             .send()
-            .await
-            .map_err(|err| s3_error("DeleteObject", &object.bucket, &object.key, err))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if precondition_failed(&err) => Ok(false),
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                Ok(true)
+            }
+            Err(err) => Err(s3_error("DeleteObject", &object.bucket, &object.key, err)),
+        }
     }
 
     /// A sink publishing under `prefix`.
@@ -155,6 +173,30 @@ impl S3Store {
     }
 }
 
+/// True when S3 refused a conditional request because its condition did not hold (412), or
+/// because another conditional write to the same key was in progress (409).
+fn precondition_failed<E, R>(err: &aws_sdk_s3::error::SdkError<E, R>) -> bool
+where
+    R: std::fmt::Debug,
+    aws_sdk_s3::error::SdkError<E, R>: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    matches!(
+        err.code(),
+        Some("PreconditionFailed" | "ConditionalRequestConflict")
+    )
+}
+
+/// A write that happens only if the object is as expected: how one owner of a prefix is
+/// chosen among processes that share nothing but S3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition<'a> {
+    /// The object must not exist (`If-None-Match: *`).
+    Absent,
+    /// The object must still have this ETag (`If-Match`).
+    Unchanged(&'a str),
+}
+
 /// Publishes under one S3 prefix.
 #[derive(Debug, Clone)]
 pub struct S3Sink {
@@ -163,6 +205,141 @@ pub struct S3Sink {
 }
 
 impl S3Sink {
+    /// Where this sink writes.
+    pub fn prefix(&self) -> &S3Prefix {
+        &self.prefix
+    }
+
+    /// A sink for the folder `name` under this one (a version folder).
+    pub fn folder(&self, name: &str) -> Self {
+        Self {
+            client: self.client.clone(),
+            prefix: self.prefix.folder(name),
+        }
+    }
+
+    /// Writes `bytes` as `name` only if `condition` holds. Returns the new ETag, or `None`
+    /// when the condition did not hold.
+    pub async fn put_if(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        condition: Condition<'_>,
+    ) -> Result<Option<String>, StorageError> {
+        let key = self.prefix.key(name);
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.prefix.bucket)
+            .key(&key)
+            .body(ByteStream::from(bytes))
+            .content_type(ObjectKind::Json.content_type())
+            .cache_control(ObjectKind::Json.cache_control());
+        let request = match condition {
+            Condition::Absent => request.if_none_match("*"),
+            Condition::Unchanged(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(output) => Ok(Some(output.e_tag().unwrap_or_default().to_string())),
+            Err(err) if precondition_failed(&err) => Ok(None),
+            // If-Match on a key that is gone: the condition does not hold either.
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(s3_error("PutObject", &self.prefix.bucket, &key, err)),
+        }
+    }
+
+    /// Reads `name` with its ETag, or `None` when it does not exist.
+    pub async fn get_with_etag(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, StorageError> {
+        let key = self.prefix.key(name);
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.prefix.bucket)
+            .key(&key)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let etag = output.e_tag().unwrap_or_default().to_string();
+                let bytes = output.body.collect().await.map_err(|e| StorageError::S3 {
+                    operation: "GetObject",
+                    bucket: self.prefix.bucket.clone(),
+                    key: key.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok(Some((bytes.to_vec(), etag)))
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(err) => Err(s3_error("GetObject", &self.prefix.bucket, &key, err)),
+        }
+    }
+
+    /// The folders directly under this prefix (names without the trailing `/`).
+    pub async fn list_folders(&self) -> Result<Vec<String>, StorageError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.prefix.bucket)
+            .prefix(&self.prefix.prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        let mut folders = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                s3_error("ListObjectsV2", &self.prefix.bucket, &self.prefix.prefix, e)
+            })?;
+            for common in page.common_prefixes() {
+                let name = common
+                    .prefix()
+                    .and_then(|p| p.strip_prefix(self.prefix.prefix.as_str()))
+                    .map(|p| p.trim_end_matches('/'));
+                if let Some(name) = name.filter(|n| !n.is_empty()) {
+                    folders.push(name.to_string());
+                }
+            }
+        }
+        Ok(folders)
+    }
+
+    /// Deletes every object in the folder `name` under this prefix. Returns how many.
+    pub async fn delete_folder(&self, name: &str) -> Result<usize, StorageError> {
+        let folder = self.prefix.folder(name);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&folder.bucket)
+            .prefix(&folder.prefix)
+            .into_paginator()
+            .send();
+        let mut deleted = 0;
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| s3_error("ListObjectsV2", &folder.bucket, &folder.prefix, e))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                self.client
+                    .delete_object()
+                    .bucket(&folder.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("DeleteObject", &folder.bucket, key, e))?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
     async fn put(
         &self,
         name: &str,
