@@ -261,17 +261,23 @@ async fn a_transcoder_killed_after_going_public_leaves_nothing_half_done() {
     // record or a VOD playlist naming segments that do not exist.
     let published_before = list_keys(&stack.s3, OUT, "hls/big/").await;
     assert!(published_before.contains(&"hls/big/master.m3u8".to_string()));
-    let playlist = get(&stack.s3, OUT, "hls/big/1080p/index.m3u8").await;
+    let record = stack.manifest("hls/big/").await.unwrap();
+    let version = record["version"].as_str().unwrap();
+    let playlist = get(
+        &stack.s3,
+        OUT,
+        &format!("hls/big/{version}/1080p/index.m3u8"),
+    )
+    .await;
     let playlist = m3u8_rs::parse_media_playlist_res(&playlist).unwrap();
     assert!(
         !playlist.end_list,
         "the killed job's playlists are unfinished"
     );
     for segment in &playlist.segments {
-        let key = format!("hls/big/1080p/{}", segment.uri);
+        let key = format!("hls/big/{version}/1080p/{}", segment.uri);
         assert!(published_before.contains(&key), "{key} listed, missing");
     }
-    let record = stack.manifest("hls/big/").await.unwrap();
     assert_eq!(record["status"], "processing", "never a partial done");
 
     // The survivor redoes the job from the start and publishes it whole, once.

@@ -74,6 +74,15 @@ pub struct ErrorRecord {
     pub message: String,
 }
 
+/// A version that the stable names no longer serve, kept until players still reading it are done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplacedVersion {
+    /// The version folder's name.
+    pub version: String,
+    /// When it may be deleted (RFC 3339, UTC).
+    pub delete_after: String,
+}
+
 /// The record itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -97,13 +106,26 @@ pub struct Manifest {
     /// every rung once each had its first segment published, while the encode went on.
     #[serde(default)]
     pub playable_at: Option<String>,
+    /// This job's version folder under the prefix (`_v…`), which holds its rungs; absent
+    /// for `local`, which writes one version straight into its folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The version that the stable `master.m3u8` serves: this job's once `done`; while a job
+    /// runs, and after it fails or stops, the one published before it (`null` when none),
+    /// which stays playable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_version: Option<String>,
+    /// Earlier versions, kept for a grace period after they were replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced_versions: Vec<ReplacedVersion>,
     /// When the job started (RFC 3339, UTC).
     pub created_at: String,
     /// When this record was last written (RFC 3339, UTC).
     pub updated_at: String,
 }
 
-fn now() -> String {
+/// The current time as the record writes it.
+pub fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .expect("the current time is always formattable")
@@ -123,6 +145,9 @@ impl Manifest {
             duration_s: None,
             error: None,
             playable_at: None,
+            version: None,
+            published_version: None,
+            replaced_versions: Vec::new(),
             created_at: now.clone(),
             updated_at: now,
         }

@@ -125,13 +125,21 @@ async fn submit_transcodes_an_awkward_key_into_s3_with_the_right_headers() {
         keys.iter().all(|k| k.starts_with(prefix)),
         "nothing outside the prefix: {keys:?}"
     );
+    // Stable names at the prefix; the rungs in the job's version folder.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&get(&s3, OUT, &format!("{prefix}manifest.json")).await).unwrap();
+    let version = manifest["version"].as_str().unwrap().to_string();
+    assert_eq!(manifest["published_version"], version.as_str());
     for (name, want_type) in [
-        ("master.m3u8", "application/vnd.apple.mpegurl"),
-        ("360p/index.m3u8", "application/vnd.apple.mpegurl"),
-        ("360p/seg_00000.ts", "video/mp2t"),
-        ("240p/seg_00000.ts", "video/mp2t"),
-        ("poster.jpg", "image/jpeg"),
-        ("manifest.json", "application/json"),
+        ("master.m3u8".to_string(), "application/vnd.apple.mpegurl"),
+        (
+            format!("{version}/360p/index.m3u8"),
+            "application/vnd.apple.mpegurl",
+        ),
+        (format!("{version}/360p/seg_00000.ts"), "video/mp2t"),
+        (format!("{version}/240p/seg_00000.ts"), "video/mp2t"),
+        ("poster.jpg".to_string(), "image/jpeg"),
+        ("manifest.json".to_string(), "application/json"),
     ] {
         let (ty, cache) = content_type(&s3, &format!("{prefix}{name}")).await;
         assert_eq!(ty, want_type, "{name}");
@@ -145,10 +153,23 @@ async fn submit_transcodes_an_awkward_key_into_s3_with_the_right_headers() {
     let master = m3u8_rs::parse_master_playlist_res(&master).unwrap();
     assert_eq!(master.variants.len(), 2);
     for v in &master.variants {
+        assert!(v.uri.starts_with(&format!("{version}/")), "{}", v.uri);
         assert!(keys.contains(&format!("{prefix}{}", v.uri)), "{}", v.uri);
     }
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&get(&s3, OUT, &format!("{prefix}manifest.json")).await).unwrap();
+    assert!(
+        keys.iter().filter(|k| !k.contains(&version)).all(|k| [
+            "master.m3u8",
+            "poster.jpg",
+            "manifest.json",
+            "lease.json"
+        ]
+        .iter()
+        .any(|stable| *k == format!("{prefix}{stable}"))),
+        "only stable names outside the version: {keys:?}"
+    );
+    assert!(!keys
+        .iter()
+        .any(|k| k.contains(&version) && k.ends_with("manifest.json")));
     assert_eq!(manifest["status"], "done");
     assert_eq!(manifest["source"]["bucket"], RAW);
     assert_eq!(manifest["source"]["key"], key);
@@ -190,7 +211,7 @@ async fn an_invalid_upload_ends_failed_with_exit_2() {
         describe(&run)
     );
     let keys = list_keys(&s3, OUT, "").await;
-    assert_eq!(keys, ["hls/notes/manifest.json"]);
+    assert_eq!(keys, ["hls/notes/lease.json", "hls/notes/manifest.json"]);
     let manifest: serde_json::Value =
         serde_json::from_slice(&get(&s3, OUT, "hls/notes/manifest.json").await).unwrap();
     assert_eq!(manifest["status"], "failed");

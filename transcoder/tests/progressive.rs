@@ -141,7 +141,8 @@ async fn a_stream_is_playable_while_encoding_and_plays_through_from_then() {
         .unwrap();
 
     // Meanwhile, the publish edge against a playhead moving in real time from `playable_at`.
-    let rung = format!("{prefix}360p/index.m3u8");
+    let version = record["version"].as_str().unwrap();
+    let rung = format!("{prefix}{version}/360p/index.m3u8");
     let mut edge = Vec::new();
     loop {
         let (listed, end) = published_seconds(&s3, &rung).await;

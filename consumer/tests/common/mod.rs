@@ -87,6 +87,8 @@ impl Stack {
         env.push(("OUTPUT_BUCKET", OUT.into()));
         env.push(("OUTPUT_PREFIX", "hls/".into()));
         env.push(("TRANSCODER_PRESET", "ultrafast".into()));
+        // A killed transcoder's hold on its prefix lapses in seconds, not the default 90 s.
+        env.push(("TRANSCODER_PREFIX_LEASE_SECONDS", "15".into()));
         Self {
             moto,
             s3,

@@ -149,6 +149,32 @@ pub struct OutputArgs {
     /// Key prefix under the output bucket (the source key without its extension follows).
     #[arg(long, env = "OUTPUT_PREFIX", default_value = "")]
     pub output_prefix: String,
+    /// How long a version replaced by a newer upload of the same video is kept, so that
+    /// players that loaded it finish (deleted by the next job on that prefix after this).
+    #[arg(long, env = "TRANSCODER_KEEP_REPLACED_SECONDS",
+          default_value_t = crate::job::KEEP_REPLACED.as_secs())]
+    pub keep_replaced_seconds: u64,
+    /// How long a job's hold on its output prefix (`lease.json`) lasts unless renewed: a job
+    /// that dies frees its prefix after this.
+    #[arg(long, env = "TRANSCODER_PREFIX_LEASE_SECONDS",
+          default_value_t = crate::job::LEASE_TTL.as_secs(),
+          value_parser = clap::value_parser!(u64).range(3..))]
+    pub prefix_lease_seconds: u64,
+}
+
+impl OutputArgs {
+    /// How long replaced versions are kept.
+    pub fn keep_replaced(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.keep_replaced_seconds)
+    }
+
+    /// How jobs hold their output prefix.
+    pub fn lease(&self) -> crate::job::LeaseSettings {
+        crate::job::LeaseSettings {
+            ttl: std::time::Duration::from_secs(self.prefix_lease_seconds),
+            ..Default::default()
+        }
+    }
 }
 
 /// What to do when a job ends, besides its manifest (`run`; the consumer does the same for

@@ -84,6 +84,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
         limits: args.job.limits.limits(),
         work_root: args.cloud.work_dir.clone(),
         split: args.cloud.split.settings(),
+        version: crate::storage::new_version_name(),
+        keep_replaced: args.cloud.output.keep_replaced(),
+        lease: args.cloud.output.lease(),
     };
     let message = match (&args.queue_url, &args.receipt_handle) {
         (Some(queue_url), Some(receipt_handle)) => Some(QueueMessageRef {
@@ -128,6 +131,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         JobOutcome::Done(done) => Some(Finish::Done {
             master_playlist: job.output.url(crate::job::MASTER_PLAYLIST),
             already_done: done.already_done,
+            source_etag: done.manifest.source.etag.clone(),
         }),
         JobOutcome::Failed(error) => Some(Finish::Failed {
             kind: error.kind(),

@@ -1,18 +1,22 @@
-//! A job on S3: download the source, transcode while publishing what is finished, publish
-//! the rest. The same for a warm transcoder (`serve`) and a one-shot ECS task (`run`);
-//! message ownership is `queued`'s.
+//! A job on S3: download the source, transcode into a version folder of its own while
+//! publishing what is finished, then switch the prefix's stable names to that version
+//! (`publish::versions`). The same for a warm transcoder (`serve`) and a one-shot ECS task
+//! (`run`); message ownership is `queued`'s.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tracing::Instrument;
 
+use super::owner::{LeaseSettings, PrefixLease};
 use super::transcode::{encode_prepared, prepare, Transcoded};
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::POSTER;
 use crate::manifest::{Manifest, SourceRecord, Status};
 use crate::publish::{
-    publish_master, publish_renditions, LivePublisher, MANIFEST, MASTER_PLAYLIST,
+    publish_master, publish_renditions, retire_replaced, version_of, Destination, LivePublisher,
+    MANIFEST, MASTER_PLAYLIST,
 };
 use crate::split::{
     plan_ranges, Coordinator, Range, RangeJob, SplitJob, SplitSettings, SplitShape,
@@ -36,7 +40,17 @@ pub struct CloudJob {
     pub work_root: Option<PathBuf>,
     /// When to split a long source across peers.
     pub split: SplitSettings,
+    /// This attempt's version folder under `output` (`storage::new_version_name`).
+    pub version: String,
+    /// How long a replaced version is kept for players still reading it.
+    pub keep_replaced: Duration,
+    /// How the output prefix is held against other jobs.
+    pub lease: LeaseSettings,
 }
+
+/// How long a replaced version stays by default: a day covers any viewing session that
+/// loaded the old master, at the cost of one more copy of the video for a day.
+pub const KEEP_REPLACED: Duration = Duration::from_secs(24 * 3600);
 
 /// How a cloud job ended well.
 #[derive(Debug, Clone)]
@@ -47,18 +61,31 @@ pub struct CloudDone {
     pub already_done: bool,
 }
 
-/// Runs the job. On failure the `failed` manifest has been written when S3 allowed it.
+/// Runs the job, holding the output prefix against every other job (`owner`). On failure
+/// the `failed` manifest has been written when S3 allowed it; a job that lost the prefix
+/// writes nothing more.
 pub async fn run_cloud_job(
     store: &S3Store,
     job: &CloudJob,
     events: &(dyn Fn(JobEvent) + Send + Sync),
 ) -> Result<CloudDone, JobError> {
-    let sink = store.sink(job.output.clone());
     let span = tracing::info_span!("job", job_id = %job.job_id, source = %job.source);
+    run_owning_prefix(store, job, events).instrument(span).await
+}
+
+async fn run_owning_prefix(
+    store: &S3Store,
+    job: &CloudJob,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<CloudDone, JobError> {
+    let sink = store.sink(job.output.clone());
+    let mut lease = PrefixLease::acquire(&sink, &job.job_id, &job.version, job.lease).await?;
     let mut record = None;
-    let result = run(store, &sink, job, events, &mut record)
-        .instrument(span)
-        .await;
+    // Dropping `run` on a lost lease kills its ffmpeg and stops its uploads.
+    let result = tokio::select! {
+        result = run(store, &sink, job, events, &mut record) => result,
+        lost = lease.hold() => return Err(lost.into()),
+    };
     if let (Err(error), Some(manifest)) = (&result, record) {
         let failed = manifest.failed(error.kind(), error.to_string().replace('\n', " | "));
         if let Err(write_error) = sink
@@ -68,6 +95,7 @@ pub async fn run_cloud_job(
             tracing::warn!(%write_error, "could not record the failure");
         }
     }
+    lease.release().await;
     result
 }
 
@@ -89,7 +117,12 @@ async fn run(
 
     // A second delivery of a job already published for these very bytes (same bucket, key,
     // ETag and size) does no work.
-    if let Some(previous) = published_manifest(sink).await {
+    let previous = published_manifest(sink).await;
+    let previous_replaced = previous
+        .as_ref()
+        .map(|p| p.replaced_versions.clone())
+        .unwrap_or_default();
+    if let Some(previous) = previous {
         if previous.status == Status::Done
             && previous.source.etag.is_some()
             && previous.source == source
@@ -102,12 +135,21 @@ async fn run(
         }
     }
 
-    let manifest = Manifest::processing(job.job_id.clone(), source);
+    // What the stable master serves now stays served until this job's version is complete.
+    let live_master = sink.get_bytes(MASTER_PLAYLIST).await?;
+    let dest = Destination::versioned(
+        sink.clone(),
+        sink.folder(&job.version),
+        &job.version,
+        live_master.is_none(),
+    );
+    let mut manifest = Manifest::processing(job.job_id.clone(), source);
+    manifest.version = Some(job.version.clone());
+    manifest.published_version = live_master.as_deref().and_then(version_of);
+    manifest.replaced_versions = previous_replaced;
     *record = Some(manifest.clone());
     sink.put_bytes(MANIFEST, manifest.to_json(), ObjectKind::Json)
         .await?;
-    // An earlier job's master would point at renditions this job is about to overwrite.
-    sink.delete(MASTER_PLAYLIST).await?;
 
     let mut builder = tempfile::Builder::new();
     builder.prefix("transcoder-job-");
@@ -143,14 +185,15 @@ async fn run(
             job_id: job.job_id.clone(),
             source: job.source.clone(),
             source_etag: downloaded.etag.clone(),
-            output: job.output.clone(),
+            // Peers write their segments into this job's version folder.
+            output: dest.version().prefix().clone(),
             settings: job.settings.clone(),
             fps: prepared.fps,
             ladder: prepared.ladder.clone(),
             range: ranges[0],
         };
         let split = SplitJob {
-            sink,
+            dest: &dest,
             input: &input,
             work_dir: &out,
             prepared: &prepared,
@@ -168,7 +211,7 @@ async fn run(
         }
     } else {
         let mut live = LivePublisher::new(
-            sink.clone(),
+            dest.clone(),
             out.clone(),
             &prepared,
             job.settings.segment_seconds,
@@ -183,8 +226,21 @@ async fn run(
             }
         }
     };
-    let mut done = record.done(transcoded.records(), MASTER_PLAYLIST, POSTER);
+    dest.switch(&transcoded.master).await?;
+    let mut renditions = transcoded.records();
+    for rendition in &mut renditions {
+        rendition.playlist = dest.from_root(&rendition.playlist);
+    }
+    let mut done = record.done(renditions, MASTER_PLAYLIST, POSTER);
     done.duration_s = Some(transcoded.source.duration_s);
+    done.published_version = Some(job.version.clone());
+    done.replaced_versions = retire_replaced(
+        sink,
+        &job.version,
+        &done.replaced_versions,
+        job.keep_replaced,
+    )
+    .await;
     sink.put_bytes(MANIFEST, done.to_json(), ObjectKind::Json)
         .await?;
     Ok(CloudDone {

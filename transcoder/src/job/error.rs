@@ -38,6 +38,9 @@ pub enum JobError {
         /// True when the source is the problem.
         invalid_input: bool,
     },
+    /// The output prefix could not be held, or was lost to another job.
+    #[error(transparent)]
+    Owner(#[from] super::owner::OwnerError),
     /// Writing the outputs into place failed.
     #[error("writing {path}: {source}")]
     Output {
@@ -57,7 +60,7 @@ impl JobError {
             Self::Incomplete { .. } => true,
             Self::Storage(e) => e.is_invalid_input(),
             Self::Split { invalid_input, .. } => *invalid_input,
-            Self::Hls(_) | Self::Output { .. } => false,
+            Self::Hls(_) | Self::Output { .. } | Self::Owner(_) => false,
         };
         if invalid {
             ErrorKind::InvalidInput

@@ -5,13 +5,15 @@ mod cloud;
 mod error;
 mod events;
 mod local;
+mod owner;
 mod queued;
 mod transcode;
 
 pub use crate::publish::{MANIFEST, MASTER_PLAYLIST};
-pub use cloud::{run_cloud_job, CloudDone, CloudJob};
+pub use cloud::{run_cloud_job, CloudDone, CloudJob, KEEP_REPLACED};
 pub use error::JobError;
 pub use events::{JobEvent, Stage};
 pub use local::{run_local, LocalJob};
+pub use owner::{LeaseSettings, OwnerError, PrefixLease, LEASE, LEASE_TTL};
 pub use queued::{run_owned_job, JobOutcome};
 pub use transcode::{encode_prepared, prepare, transcode, Prepared, Rendition, Transcoded};

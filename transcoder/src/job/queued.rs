@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::cloud::{run_cloud_job, CloudDone, CloudJob};
 use super::{JobError, JobEvent};
 use crate::manifest::{ErrorKind, Manifest, Status};
-use crate::publish::{MANIFEST, MASTER_PLAYLIST};
+use crate::publish::{version_of, MANIFEST, MASTER_PLAYLIST};
 use crate::queue::{MessageLease, QueueMessageRef, Settlement};
 use crate::storage::{ObjectKind, OutputSink, S3Sink, S3Store};
 
@@ -49,7 +49,7 @@ pub async fn run_owned_job(
         () = cancel.cancelled() => {
             let sink = store.sink(job.output.clone());
             let stopping = async {
-                withdraw_master(&sink).await;
+                withdraw_master(&sink, &job.version).await;
                 record_cancelled(&sink, &job.job_id).await;
             };
             if tokio::time::timeout(WITHDRAW_TIMEOUT, stopping).await.is_err() {
@@ -79,11 +79,19 @@ pub async fn run_owned_job(
 }
 
 /// A job stopped midway may have published an early master whose EVENT playlists will never
-/// end: remove it so that no new viewer starts a stream that stops. The next attempt
-/// publishes again; its first step would remove it anyway.
-async fn withdraw_master(sink: &S3Sink) {
-    if sink.delete(MASTER_PLAYLIST).await.is_err() {
+/// end: remove it so that no new viewer starts a stream that stops. Its version's own, and
+/// the stable one only while that serves this version (nothing else was out when it began):
+/// a published video stays published.
+async fn withdraw_master(root: &S3Sink, version: &str) {
+    let ours = match root.get_bytes(MASTER_PLAYLIST).await {
+        Ok(Some(master)) => version_of(&master).as_deref() == Some(version),
+        _ => false,
+    };
+    if ours && root.delete(MASTER_PLAYLIST).await.is_err() {
         tracing::warn!("could not withdraw the early master playlist of a stopped job");
+    }
+    if root.folder(version).delete(MASTER_PLAYLIST).await.is_err() {
+        tracing::warn!("could not withdraw the stopped version's master playlist");
     }
 }
 

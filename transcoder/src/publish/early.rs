@@ -2,7 +2,7 @@
 //! moment a stream becomes playable, and taking everything back after a failure.
 
 use super::retry::with_retries;
-use super::{MANIFEST, MASTER_PLAYLIST};
+use super::{Destination, MANIFEST, MASTER_PLAYLIST};
 use crate::job::{JobError, JobEvent};
 use crate::ladder::Rung;
 use crate::manifest::Manifest;
@@ -18,38 +18,41 @@ pub fn estimated_bandwidth(rung: &Rung, with_audio: bool) -> u64 {
     (f64::from(kbps) * 1000.0 * CONTAINER_OVERHEAD).ceil() as u64
 }
 
-/// Publishes the first master playlist (every playlist it names is up), records in the
-/// manifest that the stream is playable, and tells the caller.
-pub async fn announce_playable<S: OutputSink>(
-    sink: &S,
+/// Publishes the first master playlist (every playlist it names is up; see
+/// `versions::Destination` for where it goes), records in the manifest that the stream is
+/// playable, and tells the caller.
+pub async fn announce_playable<S: OutputSink + Clone>(
+    dest: &Destination<S>,
     master: Vec<u8>,
     record: &mut Manifest,
     events: &(dyn Fn(JobEvent) + Send + Sync),
 ) -> Result<(), JobError> {
-    with_retries(MASTER_PLAYLIST, || {
-        sink.put_bytes(MASTER_PLAYLIST, master.clone(), ObjectKind::Playlist)
-    })
-    .await?;
-    *record = record.clone().playable(MASTER_PLAYLIST);
+    dest.put_early_master(&master).await?;
+    let early = dest.early_master();
+    *record = record.clone().playable(&early);
     tracing::info!(
         seconds = record.seconds_to_playable(),
         "playable: first master playlist published"
     );
     let json = record.to_json();
+    let root = dest.root();
     with_retries(MANIFEST, || {
-        sink.put_bytes(MANIFEST, json.clone(), ObjectKind::Json)
+        root.put_bytes(MANIFEST, json.clone(), ObjectKind::Json)
     })
     .await?;
     events(JobEvent::Playable {
-        master: sink.locate(MASTER_PLAYLIST),
+        master: root.locate(&early),
     });
     Ok(())
 }
 
-/// After a failure: removes `published`, the master first, then playlists, then segments, so
-/// that no player starts a stream that will never end or has a hole, and no orphan object
-/// stays. Best effort: what cannot be removed now is overwritten by the next attempt.
-pub async fn retract<S: OutputSink>(sink: &S, published: &[&String]) {
+/// After a failure: removes `published` (names in the version folder), the masters first, then
+/// playlists, then segments, so that no player starts a stream that will never end or has a
+/// hole, and no orphan object stays. Best effort: what stays is deleted with the version
+/// when a later job on the prefix retires it.
+pub async fn retract<S: OutputSink + Clone>(dest: &Destination<S>, published: &[&String]) {
+    dest.withdraw_stable_master().await;
+    let sink = dest.version();
     let mut names = published.to_vec();
     names.sort_by_key(|n| {
         (

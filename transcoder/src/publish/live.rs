@@ -16,7 +16,10 @@ use m3u8_rs::MediaPlaylist;
 use tokio::task::JoinSet;
 
 use super::retry::with_retries;
-use super::{announce_playable, estimated_bandwidth, retract, MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
+use super::{
+    announce_playable, estimated_bandwidth, retract, Destination, MASTER_PLAYLIST,
+    UPLOAD_CONCURRENCY,
+};
 use crate::encode::MEDIA_PLAYLIST;
 use crate::hls::{self, Variant};
 use crate::job::{JobError, JobEvent, Prepared};
@@ -46,6 +49,8 @@ struct LiveRung {
 /// Publishes a job's outputs as ffmpeg writes them. Not `Send`-bound to one task: `watch` runs
 /// beside the encode, and `finish`/`retract` after it, on the same value.
 pub struct LivePublisher<S> {
+    dest: Destination<S>,
+    /// The version folder, where segments and playlists go.
     sink: S,
     work_dir: PathBuf,
     ffmpeg: PathBuf,
@@ -64,9 +69,9 @@ pub struct LivePublisher<S> {
 }
 
 impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
-    /// A publisher of `prepared`'s rungs from `work_dir` to `sink`.
+    /// A publisher of `prepared`'s rungs from `work_dir` to `dest`.
     pub fn new(
-        sink: S,
+        dest: Destination<S>,
         work_dir: PathBuf,
         prepared: &Prepared,
         segment_seconds: u32,
@@ -74,7 +79,8 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
         record: Manifest,
     ) -> Self {
         Self {
-            sink,
+            sink: dest.version().clone(),
+            dest,
             work_dir,
             ffmpeg,
             rungs: prepared
@@ -97,7 +103,7 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
         }
     }
 
-    /// Where outputs go.
+    /// Where rungs go: the version folder.
     pub fn sink(&self) -> &S {
         &self.sink
     }
@@ -244,7 +250,7 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
             });
         }
         let master = hls::render_master(&variants).into_bytes();
-        announce_playable(&self.sink, master, &mut self.record, events).await?;
+        announce_playable(&self.dest, master, &mut self.record, events).await?;
         self.master_published = true;
         self.uploaded.insert(MASTER_PLAYLIST.to_string());
         Ok(())
@@ -253,6 +259,6 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
     /// After a failure: removes what this job published (see `retract`).
     pub async fn retract(&self) {
         let names: Vec<&String> = self.uploaded.iter().collect();
-        retract(&self.sink, &names).await;
+        retract(&self.dest, &names).await;
     }
 }

@@ -6,11 +6,15 @@ mod early;
 mod finish;
 mod live;
 mod retry;
+mod versions;
 
 pub use early::{announce_playable, estimated_bandwidth, retract};
 pub use finish::{publish_master, publish_renditions, upload_segments};
 pub use live::LivePublisher;
 pub use retry::with_retries;
+pub use versions::{
+    plan_retirement, rebase_playlist, retire_replaced, version_of, Destination, Retirement,
+};
 
 /// The master playlist's name under the output root.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";

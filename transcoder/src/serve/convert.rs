@@ -92,6 +92,7 @@ pub fn completed(done: &CloudDone, master_url: String, manifest_url: String) -> 
             duration_seconds: done.manifest.duration_s.unwrap_or(0.0),
             renditions,
             already_done: done.already_done,
+            source_etag: done.manifest.source.etag.clone().unwrap_or_default(),
         })),
     }
 }

@@ -46,6 +46,10 @@ pub struct ServiceConfig {
     pub work_root: Option<PathBuf>,
     /// When to split long jobs across peers.
     pub split: SplitSettings,
+    /// How long replaced versions are kept.
+    pub keep_replaced: std::time::Duration,
+    /// How jobs hold their output prefix.
+    pub lease: crate::job::LeaseSettings,
 }
 
 /// The service.
@@ -159,6 +163,9 @@ impl TranscoderService {
             limits: self.config.limits,
             work_root: self.config.work_root.clone(),
             split: self.config.split.clone(),
+            version: crate::storage::new_version_name(),
+            keep_replaced: self.config.keep_replaced,
+            lease: self.config.lease,
         };
         let message = message.map(|m| QueueMessageRef {
             queue_url: m.queue_url,

@@ -27,7 +27,7 @@ use crate::job::{JobError, JobEvent, Prepared, Rendition, Transcoded};
 use crate::manifest::{ErrorKind, Manifest};
 use crate::probe::file_url;
 use crate::publish::{
-    announce_playable, estimated_bandwidth, retract, with_retries, MASTER_PLAYLIST,
+    announce_playable, estimated_bandwidth, retract, with_retries, Destination, MASTER_PLAYLIST,
 };
 use crate::storage::{ObjectKind, OutputSink, S3Sink};
 
@@ -119,8 +119,9 @@ impl Queue {
 
 /// What a split job needs.
 pub struct SplitJob<'a> {
-    /// Where outputs go.
-    pub sink: &'a S3Sink,
+    /// Where outputs go: the version folder, and the prefix's stable names. Peers write into
+    /// the version folder too (the template's `output`).
+    pub dest: &'a Destination<S3Sink>,
     /// The source, downloaded.
     pub input: &'a Path,
     /// A folder for this transcoder's ranges and the poster.
@@ -288,7 +289,7 @@ impl<'a> Coordinator<'a> {
     /// range never leaves a broken stream.
     pub async fn retract(&self) {
         let names: Vec<&String> = self.published.objects.iter().collect();
-        retract(self.job.sink, &names).await;
+        retract(self.job.dest, &names).await;
     }
 }
 
@@ -353,7 +354,7 @@ async fn encode_here(
         &job.prepared.source,
         range_job,
         &dir,
-        job.sink,
+        job.dest.version(),
         &quiet,
     )
     .await;
@@ -406,7 +407,7 @@ impl Published {
         }
         if self.leading == 0 {
             let master = master(job, &leading, None).into_bytes();
-            announce_playable(job.sink, master, &mut self.record, events).await?;
+            announce_playable(job.dest, master, &mut self.record, events).await?;
             self.objects.push(MASTER_PLAYLIST.to_string());
         }
         self.leading = leading.len();
@@ -423,7 +424,9 @@ impl Published {
         }
         let poster = job.work_dir.join(POSTER);
         with_retries(POSTER, || {
-            job.sink.put_file(POSTER, &poster, ObjectKind::Image)
+            job.dest
+                .version()
+                .put_file(POSTER, &poster, ObjectKind::Image)
         })
         .await?;
         self.objects.push(POSTER.to_string());
@@ -451,7 +454,9 @@ impl Published {
 
     async fn put(&mut self, job: &SplitJob<'_>, name: &str, body: Vec<u8>) -> Result<(), JobError> {
         with_retries(name, || {
-            job.sink.put_bytes(name, body.clone(), ObjectKind::Playlist)
+            job.dest
+                .version()
+                .put_bytes(name, body.clone(), ObjectKind::Playlist)
         })
         .await?;
         self.objects.push(name.to_string());
