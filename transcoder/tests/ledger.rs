@@ -280,3 +280,61 @@ async fn delete_source_keeps_a_reupload_that_landed_during_the_job() {
         "the source went once published"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_message_is_taken_from_it_stops_at_once_and_writes_nothing_more() {
+    let (moto, s3, env) = setup().await;
+    let sqs = moto.sqs().await;
+    let queue_url = create_queue(&sqs, "uploads").await;
+    upload_clip(&s3, "clip.mp4", "testsrc2=s=640x360:r=30", 30.0).await;
+    let message = received_message(&sqs, &queue_url, 30).await;
+    let receipt = message.receipt_handle().unwrap().to_string();
+    let mut run_env = env.clone();
+    run_env.extend([
+        ("JOB_SOURCE", "s3://raw/clip.mp4".to_string()),
+        ("JOB_QUEUE_URL", queue_url.clone()),
+        ("JOB_RECEIPT_HANDLE", receipt.clone()),
+        ("JOB_MESSAGE_ID", message.message_id().unwrap().to_string()),
+        ("TRANSCODER_VISIBILITY_EXTENSION_SECONDS", "3".to_string()),
+        ("TRANSCODER_PRESET", "medium".to_string()),
+    ]);
+    let mut task = Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        .arg("run")
+        .envs(run_env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while children_named(task.id(), "ffmpeg").is_empty() {
+        assert!(Instant::now() < deadline, "the encode never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A twin finished the upload and deleted the message.
+    sqs.delete_message()
+        .queue_url(&queue_url)
+        .receipt_handle(&receipt)
+        .send()
+        .await
+        .unwrap();
+    let taken_at = Instant::now();
+    let status = loop {
+        if let Some(status) = task.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            taken_at.elapsed() < Duration::from_secs(10),
+            "still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(task.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lost the queue message"), "{stderr}");
+    let record = record(&s3).await;
+    assert_eq!(
+        record["status"], "processing",
+        "no failed record over the twin's: {record}"
+    );
+}

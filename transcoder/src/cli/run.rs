@@ -12,7 +12,7 @@ use super::{
     report_failure, shutdown_signal, CloudArgs, JobArgs, StatusArgs, EXIT_DONE, EXIT_RETRYABLE,
 };
 use crate::aws::Aws;
-use crate::job::{run_owned_job, CloudJob, JobOutcome};
+use crate::job::{run_owned_job, CloudJob, JobError, JobOutcome};
 use crate::queue::QueueMessageRef;
 use crate::status::{Finish, FinishedJob, StatusReporter};
 use crate::storage::{default_output, S3Object, S3Prefix};
@@ -133,6 +133,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
             already_done: done.already_done,
             source_etag: done.manifest.source.etag.clone(),
         }),
+        // Not this task's to report: the delivery that owns the message now will.
+        JobOutcome::Failed(JobError::MessageLost { .. }) => None,
         JobOutcome::Failed(error) => Some(Finish::Failed {
             kind: error.kind(),
             message: error.to_string(),

@@ -41,6 +41,13 @@ pub enum JobError {
     /// The output prefix could not be held, or was lost to another job.
     #[error(transparent)]
     Owner(#[from] super::owner::OwnerError),
+    /// The job's queue message was deleted by a twin, or came back to the queue before the
+    /// heartbeat could extend it: the upload is someone else's now.
+    #[error("lost the queue message {message_id}: another delivery owns this upload now")]
+    MessageLost {
+        /// The message.
+        message_id: String,
+    },
     /// Writing the outputs into place failed.
     #[error("writing {path}: {source}")]
     Output {
@@ -60,7 +67,7 @@ impl JobError {
             Self::Incomplete { .. } => true,
             Self::Storage(e) => e.is_invalid_input(),
             Self::Split { invalid_input, .. } => *invalid_input,
-            Self::Hls(_) | Self::Output { .. } | Self::Owner(_) => false,
+            Self::Hls(_) | Self::Output { .. } | Self::Owner(_) | Self::MessageLost { .. } => false,
         };
         if invalid {
             ErrorKind::InvalidInput

@@ -39,13 +39,24 @@ pub async fn run_owned_job(
     events: &(dyn Fn(JobEvent) + Send + Sync),
     cancel: &CancellationToken,
 ) -> JobOutcome {
+    let message_id = message.as_ref().map(|m| m.message_id.clone());
     let lease = message.map(|m| MessageLease::start(sqs.clone(), m, visibility_extension));
+    let lost = async {
+        match &lease {
+            Some(lease) => lease.lost().await,
+            None => std::future::pending().await,
+        }
+    };
     // Dropping the job future on cancellation kills its ffmpeg (kill_on_drop).
     let outcome = tokio::select! {
         result = run_cloud_job(store, job, events) => match result {
             Ok(done) => JobOutcome::Done(Box::new(done)),
             Err(error) => JobOutcome::Failed(error),
         },
+        // Stops at once and writes nothing more: the next delivery's job owns the upload.
+        () = lost => JobOutcome::Failed(JobError::MessageLost {
+            message_id: message_id.unwrap_or_default(),
+        }),
         () = cancel.cancelled() => {
             let sink = store.sink(job.output.clone());
             let stopping = async {
@@ -58,7 +69,8 @@ pub async fn run_owned_job(
             JobOutcome::Cancelled
         }
     };
-    if let Some(lease) = lease {
+    let lost_message = matches!(&outcome, JobOutcome::Failed(JobError::MessageLost { .. }));
+    if let Some(lease) = lease.filter(|_| !lost_message) {
         let how = match &outcome {
             JobOutcome::Done(_) => Settlement::Delete,
             JobOutcome::Failed(e) if e.kind() == ErrorKind::InvalidInput => Settlement::Delete,

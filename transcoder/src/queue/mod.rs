@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// The message a job came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,18 +46,33 @@ pub struct MessageLease {
     sqs: aws_sdk_sqs::Client,
     message: QueueMessageRef,
     heartbeat: JoinHandle<()>,
+    lost: CancellationToken,
 }
 
 impl MessageLease {
     /// Starts the heartbeat: every third of `extension`, the message's visibility is set to
     /// `extension` from now, so two heartbeats can fail before another consumer sees it.
     pub fn start(sqs: aws_sdk_sqs::Client, message: QueueMessageRef, extension: Duration) -> Self {
-        let heartbeat = tokio::spawn(heartbeat(sqs.clone(), message.clone(), extension));
+        let lost = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat(
+            sqs.clone(),
+            message.clone(),
+            extension,
+            lost.clone(),
+        ));
         Self {
             sqs,
             message,
             heartbeat,
+            lost,
         }
+    }
+
+    /// Resolves when the message is no longer this job's: deleted by a twin, or visible
+    /// again because the heartbeat could not reach SQS in time. The job must then stop: the
+    /// message (and so the upload) belongs to whoever receives it next.
+    pub async fn lost(&self) {
+        self.lost.cancelled().await
     }
 
     /// Stops the heartbeat and deletes the message or hands it back.
@@ -96,6 +112,13 @@ impl MessageLease {
     }
 }
 
+/// SQS answers a receipt handle from an earlier delivery with InvalidParameterValue.
+fn receipt_expired(e: &impl ProvideErrorMetadata) -> bool {
+    e.code() == Some("InvalidParameterValue")
+        && e.message()
+            .is_some_and(|m| m.contains("receipt handle has expired"))
+}
+
 impl Drop for MessageLease {
     fn drop(&mut self) {
         // A lease dropped without settling (a crash path) stops extending; the message then
@@ -104,9 +127,23 @@ impl Drop for MessageLease {
     }
 }
 
-async fn heartbeat(sqs: aws_sdk_sqs::Client, message: QueueMessageRef, extension: Duration) {
+/// SQS error codes that mean this receipt no longer holds the message.
+const GONE: [&str; 4] = [
+    "ReceiptHandleIsInvalid",
+    "AWS.SimpleQueueService.MessageNotInflight",
+    "MessageNotInflight",
+    "AWS.SimpleQueueService.NonExistentQueue",
+];
+
+async fn heartbeat(
+    sqs: aws_sdk_sqs::Client,
+    message: QueueMessageRef,
+    extension: Duration,
+    lost: CancellationToken,
+) {
     let period = extension / 3;
     let seconds = i32::try_from(extension.as_secs().max(1)).unwrap_or(i32::MAX);
+    let mut held_until = tokio::time::Instant::now() + extension;
     loop {
         let result = sqs
             .change_message_visibility()
@@ -115,16 +152,35 @@ async fn heartbeat(sqs: aws_sdk_sqs::Client, message: QueueMessageRef, extension
             .visibility_timeout(seconds)
             .send()
             .await;
+        let sent_at = tokio::time::Instant::now();
         match result {
             Ok(_) => {
+                held_until = sent_at + extension;
                 tracing::debug!(message_id = %message.message_id, seconds, "visibility extended")
             }
-            // Keep trying: a passing network fault must not cost the job its message.
-            Err(e) => tracing::warn!(
-                message_id = %message.message_id,
-                error = %DisplayErrorContext(&e),
-                "could not extend the message's visibility"
-            ),
+            Err(e) if e.code().is_some_and(|c| GONE.contains(&c)) || receipt_expired(&e) => {
+                tracing::error!(
+                    message_id = %message.message_id, error = %DisplayErrorContext(&e),
+                    "the message is no longer this job's: stopping"
+                );
+                lost.cancel();
+                return;
+            }
+            // Keep trying: a passing network fault must not cost the job its message, until
+            // the visibility last set has run out and another consumer may hold it.
+            Err(e) => {
+                tracing::warn!(
+                    message_id = %message.message_id,
+                    error = %DisplayErrorContext(&e),
+                    "could not extend the message's visibility"
+                );
+                if sent_at >= held_until {
+                    tracing::error!(message_id = %message.message_id,
+                        "the message's visibility ran out before it could be extended: stopping");
+                    lost.cancel();
+                    return;
+                }
+            }
         }
         tokio::time::sleep(period).await;
     }
