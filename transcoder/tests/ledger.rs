@@ -64,6 +64,23 @@ async fn assert_published(s3: &aws_sdk_s3::Client) -> String {
         .to_string()
 }
 
+/// Starts `transcoder run` with `env`, as ECS starts a task, and returns once it encodes.
+async fn run_until_encoding(env: &[(&str, String)]) -> std::process::Child {
+    let task = Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        .arg("run")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while children_named(task.id(), "ffmpeg").is_empty() {
+        assert!(Instant::now() < deadline, "the encode never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task
+}
+
 fn submit(env: &[(&str, String)], endpoint: &str) -> std::process::Output {
     transcoder(
         env,
@@ -240,18 +257,7 @@ async fn delete_source_keeps_a_reupload_that_landed_during_the_job() {
     let mut run_env = env.clone();
     run_env.push(("JOB_SOURCE", "s3://raw/clip.mp4".into()));
     run_env.push(("DELETE_SOURCE", "true".into()));
-    let mut task = Command::new(env!("CARGO_BIN_EXE_transcoder"))
-        .arg("run")
-        .envs(run_env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while children_named(task.id(), "ffmpeg").is_empty() {
-        assert!(Instant::now() < deadline, "the encode never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut task = run_until_encoding(&run_env).await;
     // The user uploads new bytes while the first job encodes the old ones.
     upload_clip(&s3, "clip.mp4", "testsrc=s=640x360:r=25", 2.0).await;
     let reuploaded = s3
@@ -298,18 +304,7 @@ async fn a_job_whose_message_is_taken_from_it_stops_at_once_and_writes_nothing_m
         ("TRANSCODER_VISIBILITY_EXTENSION_SECONDS", "3".to_string()),
         ("TRANSCODER_PRESET", "medium".to_string()),
     ]);
-    let mut task = Command::new(env!("CARGO_BIN_EXE_transcoder"))
-        .arg("run")
-        .envs(run_env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while children_named(task.id(), "ffmpeg").is_empty() {
-        assert!(Instant::now() < deadline, "the encode never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut task = run_until_encoding(&run_env).await;
     // A twin finished the upload and deleted the message.
     sqs.delete_message()
         .queue_url(&queue_url)

@@ -388,27 +388,7 @@ impl OutputSink for S3Sink {
     }
 
     async fn get_bytes(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let key = self.prefix.key(name);
-        let result = self
-            .client
-            .get_object()
-            .bucket(&self.prefix.bucket)
-            .key(&key)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let bytes = output.body.collect().await.map_err(|e| StorageError::S3 {
-                    operation: "GetObject",
-                    bucket: self.prefix.bucket.clone(),
-                    key: key.clone(),
-                    message: e.to_string(),
-                })?;
-                Ok(Some(bytes.to_vec()))
-            }
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
-            Err(err) => Err(s3_error("GetObject", &self.prefix.bucket, &key, err)),
-        }
+        Ok(self.get_with_etag(name).await?.map(|(bytes, _)| bytes))
     }
 
     async fn delete(&self, name: &str) -> Result<(), StorageError> {
