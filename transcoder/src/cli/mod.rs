@@ -94,6 +94,9 @@ pub struct CloudArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub publish: PublishArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub queue: QueueArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -149,6 +152,11 @@ pub struct OutputArgs {
     /// Key prefix under the output bucket (the source key without its extension follows).
     #[arg(long, env = "OUTPUT_PREFIX", default_value = "")]
     pub output_prefix: String,
+}
+
+/// How jobs on S3 publish: versions and the hold on their prefix (`serve` and `run`).
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
     /// How long a version replaced by a newer upload of the same video is kept, so that
     /// players that loaded it finish (deleted by the next job on that prefix after this).
     #[arg(long, env = "TRANSCODER_KEEP_REPLACED_SECONDS",
@@ -162,7 +170,7 @@ pub struct OutputArgs {
     pub prefix_lease_seconds: u64,
 }
 
-impl OutputArgs {
+impl PublishArgs {
     /// How long replaced versions are kept.
     pub fn keep_replaced(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.keep_replaced_seconds)

@@ -85,8 +85,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
         work_root: args.cloud.work_dir.clone(),
         split: args.cloud.split.settings(),
         version: crate::storage::new_version_name(),
-        keep_replaced: args.cloud.output.keep_replaced(),
-        lease: args.cloud.output.lease(),
+        keep_replaced: args.cloud.publish.keep_replaced(),
+        lease: args.cloud.publish.lease(),
     };
     let message = match (&args.queue_url, &args.receipt_handle) {
         (Some(queue_url), Some(receipt_handle)) => Some(QueueMessageRef {

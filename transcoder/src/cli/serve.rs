@@ -83,8 +83,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         visibility_extension: Duration::from_secs(args.cloud.queue.visibility_extension_seconds),
         work_root: args.cloud.work_dir.clone(),
         split: args.cloud.split.settings(),
-        keep_replaced: args.cloud.output.keep_replaced(),
-        lease: args.cloud.output.lease(),
+        keep_replaced: args.cloud.publish.keep_replaced(),
+        lease: args.cloud.publish.lease(),
     };
     let options = ServerOptions {
         auth_token: args.auth_token.clone(),
