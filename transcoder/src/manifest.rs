@@ -8,14 +8,21 @@ use time::OffsetDateTime;
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Started, not finished.
     Processing,
     /// Every rendition and the master playlist are published.
     Done,
-    /// Ended without output; `error` says why.
+    /// Ended without output; `error` says why. For good when `invalid_input`; an `internal`
+    /// failure is recorded so only when no queue message will bring the job back.
     Failed,
+    /// Failed for a reason worth retrying (`error` says which); its queue message went back,
+    /// and another delivery will try again.
+    Retrying,
+    /// Failed for a reason worth retrying on the queue message's last delivery: the queue
+    /// moves it to the dead-letter queue, where it waits for a person.
+    DeadLettered,
     /// Stopped before it finished (a stop, a drain that ran out, a caller that went away): its
     /// message went back to the queue, and the next attempt writes `processing` again.
     Cancelled,
@@ -115,6 +122,9 @@ pub struct Manifest {
     /// which stays playable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_version: Option<String>,
+    /// Which delivery of its queue message this job is (1 for the first), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     /// Earlier versions, kept for a grace period after they were replaced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replaced_versions: Vec<ReplacedVersion>,
@@ -147,6 +157,7 @@ impl Manifest {
             playable_at: None,
             version: None,
             published_version: None,
+            attempts: None,
             replaced_versions: Vec::new(),
             created_at: now.clone(),
             updated_at: now,
@@ -183,8 +194,14 @@ impl Manifest {
     }
 
     /// Marks the record `failed`, with nothing published.
-    pub fn failed(mut self, kind: ErrorKind, message: String) -> Self {
-        self.status = Status::Failed;
+    pub fn failed(self, kind: ErrorKind, message: String) -> Self {
+        self.ended_with(Status::Failed, kind, message)
+    }
+
+    /// Marks the record with a failed ending (`failed`, `retrying`, `dead_lettered`), with
+    /// nothing of this job published.
+    pub fn ended_with(mut self, status: Status, kind: ErrorKind, message: String) -> Self {
+        self.status = status;
         self.renditions.clear();
         self.master_playlist = None;
         self.poster = None;

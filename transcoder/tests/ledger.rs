@@ -333,3 +333,62 @@ async fn a_job_whose_message_is_taken_from_it_stops_at_once_and_writes_nothing_m
         "no failed record over the twin's: {record}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retryable_failure_is_recorded_retrying_and_on_the_last_delivery_dead_lettered() {
+    let (moto, s3, env) = setup().await;
+    let sqs = moto.sqs().await;
+    let queue_url = create_queue(&sqs, "uploads").await;
+    upload_clip(&s3, "clip.mp4", "testsrc2=s=640x360:r=30", 30.0).await;
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body("an upload")
+        .send()
+        .await
+        .unwrap();
+    for (delivery, want) in [(1, "retrying"), (2, "dead_lettered")] {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .visibility_timeout(60)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .unwrap();
+        let message = received
+            .messages()
+            .first()
+            .unwrap_or_else(|| panic!("delivery {delivery}: nothing to receive"));
+        let mut run_env = env.clone();
+        run_env.extend([
+            ("JOB_SOURCE", "s3://raw/clip.mp4".to_string()),
+            ("JOB_QUEUE_URL", queue_url.clone()),
+            (
+                "JOB_RECEIPT_HANDLE",
+                message.receipt_handle().unwrap().to_string(),
+            ),
+            ("JOB_RECEIVE_COUNT", delivery.to_string()),
+            ("QUEUE_MAX_RECEIVE_COUNT", "2".to_string()),
+            ("TRANSCODER_PRESET", "medium".to_string()),
+        ]);
+        let task = run_until_encoding(&run_env).await;
+        // The OOM killer takes the encoder: the machine's fault, not the file's.
+        for pid in children_named(task.id(), "ffmpeg") {
+            Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
+        }
+        let output = task.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        let record = record(&s3).await;
+        assert_eq!(record["status"], want, "{record}");
+        assert_eq!(record["attempts"], delivery, "{record}");
+        assert_eq!(record["error"]["kind"], "internal");
+        assert_eq!(
+            queue_counts(&sqs, &queue_url).await,
+            (1, 0),
+            "handed back at once"
+        );
+    }
+}

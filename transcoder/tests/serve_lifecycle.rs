@@ -90,6 +90,7 @@ async fn sigterm_drains_then_hands_the_unfinished_job_s_message_back() {
             queue_url: queue_url.clone(),
             receipt_handle: message.receipt_handle().unwrap().into(),
             message_id: message.message_id().unwrap().into(),
+            receive_count: 1,
         }),
         ..Default::default()
     };

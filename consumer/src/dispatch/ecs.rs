@@ -259,6 +259,7 @@ pub fn job_environment(job: &Job, status: &StatusConfig) -> Vec<(&'static str, S
         ("JOB_QUEUE_URL", job.message.queue_url.clone()),
         ("JOB_RECEIPT_HANDLE", job.message.receipt_handle.clone()),
         ("JOB_MESSAGE_ID", job.message.message_id.clone()),
+        ("JOB_RECEIVE_COUNT", job.message.receive_count.to_string()),
         ("JOB_ID", job.job_id.clone()),
     ];
     if let Some(output) = &job.output {
@@ -306,6 +307,7 @@ mod tests {
                 // Real receipt handles run to about 1 KiB.
                 receipt_handle: "AQEB".repeat(256),
                 message_id: "m-1".into(),
+                receive_count: 2,
             },
         }
     }
@@ -325,6 +327,7 @@ mod tests {
                 "JOB_QUEUE_URL",
                 "JOB_RECEIPT_HANDLE",
                 "JOB_MESSAGE_ID",
+                "JOB_RECEIVE_COUNT",
                 "JOB_ID",
                 "JOB_OUTPUT",
                 "NOTIFY_QUEUE_URL",
@@ -332,7 +335,8 @@ mod tests {
             ]
         );
         assert_eq!(env[0].1, "s3://raw/up/a b.mp4");
-        assert_eq!(env[5].1, "s3://out/hls/a b/");
+        assert_eq!(env[4].1, "2");
+        assert_eq!(env[6].1, "s3://out/hls/a b/");
         let quiet = job_environment(&job("k"), &StatusConfig::default());
         assert_eq!(quiet.len(), 6);
     }

@@ -331,6 +331,7 @@ impl WarmPool {
                 queue_url: job.message.queue_url.clone(),
                 receipt_handle: job.message.receipt_handle.clone(),
                 message_id: job.message.message_id.clone(),
+                receive_count: job.message.receive_count,
             }),
             job_id: job.job_id.clone(),
         };

@@ -90,6 +90,7 @@ impl Inbox {
                     queue_url: self.queue_url.clone(),
                     receipt_handle,
                     message_id,
+                    receive_count,
                 },
                 body: m.body.unwrap_or_default(),
                 receive_count,

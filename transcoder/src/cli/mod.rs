@@ -218,6 +218,12 @@ pub struct QueueArgs {
     #[arg(long, env = "TRANSCODER_VISIBILITY_EXTENSION_SECONDS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(3..=43200))]
     pub visibility_extension_seconds: u64,
+    /// The queue's redrive `maxReceiveCount`: a retryable failure on that delivery is recorded
+    /// `dead_lettered` (the queue moves the message to its dead-letter queue next), an earlier
+    /// one `retrying`. Unset: every retryable failure is recorded `retrying`.
+    #[arg(long, env = "QUEUE_MAX_RECEIVE_COUNT",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_receive_count: Option<u32>,
 }
 
 /// How to encode; shared by every subcommand that encodes.

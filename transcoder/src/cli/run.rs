@@ -41,6 +41,9 @@ pub struct RunArgs {
     /// The message id, for logs.
     #[arg(long, env = "JOB_MESSAGE_ID", default_value = "")]
     pub message_id: String,
+    /// How many times SQS has delivered the message, this delivery included (0: unknown).
+    #[arg(long, env = "JOB_RECEIVE_COUNT", default_value_t = 0)]
+    pub receive_count: u32,
     /// Job id (default: a new UUID).
     #[arg(long, env = "JOB_ID")]
     pub job_id: Option<String>,
@@ -87,12 +90,17 @@ pub async fn run(args: RunArgs) -> ExitCode {
         version: crate::storage::new_version_name(),
         keep_replaced: args.cloud.publish.keep_replaced(),
         lease: args.cloud.publish.lease(),
+        delivery: args.receipt_handle.as_ref().map(|_| crate::job::Delivery {
+            receive_count: args.receive_count,
+            max_receive_count: args.cloud.queue.max_receive_count,
+        }),
     };
     let message = match (&args.queue_url, &args.receipt_handle) {
         (Some(queue_url), Some(receipt_handle)) => Some(QueueMessageRef {
             queue_url: queue_url.clone(),
             receipt_handle: receipt_handle.clone(),
             message_id: args.message_id.clone(),
+            receive_count: args.receive_count,
         }),
         _ => None,
     };

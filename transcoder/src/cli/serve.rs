@@ -81,6 +81,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         output_bucket: args.cloud.output.output_bucket.clone(),
         output_prefix: args.cloud.output.output_prefix.clone(),
         visibility_extension: Duration::from_secs(args.cloud.queue.visibility_extension_seconds),
+        max_receive_count: args.cloud.queue.max_receive_count,
         work_root: args.cloud.work_dir.clone(),
         split: args.cloud.split.settings(),
         keep_replaced: args.cloud.publish.keep_replaced(),

@@ -13,7 +13,7 @@ use super::transcode::{encode_prepared, prepare, Transcoded};
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::POSTER;
-use crate::manifest::{Manifest, SourceRecord, Status};
+use crate::manifest::{ErrorKind, Manifest, SourceRecord, Status};
 use crate::publish::{
     publish_master, publish_renditions, retire_replaced, version_of, Destination, LivePublisher,
     MANIFEST, MASTER_PLAYLIST,
@@ -46,6 +46,31 @@ pub struct CloudJob {
     pub keep_replaced: Duration,
     /// How the output prefix is held against other jobs.
     pub lease: LeaseSettings,
+    /// Which delivery of its queue message this is, when the job owns one.
+    pub delivery: Option<Delivery>,
+}
+
+/// Which delivery of its queue message a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// SQS's receive count, this delivery included; 0 when unknown.
+    pub receive_count: u32,
+    /// The queue's redrive `maxReceiveCount`, when configured.
+    pub max_receive_count: Option<u32>,
+}
+
+impl Delivery {
+    /// How a failure of this delivery is recorded: `failed` when the file is at fault (the
+    /// message is deleted); otherwise `retrying`, or `dead_lettered` on the last delivery.
+    pub fn failure_status(delivery: Option<Self>, kind: ErrorKind) -> Status {
+        match (kind, delivery) {
+            (ErrorKind::InvalidInput, _) | (_, None) => Status::Failed,
+            (ErrorKind::Internal, Some(d)) => match d.max_receive_count {
+                Some(max) if d.receive_count >= max => Status::DeadLettered,
+                _ => Status::Retrying,
+            },
+        }
+    }
 }
 
 /// How long a replaced version stays by default: a day covers any viewing session that
@@ -87,7 +112,9 @@ async fn run_owning_prefix(
         lost = lease.hold() => return Err(lost.into()),
     };
     if let (Err(error), Some(manifest)) = (&result, record) {
-        let failed = manifest.failed(error.kind(), error.to_string().replace('\n', " | "));
+        let status = Delivery::failure_status(job.delivery, error.kind());
+        let failed =
+            manifest.ended_with(status, error.kind(), error.to_string().replace('\n', " | "));
         if let Err(write_error) = sink
             .put_bytes(MANIFEST, failed.to_json(), ObjectKind::Json)
             .await
@@ -144,6 +171,7 @@ async fn run(
         live_master.is_none(),
     );
     let mut manifest = Manifest::processing(job.job_id.clone(), source);
+    manifest.attempts = job.delivery.map(|d| d.receive_count).filter(|&n| n > 0);
     manifest.version = Some(job.version.clone());
     manifest.published_version = live_master.as_deref().and_then(version_of);
     manifest.replaced_versions = previous_replaced;
@@ -315,6 +343,36 @@ async fn published_manifest(sink: &impl OutputSink) -> Option<Manifest> {
             // Not fatal: without it we redo the work, which is correct, only slower.
             tracing::warn!(error = %e, "could not read the existing manifest");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_recorded_by_fault_and_delivery() {
+        let on = |receive_count, max_receive_count| {
+            Some(Delivery {
+                receive_count,
+                max_receive_count,
+            })
+        };
+        let cases = [
+            (ErrorKind::InvalidInput, on(5, Some(5)), Status::Failed),
+            (ErrorKind::Internal, None, Status::Failed),
+            (ErrorKind::Internal, on(1, Some(5)), Status::Retrying),
+            (ErrorKind::Internal, on(4, None), Status::Retrying),
+            (ErrorKind::Internal, on(0, Some(5)), Status::Retrying),
+            (ErrorKind::Internal, on(5, Some(5)), Status::DeadLettered),
+        ];
+        for (kind, delivery, want) in cases {
+            assert_eq!(
+                Delivery::failure_status(delivery, kind),
+                want,
+                "{kind:?} {delivery:?}"
+            );
         }
     }
 }

@@ -10,7 +10,7 @@ mod queued;
 mod transcode;
 
 pub use crate::publish::{MANIFEST, MASTER_PLAYLIST};
-pub use cloud::{run_cloud_job, CloudDone, CloudJob, KEEP_REPLACED};
+pub use cloud::{run_cloud_job, CloudDone, CloudJob, Delivery, KEEP_REPLACED};
 pub use error::JobError;
 pub use events::{JobEvent, Stage};
 pub use local::{run_local, LocalJob};

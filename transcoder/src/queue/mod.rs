@@ -20,6 +20,8 @@ pub struct QueueMessageRef {
     pub receipt_handle: String,
     /// The message id, for logs.
     pub message_id: String,
+    /// How many times SQS has delivered it, this delivery included; 0 when unknown.
+    pub receive_count: u32,
 }
 
 /// An SQS call that failed.

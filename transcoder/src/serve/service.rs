@@ -42,6 +42,8 @@ pub struct ServiceConfig {
     pub output_prefix: String,
     /// How long each heartbeat keeps an owned message invisible.
     pub visibility_extension: Duration,
+    /// The queue's redrive `maxReceiveCount`, when known.
+    pub max_receive_count: Option<u32>,
     /// Where work folders are made.
     pub work_root: Option<PathBuf>,
     /// When to split long jobs across peers.
@@ -166,11 +168,16 @@ impl TranscoderService {
             version: crate::storage::new_version_name(),
             keep_replaced: self.config.keep_replaced,
             lease: self.config.lease,
+            delivery: message.as_ref().map(|m| crate::job::Delivery {
+                receive_count: m.receive_count,
+                max_receive_count: self.config.max_receive_count,
+            }),
         };
         let message = message.map(|m| QueueMessageRef {
             queue_url: m.queue_url,
             receipt_handle: m.receipt_handle,
             message_id: m.message_id,
+            receive_count: m.receive_count,
         });
         Ok((job, message))
     }
