@@ -13,11 +13,15 @@ use crate::dispatch::{Dispatcher, Handover, Job};
 use crate::event::{decode_message, single_upload_notification, Decoded, Filters, Upload};
 use crate::in_flight::{Claim, InFlight};
 use crate::queue::{Backoff, Inbox, Received, SqsError, MAX_BATCH};
+use transcoder::queue::Settlement;
 
-/// A job every runner refused comes back after this, when a slot has likely freed.
-pub const BUSY_RETRY: Duration = Duration::from_secs(10);
 /// While no slot is free, the loop looks again at least this often.
 const NO_CAPACITY_RECHECK: Duration = Duration::from_secs(5);
+/// The longest a refused job waits in the consumer for a runner before its message goes back
+/// to the queue (and that delivery counts toward the redrive limit).
+pub const PARK_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// The visibility a waiting job's message is kept at, renewed every third of it.
+const PARK_VISIBILITY: Duration = Duration::from_secs(60);
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +45,8 @@ pub enum Fate {
     HandedOver,
     /// It carried several uploads: each went back to the queue as its own message.
     Split(usize),
-    /// Every runner was busy: it comes back after [`BUSY_RETRY`].
-    Delayed,
-    /// Dispatch failed: handed back at once.
+    /// Refused or failed to dispatch for [`PARK_LIMIT`], or shutdown came while it waited:
+    /// handed back.
     HandedBack,
     /// Not an S3 event: left alone, so the redrive policy moves it to the dead-letter queue.
     LeftForRedrive,
@@ -135,12 +138,12 @@ impl<D: Dispatcher> Worker<D> {
             return Ok(Outcome::Empty);
         }
         let count = received.len();
-        futures::future::join_all(received.into_iter().map(|m| self.handle(m))).await;
+        futures::future::join_all(received.into_iter().map(|m| self.handle(m, shutdown))).await;
         Ok(Outcome::Handled(count))
     }
 
     /// Decides one message's fate.
-    pub async fn handle(&self, received: Received) -> Fate {
+    pub async fn handle(&self, received: Received, shutdown: &CancellationToken) -> Fate {
         let span = tracing::info_span!("message", message_id = %received.message.message_id,
             receive_count = received.receive_count);
         async {
@@ -157,14 +160,19 @@ impl<D: Dispatcher> Worker<D> {
                     tracing::info!(%reason, "not an upload; deleting it");
                     self.delete(&received).await
                 }
-                Ok(Decoded::Uploads(uploads)) => self.uploads(&received, uploads).await,
+                Ok(Decoded::Uploads(uploads)) => self.uploads(&received, uploads, shutdown).await,
             }
         }
         .instrument(span)
         .await
     }
 
-    async fn uploads(&self, received: &Received, uploads: Vec<Upload>) -> Fate {
+    async fn uploads(
+        &self,
+        received: &Received,
+        uploads: Vec<Upload>,
+        shutdown: &CancellationToken,
+    ) -> Fate {
         let mut kept: Vec<Upload> = uploads
             .into_iter()
             .filter(|u| match self.filters.check(u) {
@@ -177,7 +185,7 @@ impl<D: Dispatcher> Worker<D> {
             .collect();
         match kept.len() {
             0 => self.delete(received).await,
-            1 => self.dispatch(received, kept.remove(0)).await,
+            1 => self.dispatch(received, kept.remove(0), shutdown).await,
             n => self.split(received, &kept, n).await,
         }
     }
@@ -200,7 +208,12 @@ impl<D: Dispatcher> Worker<D> {
         }
     }
 
-    async fn dispatch(&self, received: &Received, upload: Upload) -> Fate {
+    async fn dispatch(
+        &self,
+        received: &Received,
+        upload: Upload,
+        shutdown: &CancellationToken,
+    ) -> Fate {
         let message_id = &received.message.message_id;
         let claim = self.in_flight.claim(
             &upload.bucket,
@@ -213,44 +226,89 @@ impl<D: Dispatcher> Worker<D> {
                 "a job for these very bytes is running; deleting this duplicate notification");
             return self.delete(received).await;
         }
-        let job = Job {
+        let output = self
+            .output
+            .as_ref()
+            .map(|o| default_output(&upload.key, &o.bucket, &o.prefix));
+        let source = S3Object {
+            bucket: upload.bucket,
+            key: upload.key,
+        };
+        // A new job id for each try: ECS takes it as RunTask's idempotency token, and would
+        // answer a retry with the first try's failure.
+        let job = || Job {
             job_id: uuid::Uuid::new_v4().to_string(),
-            output: self
-                .output
-                .as_ref()
-                .map(|o| default_output(&upload.key, &o.bucket, &o.prefix)),
-            source: S3Object {
-                bucket: upload.bucket,
-                key: upload.key,
-            },
+            output: output.clone(),
+            source: source.clone(),
             message: received.message.clone(),
         };
+        let fate = match self.try_dispatch(job()).await {
+            Some(fate) => fate,
+            None => self.wait_for_a_runner(received, job, shutdown).await,
+        };
+        if fate != Fate::HandedOver {
+            self.in_flight.release(message_id);
+        }
+        fate
+    }
+
+    /// One try: `Some(HandedOver)` when someone took the job, `None` when nobody could.
+    async fn try_dispatch(&self, job: Job) -> Option<Fate> {
         let (job_id, source) = (job.job_id.clone(), job.source.to_string());
         match self.dispatcher.dispatch(job).await {
             Ok(Handover::Taken { by }) => {
                 tracing::info!(%job_id, %source, %by, "job handed over");
-                Fate::HandedOver
+                Some(Fate::HandedOver)
             }
             Ok(Handover::Busy) => {
-                self.in_flight.release(message_id);
-                tracing::info!(%job_id, %source, retry_s = BUSY_RETRY.as_secs(),
-                    "every transcoder is busy; the message comes back later");
-                if let Err(error) = self
-                    .inbox
-                    .set_visibility(&received.message, BUSY_RETRY)
-                    .await
-                {
-                    tracing::warn!(%error, "could not delay the message; it returns when its visibility times out");
-                }
-                Fate::Delayed
+                tracing::info!(%job_id, %source, "every transcoder is busy; the job waits here for one");
+                None
             }
             Err(error) => {
-                self.in_flight.release(message_id);
+                // It waits here to try again (`wait_for_a_runner`).
                 tracing::warn!(%job_id, %source, %error, "could not hand the job over");
-                self.inbox.hand_back(&received.message).await;
-                Fate::HandedBack
+                None
             }
         }
+    }
+
+    /// A job nobody could take waits here, its message kept invisible, until a runner takes it:
+    /// handing the message back would count a delivery toward the redrive limit for a refusal,
+    /// and a pool busy for a minute would send good uploads to the dead-letter queue. After
+    /// [`PARK_LIMIT`], or at shutdown, the message goes back to the queue.
+    async fn wait_for_a_runner(
+        &self,
+        received: &Received,
+        job: impl Fn() -> Job,
+        shutdown: &CancellationToken,
+    ) -> Fate {
+        let held = self.inbox.hold(&received.message, PARK_VISIBILITY);
+        let started = tokio::time::Instant::now();
+        let mut pause = Backoff::new(Duration::from_secs(2), Duration::from_secs(30));
+        while started.elapsed() < PARK_LIMIT {
+            tokio::select! {
+                () = async {
+                    tokio::time::sleep(pause.next_delay()).await;
+                    while self.dispatcher.free_slots() == 0 {
+                        self.dispatcher.slots_changed(NO_CAPACITY_RECHECK).await;
+                    }
+                } => {}
+                () = shutdown.cancelled() => break,
+            }
+            if let Some(fate) = self.try_dispatch(job()).await {
+                // The runner owns the message now: stop extending it, without settling.
+                drop(held);
+                return fate;
+            }
+        }
+        tracing::warn!(
+            waited_s = started.elapsed().as_secs(),
+            "no runner took the job; handing its message back"
+        );
+        if let Err(error) = held.settle(Settlement::HandBack).await {
+            tracing::warn!(%error, "could not hand the message back; it returns when its visibility runs out");
+        }
+        Fate::HandedBack
     }
 
     async fn delete(&self, received: &Received) -> Fate {

@@ -289,3 +289,50 @@ async fn a_transcoder_killed_after_going_public_leaves_nothing_half_done() {
     assert_eq!(handed[1]["fields"]["by"], servers[0].endpoint);
     stack.assert_drained().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_job_waits_in_the_consumer_without_burning_a_delivery() {
+    // Two receives and a message goes to the dead-letter queue: refusals must not count.
+    let stack = Stack::start(30, 2).await;
+    let warm = Server::start(&stack.env, &["--max-jobs", "1"]);
+    // Someone submits straight to the only transcoder: the consumer cannot know it is busy.
+    let _long = stack.upload_clip("direct/long.mp4", 20.0).await;
+    let submit = std::process::Command::new(transcoder_binary())
+        .args([
+            "submit",
+            "--endpoint",
+            &warm.endpoint,
+            "s3://raw/direct/long.mp4",
+        ])
+        .envs(stack.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the direct job to encode", JOB_TIMEOUT, || async {
+        !warm.ffmpeg_children().is_empty()
+    })
+    .await;
+    stack.drain_queue(&stack.queue_url).await;
+
+    let consumer =
+        Consumer::start(&stack.consumer_env(&[("TRANSCODER_ENDPOINTS", warm.endpoint.clone())]));
+    let _clip = stack.upload_clip("queued.mp4", 2.0).await;
+    eventually("the refusal", JOB_TIMEOUT, || async {
+        !consumer
+            .logged("every transcoder is busy; the job waits here for one")
+            .is_empty()
+    })
+    .await;
+    // While it waits, the message stays in flight: no other consumer gets it, no receive
+    // counts against it.
+    assert_eq!(stack.counts(&stack.queue_url).await, (0, 1));
+    let done = stack
+        .wait_for_status("hls/queued/", "done", JOB_TIMEOUT)
+        .await;
+    assert_eq!(done["attempts"], 1, "one delivery: {done}");
+    let direct = submit.wait_with_output().unwrap();
+    assert!(direct.status.success(), "{}", describe(&direct));
+    assert!(consumer.logged("job handed over").len() == 1);
+    stack.assert_drained().await;
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 pub use backoff::Backoff;
-use transcoder::queue::QueueMessageRef;
+use transcoder::queue::{MessageLease, QueueMessageRef};
 
 /// SQS never returns more than this many messages per receive.
 pub const MAX_BATCH: usize = 10;
@@ -50,6 +50,12 @@ impl Inbox {
     /// The queue's URL.
     pub fn url(&self) -> &str {
         &self.queue_url
+    }
+
+    /// Keeps `message` invisible, renewing `visibility` every third of it, until the lease is
+    /// settled (deleted or handed back) or dropped (someone else owns the message now).
+    pub fn hold(&self, message: &QueueMessageRef, visibility: Duration) -> MessageLease {
+        MessageLease::start(self.sqs.clone(), message.clone(), visibility)
     }
 
     fn error(&self, operation: &'static str, e: &dyn std::error::Error) -> SqsError {

@@ -104,11 +104,14 @@ async fn run_owning_prefix(
     events: &(dyn Fn(JobEvent) + Send + Sync),
 ) -> Result<CloudDone, JobError> {
     let sink = store.sink(job.output.clone());
+    // A source that is gone writes nothing at all, not even a lease: its message is dropped.
+    events(JobEvent::Stage(Stage::Download));
+    let head = store.head(&job.source).await?;
     let mut lease = PrefixLease::acquire(&sink, &job.job_id, &job.version, job.lease).await?;
     let mut record = None;
     // Dropping `run` on a lost lease kills its ffmpeg and stops its uploads.
     let result = tokio::select! {
-        result = run(store, &sink, job, events, &mut record) => result,
+        result = run(store, &sink, job, head, events, &mut record) => result,
         lost = lease.hold() => return Err(lost.into()),
     };
     if let (Err(error), Some(manifest)) = (&result, record) {
@@ -130,11 +133,10 @@ async fn run(
     store: &S3Store,
     sink: &S3Sink,
     job: &CloudJob,
+    head: crate::storage::ObjectInfo,
     events: &(dyn Fn(JobEvent) + Send + Sync),
     record: &mut Option<Manifest>,
 ) -> Result<CloudDone, JobError> {
-    events(JobEvent::Stage(Stage::Download));
-    let head = store.head(&job.source).await?;
     let source = SourceRecord {
         bucket: Some(job.source.bucket.clone()),
         key: job.source.key.clone(),

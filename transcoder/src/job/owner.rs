@@ -193,20 +193,12 @@ impl PrefixLease {
         }
     }
 
-    /// Frees the prefix for the next job: the lease is rewritten as expired, only if it is
-    /// still ours (a delete could remove a successor's). Best effort: it expires anyway.
+    /// Frees the prefix for the next job: the lease is deleted only if it is still ours
+    /// (`If-Match`), never a successor's. Best effort: it expires anyway.
     pub async fn release(self) {
-        let mut body = self.body.clone();
-        body.expires_at = OffsetDateTime::UNIX_EPOCH
-            .format(&Rfc3339)
-            .expect("a time is always formattable");
-        match self
-            .sink
-            .put_if(LEASE, body.bytes(), Condition::Unchanged(&self.etag))
-            .await
-        {
-            Ok(Some(_)) => tracing::debug!("released the output prefix"),
-            Ok(None) => tracing::warn!("the output prefix's lease was no longer ours to release"),
+        match self.sink.delete_if_unchanged(LEASE, &self.etag).await {
+            Ok(true) => tracing::debug!("released the output prefix"),
+            Ok(false) => tracing::warn!("the output prefix's lease was no longer ours to release"),
             Err(error) => tracing::warn!(%error, "could not release the output prefix's lease"),
         }
     }

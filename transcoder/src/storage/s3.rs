@@ -142,26 +142,7 @@ impl S3Store {
         object: &S3Object,
         etag: &str,
     ) -> Result<bool, StorageError> {
-        let result = self
-            .client
-            .delete_object()
-            .bucket(&object.bucket)
-            .key(&object.key)
-            .if_match(etag)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if precondition_failed(&err) => Ok(false),
-            Err(err)
-                if err
-                    .raw_response()
-                    .is_some_and(|r| r.status().as_u16() == 404) =>
-            {
-                Ok(true)
-            }
-            Err(err) => Err(s3_error("DeleteObject", &object.bucket, &object.key, err)),
-        }
+        delete_if_match(&self.client, &object.bucket, &object.key, etag).await
     }
 
     /// A sink publishing under `prefix`.
@@ -185,6 +166,35 @@ where
         err.code(),
         Some("PreconditionFailed" | "ConditionalRequestConflict")
     )
+}
+
+/// Deletes `bucket/key` only while it has `etag`; false when it has other bytes now. Absent
+/// counts as deleted.
+async fn delete_if_match(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+) -> Result<bool, StorageError> {
+    let result = client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .if_match(etag)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if precondition_failed(&err) => Ok(false),
+        Err(err)
+            if err
+                .raw_response()
+                .is_some_and(|r| r.status().as_u16() == 404) =>
+        {
+            Ok(true)
+        }
+        Err(err) => Err(s3_error("DeleteObject", bucket, key, err)),
+    }
 }
 
 /// A write that happens only if the object is as expected: how one owner of a prefix is
@@ -252,6 +262,17 @@ impl S3Sink {
             }
             Err(err) => Err(s3_error("PutObject", &self.prefix.bucket, &key, err)),
         }
+    }
+
+    /// Deletes `name` only while it still has `etag`: false when someone rewrote it.
+    pub async fn delete_if_unchanged(&self, name: &str, etag: &str) -> Result<bool, StorageError> {
+        delete_if_match(
+            &self.client,
+            &self.prefix.bucket,
+            &self.prefix.key(name),
+            etag,
+        )
+        .await
     }
 
     /// Reads `name` with its ETag, or `None` when it does not exist.
