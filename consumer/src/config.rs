@@ -1,13 +1,83 @@
 //! The consumer's one typed configuration: flags that each read an environment variable
-//! (CONTRACT.md), loaded once after `.env` and checked before anything starts.
+//! (CONTRACT.md), loaded once after `.env` and checked before anything starts. [`Cli`] puts the
+//! operator's tools (`consumer dead-letters ...`) beside it on the same command line.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use transcoder::cli::LogFormat;
 
+use crate::dead_letters::DeadLetters;
 use crate::event::Filters;
+
+/// The command line: the service ([`Config`]) when no subcommand is given, else a tool.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // made once, in main: its size does not matter
+pub enum Cli {
+    /// `consumer` alone: the long-polling service.
+    Serve(Config),
+    /// `consumer <TOOL> ...`.
+    Tool(Tool),
+}
+
+/// The operator's tools beside the service. Each reads only the variables it needs.
+#[derive(Debug, Subcommand)]
+pub enum Tool {
+    /// Lists the dead-letter queue of QUEUE_URL, or moves messages from it back to QUEUE_URL.
+    ///
+    /// `list` prints one line per message (its id, when it was first sent, how many times it
+    /// was received, and the upload(s) it names, or the start of a body that is not an S3
+    /// notification) and a count, and leaves every message as it was.
+    ///
+    /// `redrive MESSAGE_ID...` (or `redrive --all`) sends each message's exact body back to
+    /// QUEUE_URL, then deletes it from the dead-letter queue, and prints one line per message
+    /// moved and a count. Run it once the cause is fixed.
+    #[command(after_help = crate::dead_letters::HELP_VARIABLES)]
+    DeadLetters(DeadLetters),
+}
+
+impl CommandFactory for Cli {
+    fn command() -> clap::Command {
+        // The service's flags, with the tools as subcommands. A tool takes none of the
+        // service's flags (args_conflicts_with_subcommands) and needs none of its required
+        // ones (subcommand_negates_reqs): a tool names what it needs itself.
+        let service = Config::command();
+        // `consumer --help` describes the service: the tools' doc must not replace it.
+        let about = service.get_about().cloned().unwrap_or_default();
+        let long_about = service.get_long_about().cloned().unwrap_or_default();
+        Tool::augment_subcommands(service)
+            .about(about)
+            .long_about(long_about)
+            .args_conflicts_with_subcommands(true)
+            .subcommand_negates_reqs(true)
+    }
+
+    fn command_for_update() -> clap::Command {
+        Self::command()
+    }
+}
+
+impl FromArgMatches for Cli {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut matches.clone())
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        if matches.subcommand_name().is_some() {
+            Tool::from_arg_matches_mut(matches).map(Cli::Tool)
+        } else {
+            Config::from_arg_matches_mut(matches).map(Cli::Serve)
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Parser for Cli {}
 
 /// Long-polls an SQS queue of S3 upload notifications and hands each upload to a warm
 /// transcoder over gRPC, or to a one-shot ECS Fargate task.
@@ -235,6 +305,7 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+    use crate::dead_letters::Action;
 
     /// CONTRACT.md: every flag also reads an environment variable.
     #[test]
@@ -300,6 +371,68 @@ mod tests {
         ];
         for (args, want) in cases {
             assert_eq!(parse(args), want.map_err(str::to_string), "{args:?}");
+        }
+    }
+
+    /// A tool needs QUEUE_URL, not the service's settings; the service is parsed as before.
+    #[test]
+    fn a_subcommand_is_a_tool_and_none_is_the_service() {
+        Cli::command().debug_assert();
+        let parse = |args: &[&str]| Cli::try_parse_from([&["consumer"], args].concat());
+        match parse(&["dead-letters", "list", "--queue-url", "q"]).unwrap() {
+            Cli::Tool(Tool::DeadLetters(DeadLetters {
+                action: Action::List(queues),
+            })) => assert_eq!(queues.queue_url, "q"),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["dead-letters", "redrive", "--queue-url", "q", "a", "b"]).unwrap() {
+            Cli::Tool(Tool::DeadLetters(DeadLetters {
+                action: Action::Redrive(redrive),
+            })) => assert_eq!(
+                (redrive.all, redrive.message_ids),
+                (false, vec!["a".into(), "b".into()])
+            ),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["--queue-url", "q", "--endpoints", "http://a:1"]).unwrap() {
+            Cli::Serve(config) => assert_eq!(config.check(), Ok(())),
+            other => panic!("{other:?}"),
+        }
+        let refused: &[&[&str]] = &[
+            // The service still needs its queue.
+            &[],
+            // A tool takes none of the service's flags, and needs its own queue.
+            &[
+                "--endpoints",
+                "http://a:1",
+                "dead-letters",
+                "list",
+                "--queue-url",
+                "q",
+            ],
+            &["dead-letters", "list"],
+            // redrive names what it moves: ids, or --all, not both.
+            &["dead-letters", "redrive", "--queue-url", "q"],
+            &["dead-letters", "redrive", "--queue-url", "q", "--all", "a"],
+        ];
+        for args in refused {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    /// The tools' queues read the same variables as the service.
+    #[test]
+    fn the_tools_read_the_queue_variables() {
+        let command = Cli::command();
+        let tool = command.find_subcommand("dead-letters").unwrap();
+        for action in ["list", "redrive"] {
+            let envs: Vec<_> = tool
+                .find_subcommand(action)
+                .unwrap()
+                .get_arguments()
+                .filter_map(|a| a.get_env())
+                .collect();
+            assert_eq!(envs, ["QUEUE_URL", "DEAD_LETTER_QUEUE_URL"], "{action}");
         }
     }
 

@@ -4,13 +4,14 @@
 //! A folder per concern: [`event`] (what a message body means, pure), [`queue`] (receiving and
 //! the consumer's few actions on a message), [`dispatch`] (the warm pool, ECS, and `auto`),
 //! [`worker`] (the poll loop, one step at a time), [`in_flight`] (no second transcode for a
-//! duplicate notification), [`config`] and [`app`] (assembly). See
-//! `design.md` for the decisions.
+//! duplicate notification), [`config`] and [`app`] (assembly), and beside the service the
+//! operator's [`dead_letters`] tool. See `design.md` for the decisions.
 
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod config;
+pub mod dead_letters;
 pub mod dispatch;
 pub mod event;
 pub mod in_flight;

@@ -1,9 +1,11 @@
-//! `consumer`: parses the configuration and hands over to the library.
+//! `consumer`: parses the command line and hands over to the library: the service, or with a
+//! subcommand an operator's tool.
 
+use std::future::Future;
 use std::process::ExitCode;
 
 use clap::Parser;
-use consumer::config::Config;
+use consumer::config::{Cli, Tool};
 
 fn main() -> ExitCode {
     // A missing .env is normal; a broken one is worth a word but not a refusal to run.
@@ -12,8 +14,8 @@ fn main() -> ExitCode {
             eprintln!("consumer: ignoring .env: {e}");
         }
     }
-    let config = match Config::try_parse() {
-        Ok(config) => config,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
@@ -23,11 +25,20 @@ fn main() -> ExitCode {
             };
         }
     };
-    if let Err(problem) = config.check() {
-        eprintln!("consumer: error: {problem}");
-        return ExitCode::from(1);
+    match cli {
+        Cli::Serve(config) => {
+            if let Err(problem) = config.check() {
+                eprintln!("consumer: error: {problem}");
+                return ExitCode::from(1);
+            }
+            transcoder::telemetry::init(config.log_format, "info");
+            block_on(consumer::app::run(config))
+        }
+        Cli::Tool(Tool::DeadLetters(args)) => block_on(consumer::dead_letters::run(args)),
     }
-    transcoder::telemetry::init(config.log_format, "info");
+}
+
+fn block_on(run: impl Future<Output = ExitCode>) -> ExitCode {
     // As in the transcoder: ring for tonic beside aws-lc for the SDK, so pick one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -37,5 +48,5 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(consumer::app::run(config))
+    runtime.block_on(run)
 }

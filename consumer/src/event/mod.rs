@@ -24,6 +24,7 @@ mod s3;
 mod sns;
 
 pub use encode::single_upload_notification;
+pub(crate) use error::{one_line, quoted};
 pub use error::{DecodeError, Form};
 pub use filter::Filters;
 

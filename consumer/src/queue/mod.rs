@@ -7,7 +7,7 @@ mod backoff;
 use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 pub use backoff::Backoff;
 use transcoder::queue::{MessageLease, QueueMessageRef};
 
@@ -23,6 +23,9 @@ pub struct Received {
     pub body: String,
     /// How many times SQS has delivered it, this time included (1 when unknown).
     pub receive_count: u32,
+    /// When SQS first accepted it, in milliseconds since the Unix epoch: only asked for by
+    /// [`Inbox::receive_held`], `None` otherwise.
+    pub sent_timestamp_ms: Option<i64>,
 }
 
 /// An SQS call that failed.
@@ -68,14 +71,41 @@ impl Inbox {
 
     /// Long-polls for up to `max` messages (at most 10), waiting up to `wait` for the first.
     pub async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, SqsError> {
+        self.receive_with(max, wait, None).await
+    }
+
+    /// As [`Inbox::receive`], but each message is hidden for `hold` rather than the queue's
+    /// visibility timeout, and comes with its `SentTimestamp`: for looking at a queue (the
+    /// dead-letter queue) rather than working from it.
+    pub async fn receive_held(
+        &self,
+        max: usize,
+        wait: Duration,
+        hold: Duration,
+    ) -> Result<Vec<Received>, SqsError> {
+        self.receive_with(max, wait, Some(hold)).await
+    }
+
+    async fn receive_with(
+        &self,
+        max: usize,
+        wait: Duration,
+        hold: Option<Duration>,
+    ) -> Result<Vec<Received>, SqsError> {
         let max = max.clamp(1, MAX_BATCH) as i32;
-        let output = self
+        let mut request = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(max)
             .wait_time_seconds(wait.as_secs().min(20) as i32)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount);
+        if let Some(hold) = hold {
+            request = request
+                .visibility_timeout(hold.as_secs().min(43_200) as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp);
+        }
+        let output = request
             .send()
             .await
             .map_err(|e| self.error("ReceiveMessage", &e))?;
@@ -85,12 +115,12 @@ impl Inbox {
             let (Some(message_id), Some(receipt_handle)) = (m.message_id, m.receipt_handle) else {
                 continue;
             };
-            let receive_count = m
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            let attribute = |name| m.attributes.as_ref().and_then(|a| a.get(&name));
+            let receive_count = attribute(MessageSystemAttributeName::ApproximateReceiveCount)
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
+            let sent_timestamp_ms =
+                attribute(MessageSystemAttributeName::SentTimestamp).and_then(|t| t.parse().ok());
             received.push(Received {
                 message: QueueMessageRef {
                     queue_url: self.queue_url.clone(),
@@ -100,6 +130,7 @@ impl Inbox {
                 },
                 body: m.body.unwrap_or_default(),
                 receive_count,
+                sent_timestamp_ms,
             });
         }
         Ok(received)
@@ -149,15 +180,53 @@ impl Inbox {
         }
     }
 
-    /// Sends a new message to this queue.
-    pub async fn send(&self, body: String) -> Result<(), SqsError> {
-        self.sqs
+    /// Sends a new message to this queue; returns the new message's id.
+    pub async fn send(&self, body: String) -> Result<String, SqsError> {
+        let output = self
+            .sqs
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
             .send()
             .await
             .map_err(|e| self.error("SendMessage", &e))?;
-        Ok(())
+        Ok(output.message_id.unwrap_or_default())
+    }
+
+    /// The queue's `RedrivePolicy` attribute (JSON naming its dead-letter queue), if it has one.
+    pub async fn redrive_policy(&self) -> Result<Option<String>, SqsError> {
+        let output = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| self.error("GetQueueAttributes", &e))?;
+        Ok(output
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::RedrivePolicy))
+            .filter(|policy| !policy.trim().is_empty()))
+    }
+
+    /// The queue called `name` in the same account and region, through the same client.
+    pub async fn queue_named(&self, name: &str) -> Result<Inbox, SqsError> {
+        let output = self
+            .sqs
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| SqsError {
+                operation: "GetQueueUrl",
+                queue_url: name.to_string(),
+                message: DisplayErrorContext(&e).to_string(),
+            })?;
+        let url = output.queue_url.ok_or_else(|| SqsError {
+            operation: "GetQueueUrl",
+            queue_url: name.to_string(),
+            message: "the answer names no URL".to_string(),
+        })?;
+        Ok(Inbox::new(self.sqs.clone(), url))
     }
 }
