@@ -393,7 +393,7 @@ fn list_line(m: &Received) -> String {
         "{}  sent {sent}  received {}  {}",
         m.message.message_id,
         // This look's own receive is counted already.
-        m.receive_count.saturating_sub(1),
+        m.message.receive_count.saturating_sub(1),
         describe(&m.body)
     )
 }
@@ -502,9 +502,9 @@ mod tests {
                 queue_url: "http://q".into(),
                 receipt_handle: "h".into(),
                 message_id: "m-1".into(),
+                receive_count: 6,
             },
             body: body.to_string(),
-            receive_count: 6,
             sent_timestamp_ms: Some(1_767_225_600_123),
         };
         let upload = decode_message(PUT).unwrap();
@@ -540,7 +540,7 @@ mod tests {
         );
         let mut unknown = received("x");
         unknown.sent_timestamp_ms = None;
-        unknown.receive_count = 1;
+        unknown.message.receive_count = 1;
         assert_eq!(
             list_line(&unknown),
             "m-1  sent unknown  received 0  not an S3 notification: x"

@@ -145,7 +145,7 @@ impl<D: Dispatcher> Worker<D> {
     /// Decides one message's fate.
     pub async fn handle(&self, received: Received, shutdown: &CancellationToken) -> Fate {
         let span = tracing::info_span!("message", message_id = %received.message.message_id,
-            receive_count = received.receive_count);
+            receive_count = received.message.receive_count);
         async {
             match decode_message(&received.body) {
                 Err(error) => {

@@ -17,12 +17,11 @@ pub const MAX_BATCH: usize = 10;
 /// One received message.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// Queue, receipt handle and id: what a transcoder needs to own the message.
+    /// Queue, receipt handle, id and receive count (1 when SQS does not say): what a
+    /// transcoder needs to own the message.
     pub message: QueueMessageRef,
     /// The body: an S3 notification, we hope.
     pub body: String,
-    /// How many times SQS has delivered it, this time included (1 when unknown).
-    pub receive_count: u32,
     /// When SQS first accepted it, in milliseconds since the Unix epoch: only asked for by
     /// [`Inbox::receive_held`], `None` otherwise.
     pub sent_timestamp_ms: Option<i64>,
@@ -129,7 +128,6 @@ impl Inbox {
                     receive_count,
                 },
                 body: m.body.unwrap_or_default(),
-                receive_count,
                 sent_timestamp_ms,
             });
         }
