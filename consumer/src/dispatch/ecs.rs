@@ -338,7 +338,7 @@ mod tests {
         assert_eq!(env[4].1, "2");
         assert_eq!(env[6].1, "s3://out/hls/a b/");
         let quiet = job_environment(&job("k"), &StatusConfig::default());
-        assert_eq!(quiet.len(), 6);
+        assert_eq!(quiet.len(), 7);
     }
 
     #[test]
