@@ -91,6 +91,11 @@ impl StatusReporter {
         Self { config, sqs, s3 }
     }
 
+    /// What it does when a job finishes.
+    pub fn config(&self) -> &StatusConfig {
+        &self.config
+    }
+
     /// Sends the event and deletes the source as configured. Failures are logged, not
     /// returned: the job's outcome and its manifest stand whatever happens here, and a retry
     /// of the whole job for a lost notification would cost far more than the notification.

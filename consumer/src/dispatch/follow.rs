@@ -1,5 +1,6 @@
 //! Following one job on a warm transcoder to its end: progress into the log, the finished job
-//! into the status report, and a broken stream into a handed-back message.
+//! into the status report, and a broken stream into a handed-back message. A job this consumer
+//! stops following at shutdown goes on: its transcoder owns the message and reports the end.
 
 use std::sync::Arc;
 
@@ -101,11 +102,13 @@ pub(super) async fn follow(
                 context.inbox.hand_back(&job.message).await;
             }
             Ended::Stopped => {
-                // Dropping the stream cancels the call, and the transcoder stops the job and
-                // hands back too; doing it here as well covers a transcoder that cannot.
+                // The job goes on without us: its transcoder owns the message, finishes the
+                // work and reports it (the request said how). Handing the message back here
+                // would start the same work a second time.
                 drop(stream);
-                tracing::warn!("stopped following the job at shutdown; handing its message back");
-                context.inbox.hand_back(&job.message).await;
+                tracing::info!(
+                    "stopped following the job at shutdown; its transcoder finishes and reports it"
+                );
             }
         }
     }

@@ -317,6 +317,7 @@ impl WarmPool {
         job: &Job,
     ) -> Result<tonic::Streaming<v1::TranscodeEvent>, Refusal> {
         let mut client = client::client(slot.channel.clone(), self.inner.token.clone());
+        let status = self.inner.follow.reporter.config();
         let request = v1::TranscodeRequest {
             source: Some(v1::S3Object {
                 bucket: job.source.bucket.clone(),
@@ -334,6 +335,12 @@ impl WarmPool {
                 receive_count: job.message.receive_count,
             }),
             job_id: job.job_id.clone(),
+            // If this consumer goes away (a restart), the transcoder finishes the job and
+            // reports it as this consumer would have.
+            report: Some(v1::StatusReport {
+                notify_queue_url: status.notify_queue_url.clone().unwrap_or_default(),
+                delete_source: status.delete_source,
+            }),
         };
         match tokio::time::timeout(CALL_TIMEOUT, client.transcode(request)).await {
             Err(_) => Err(Refusal::Down("no answer in time".into())),
@@ -430,7 +437,7 @@ impl Dispatcher for WarmPool {
         if tokio::time::timeout(grace, followers.wait()).await.is_err() {
             tracing::warn!(
                 jobs = followers.len(),
-                "grace period over; stopping the jobs still running"
+                "grace period over; leaving the jobs still running to their transcoders"
             );
             self.inner.stop_followers.cancel();
             followers.wait().await;

@@ -12,9 +12,9 @@ use super::{
     report_failure, shutdown_signal, CloudArgs, JobArgs, StatusArgs, EXIT_DONE, EXIT_RETRYABLE,
 };
 use crate::aws::Aws;
-use crate::job::{run_owned_job, CloudJob, JobError, JobOutcome};
+use crate::job::{run_owned_job, CloudJob, JobOutcome};
 use crate::queue::QueueMessageRef;
-use crate::status::{Finish, FinishedJob, StatusReporter};
+use crate::status::{FinishedJob, StatusReporter};
 use crate::storage::{default_output, S3Object, S3Prefix};
 
 /// Arguments of `transcoder run`.
@@ -135,22 +135,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     )
     .await;
     view.finish();
-    let finish = match &outcome {
-        JobOutcome::Done(done) => Some(Finish::Done {
-            master_playlist: job.output.url(crate::job::MASTER_PLAYLIST),
-            already_done: done.already_done,
-            source_etag: done.manifest.source.etag.clone(),
-        }),
-        // Not this task's to report: the delivery that owns the message now will.
-        JobOutcome::Failed(JobError::MessageLost { .. }) => None,
-        JobOutcome::Failed(error) => Some(Finish::Failed {
-            kind: error.kind(),
-            message: error.to_string(),
-        }),
-        // Not finished: the message went back and another attempt will report.
-        JobOutcome::Cancelled => None,
-    };
-    if let Some(finish) = finish {
+    if let Some(finish) = outcome.finish(job.output.url(crate::job::MASTER_PLAYLIST)) {
         let reporter = StatusReporter::new(args.status.config(), aws.sqs.clone(), aws.s3.clone());
         reporter
             .report(&FinishedJob {

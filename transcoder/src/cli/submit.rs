@@ -88,6 +88,8 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         }),
         message: None,
         job_id: String::new(),
+        // A job without a message stops when `submit` goes away: nothing to report.
+        report: None,
     };
     let mut stream = client
         .transcode(request)

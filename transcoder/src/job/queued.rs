@@ -11,6 +11,7 @@ use super::{JobError, JobEvent};
 use crate::manifest::{ErrorKind, Manifest, Status};
 use crate::publish::{version_of, MANIFEST, MASTER_PLAYLIST};
 use crate::queue::{MessageLease, QueueMessageRef, Settlement};
+use crate::status::Finish;
 use crate::storage::{ObjectKind, OutputSink, S3Sink, S3Store};
 
 /// How long a stopping job may spend withdrawing its master and recording the stop: shutdown
@@ -27,6 +28,26 @@ pub enum JobOutcome {
     Failed(JobError),
     /// Stopped before it finished; its message (if any) was handed back.
     Cancelled,
+}
+
+impl JobOutcome {
+    /// How the job ended for the status report (`status`), with its master at
+    /// `master_playlist`; `None` when it is not this run's to report: stopped before it
+    /// finished, or its message taken by another delivery, which will report.
+    pub fn finish(&self, master_playlist: String) -> Option<Finish> {
+        match self {
+            JobOutcome::Done(done) => Some(Finish::Done {
+                master_playlist,
+                already_done: done.already_done,
+                source_etag: done.manifest.source.etag.clone(),
+            }),
+            JobOutcome::Failed(JobError::MessageLost { .. }) | JobOutcome::Cancelled => None,
+            JobOutcome::Failed(error) => Some(Finish::Failed {
+                kind: error.kind(),
+                message: error.to_string(),
+            }),
+        }
+    }
 }
 
 /// Runs `job`, owning `message` while it runs when there is one.

@@ -20,6 +20,7 @@ use crate::ladder::RUNG_SIZES;
 use crate::manifest::ErrorKind;
 use crate::queue::QueueMessageRef;
 use crate::split::{self, SplitSettings};
+use crate::status::{FinishedJob, StatusConfig, StatusReporter};
 use crate::storage::{default_output, S3Object, S3Prefix};
 
 /// Events buffered per call; progress beyond this is dropped for a slow reader, never queued.
@@ -106,7 +107,7 @@ impl TranscoderService {
     fn job_from(
         &self,
         request: v1::TranscodeRequest,
-    ) -> Result<(CloudJob, Option<QueueMessageRef>), Status> {
+    ) -> Result<(CloudJob, Option<QueueMessageRef>, StatusConfig), Status> {
         let source = request
             .source
             .ok_or_else(|| Status::invalid_argument("source is required"))?;
@@ -146,6 +147,12 @@ impl TranscoderService {
             }
             settings.rungs = o.rungs;
         }
+        let report = request
+            .report
+            .map_or_else(StatusConfig::default, |r| StatusConfig {
+                notify_queue_url: Some(r.notify_queue_url).filter(|u| !u.is_empty()),
+                delete_source: r.delete_source,
+            });
         let message = request
             .message
             .filter(|m| !m.queue_url.is_empty() && !m.receipt_handle.is_empty());
@@ -179,7 +186,7 @@ impl TranscoderService {
             message_id: m.message_id,
             receive_count: m.receive_count,
         });
-        Ok((job, message))
+        Ok((job, message, report))
     }
 }
 
@@ -203,7 +210,10 @@ impl Transcoder for TranscoderService {
         request: Request<v1::TranscodeRequest>,
     ) -> Result<Response<Self::TranscodeStream>, Status> {
         self.check_open()?;
-        let (job, message) = self.job_from(request.into_inner())?;
+        let (job, message, report) = self.job_from(request.into_inner())?;
+        // A job that owns its queue message outlives its caller (a consumer restart must not
+        // cost the work); one without is stopped when its caller goes away.
+        let owns_message = message.is_some();
         let permit = self.take_slot()?;
 
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
@@ -218,8 +228,8 @@ impl Transcoder for TranscoderService {
         let service = self.clone();
         self.jobs.spawn(async move {
             let _permit = permit;
-            // The caller going away (its stream dropped) stops the job.
-            let watcher = {
+            // The caller going away (its stream dropped) stops a job without a message.
+            let watcher = (!owns_message).then(|| {
                 let (tx, cancel) = (tx.clone(), cancel.clone());
                 tokio::spawn(async move {
                     tokio::select! {
@@ -227,7 +237,7 @@ impl Transcoder for TranscoderService {
                         () = cancel.cancelled() => {}
                     }
                 })
-            };
+            });
             let events = {
                 let tx = tx.clone();
                 move |event: JobEvent| {
@@ -251,6 +261,7 @@ impl Transcoder for TranscoderService {
                 &cancel,
             )
             .await;
+            let finish = outcome.finish(sink_url(MASTER_PLAYLIST));
             let last = match outcome {
                 JobOutcome::Done(done) => {
                     convert::completed(&done, sink_url(MASTER_PLAYLIST), sink_url(MANIFEST))
@@ -261,8 +272,23 @@ impl Transcoder for TranscoderService {
                     "the job was stopped before it finished".into(),
                 ),
             };
-            let _ = tx.send(Ok(last)).await;
-            watcher.abort();
+            let caller_gone = tx.send(Ok(last)).await.is_err();
+            if let Some(watcher) = watcher {
+                watcher.abort();
+            }
+            // Its caller would have reported it; it went away, so the report is ours.
+            if let (true, Some(finish)) = (caller_gone && owns_message, finish) {
+                tracing::info!(job_id = %job.job_id, "the caller went away; reporting the job's end");
+                let reporter =
+                    StatusReporter::new(report, service.aws.sqs.clone(), service.aws.s3.clone());
+                reporter
+                    .report(&FinishedJob {
+                        job_id: job.job_id.clone(),
+                        source: job.source.clone(),
+                        finish,
+                    })
+                    .await;
+            }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
