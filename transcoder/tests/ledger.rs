@@ -392,3 +392,43 @@ async fn a_retryable_failure_is_recorded_retrying_and_on_the_last_delivery_dead_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_transcodes_exactly_the_bytes_it_recorded() {
+    use transcoder::storage::{S3Object, S3Store, StorageError};
+    let (moto, s3, _env) = setup().await;
+    upload_bytes(&s3, "clip.mp4", b"first bytes").await;
+    let store = S3Store::new(&moto.config().await);
+    let object = S3Object::parse("s3://raw/clip.mp4").unwrap();
+    let read = store.head(&object).await.unwrap();
+    // The user replaces the upload between the job's look and its download.
+    upload_bytes(&s3, "clip.mp4", b"second bytes").await;
+    let dir = scratch();
+    let got = store
+        .download(
+            &object,
+            read.etag.as_deref(),
+            &dir.path().join("s"),
+            1 << 20,
+        )
+        .await;
+    let error = got.expect_err("the recorded ETag no longer matches");
+    assert!(
+        matches!(error, StorageError::SourceChanged { .. }),
+        "{error}"
+    );
+    assert!(
+        !error.is_invalid_input(),
+        "worth retrying, on the new bytes"
+    );
+    let now = store.head(&object).await.unwrap();
+    let fresh = store
+        .download(&object, now.etag.as_deref(), &dir.path().join("s"), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("s")).unwrap(),
+        b"second bytes"
+    );
+    assert_eq!(fresh.etag, now.etag);
+}

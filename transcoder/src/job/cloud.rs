@@ -200,7 +200,12 @@ async fn run(
         .map_err(JobError::output(&out))?;
     let downloading = std::time::Instant::now();
     let downloaded = store
-        .download(&job.source, &input, job.limits.max_input_bytes)
+        .download(
+            &job.source,
+            head.etag.as_deref(),
+            &input,
+            job.limits.max_input_bytes,
+        )
         .await?;
     tracing::info!(
         bytes = downloaded.size,

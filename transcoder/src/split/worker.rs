@@ -14,7 +14,7 @@ use crate::job::{JobError, JobEvent, Stage};
 use crate::ladder::Rung;
 use crate::probe::{self, file_url, Rational, SourceInfo};
 use crate::publish::upload_segments;
-use crate::storage::{OutputSink, S3Object, S3Prefix, S3Store, StorageError};
+use crate::storage::{OutputSink, S3Object, S3Prefix, S3Store};
 
 /// One range of a coordinator's job.
 #[derive(Debug, Clone)]
@@ -56,22 +56,16 @@ pub async fn run_range_job(
     }
     .map_err(JobError::output(work_root.unwrap_or(Path::new("TMPDIR"))))?;
     let input = work.path().join("source");
-    let downloaded = store
-        .download(&job.source, &input, limits.max_input_bytes)
+    // Only the bytes the coordinator read: a range of a replaced upload would corrupt the
+    // stream.
+    store
+        .download(
+            &job.source,
+            job.source_etag.as_deref(),
+            &input,
+            limits.max_input_bytes,
+        )
         .await?;
-    if job.source_etag.is_some() && downloaded.etag != job.source_etag {
-        // The upload was replaced mid-job: a range of other bytes would corrupt the stream.
-        return Err(StorageError::S3 {
-            operation: "GetObject",
-            bucket: job.source.bucket.clone(),
-            key: job.source.key.clone(),
-            message: format!(
-                "the source changed: ETag {:?}, the coordinator read {:?}",
-                downloaded.etag, job.source_etag
-            ),
-        }
-        .into());
-    }
     events(JobEvent::Stage(Stage::Probe));
     let source = probe::probe(&input, &job.settings, limits).await?;
     tracing::info!(

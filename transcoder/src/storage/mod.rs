@@ -64,6 +64,16 @@ pub enum StorageError {
         /// Key.
         key: String,
     },
+    /// The source was replaced since the job read its ETag: worth retrying, on the new bytes.
+    #[error("the source s3://{bucket}/{key} changed since the job read it (ETag {etag}): it will be tried again on the new bytes")]
+    SourceChanged {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The ETag the job expected.
+        etag: String,
+    },
     /// The source is larger than the configured limit.
     #[error("the file is {size} bytes, over the limit of {max} bytes")]
     TooLarge {

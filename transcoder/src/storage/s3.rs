@@ -77,10 +77,12 @@ impl S3Store {
     }
 
     /// Streams `object` into the file `dest` (never the whole object in memory), refusing more
-    /// than `max_bytes`. Returns what was downloaded.
+    /// than `max_bytes`, and only the bytes with `etag` when given (`If-Match`: what the job
+    /// recorded is what it transcodes). Returns what was downloaded.
     pub async fn download(
         &self,
         object: &S3Object,
+        etag: Option<&str>,
         dest: &Path,
         max_bytes: u64,
     ) -> Result<ObjectInfo, StorageError> {
@@ -89,10 +91,18 @@ impl S3Store {
             .get_object()
             .bucket(&object.bucket)
             .key(&object.key)
+            .set_if_match(etag.map(str::to_string))
             .send()
             .await;
         let output = match result {
             Ok(output) => output,
+            Err(err) if precondition_failed(&err) => {
+                return Err(StorageError::SourceChanged {
+                    bucket: object.bucket.clone(),
+                    key: object.key.clone(),
+                    etag: etag.unwrap_or_default().to_string(),
+                })
+            }
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 return Err(StorageError::SourceMissing {
                     bucket: object.bucket.clone(),
