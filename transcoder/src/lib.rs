@@ -6,7 +6,8 @@
 //! [`ladder`], [`encode`] (the ffmpeg command and its progress), [`hls`] (measuring what was
 //! written, the master playlist, growing media playlists), [`job`] (the pipeline and its
 //! errors), [`publish`] (outputs in a safe order, while encoding too), [`manifest`], and
-//! [`storage`] (S3 and local folders), [`queue`] (owning an SQS message), [`serve`] (the gRPC
+//! [`storage`] (S3 and local folders), [`liveness`] (signs that a job moves), [`queue`] (owning an
+//! SQS message), [`serve`] (the gRPC
 //! warm transcoder), [`split`] (long sources across peers), [`status`] (telling the outside a job ended), and [`cli`] for the binary.
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ mod fuzz;
 pub mod hls;
 pub mod job;
 pub mod ladder;
+pub mod liveness;
 pub mod manifest;
 pub mod probe;
 pub mod publish;

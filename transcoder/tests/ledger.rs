@@ -395,6 +395,7 @@ async fn a_retryable_failure_is_recorded_retrying_and_on_the_last_delivery_dead_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_transcodes_exactly_the_bytes_it_recorded() {
+    use transcoder::liveness::Liveness;
     use transcoder::storage::{S3Object, S3Store, StorageError};
     let (moto, s3, _env) = setup().await;
     upload_bytes(&s3, "clip.mp4", b"first bytes").await;
@@ -410,6 +411,7 @@ async fn a_job_transcodes_exactly_the_bytes_it_recorded() {
             read.etag.as_deref(),
             &dir.path().join("s"),
             1 << 20,
+            &Liveness::default(),
         )
         .await;
     let error = got.expect_err("the recorded ETag no longer matches");
@@ -423,7 +425,13 @@ async fn a_job_transcodes_exactly_the_bytes_it_recorded() {
     );
     let now = store.head(&object).await.unwrap();
     let fresh = store
-        .download(&object, now.etag.as_deref(), &dir.path().join("s"), 1 << 20)
+        .download(
+            &object,
+            now.etag.as_deref(),
+            &dir.path().join("s"),
+            1 << 20,
+            &Liveness::default(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -431,4 +439,46 @@ async fn a_job_transcodes_exactly_the_bytes_it_recorded() {
         b"second bytes"
     );
     assert_eq!(fresh.etag, now.etag);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_stuck_where_no_watchdog_looks_gives_its_message_back() {
+    let (moto, s3, env) = setup().await;
+    let sqs = moto.sqs().await;
+    let queue_url = create_queue(&sqs, "uploads").await;
+    upload_clip(&s3, "clip.mp4", "testsrc2=s=640x360:r=30", 2.0).await;
+    let message = received_message(&sqs, &queue_url, 30).await;
+    // S3 that takes connections and never answers: no event, no byte, no error, ever.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut run_env = env.clone();
+    run_env.extend([
+        (
+            "AWS_ENDPOINT_URL_S3",
+            format!("http://{}", black_hole.local_addr().unwrap()),
+        ),
+        ("JOB_SOURCE", "s3://raw/clip.mp4".to_string()),
+        ("JOB_QUEUE_URL", queue_url.clone()),
+        (
+            "JOB_RECEIPT_HANDLE",
+            message.receipt_handle().unwrap().to_string(),
+        ),
+        ("TRANSCODER_VISIBILITY_EXTENSION_SECONDS", "3".to_string()),
+        ("TRANSCODER_STALL_SECONDS", "3".to_string()),
+    ]);
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        .arg("run")
+        .envs(run_env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("showed no progress for 3 s"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stopped in {:?}",
+        started.elapsed()
+    );
+    // The upload is not held for SQS's 12 hours: its message is back for another try.
+    assert_eq!(queue_counts(&sqs, &queue_url).await, (1, 0));
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 pub use backoff::Backoff;
-use transcoder::queue::{MessageLease, QueueMessageRef};
+use transcoder::queue::{Extend, MessageLease, QueueMessageRef};
 
 /// SQS never returns more than this many messages per receive.
 pub const MAX_BATCH: usize = 10;
@@ -57,7 +57,12 @@ impl Inbox {
     /// Keeps `message` invisible, renewing `visibility` every third of it, until the lease is
     /// settled (deleted or handed back) or dropped (someone else owns the message now).
     pub fn hold(&self, message: &QueueMessageRef, visibility: Duration) -> MessageLease {
-        MessageLease::start(self.sqs.clone(), message.clone(), visibility)
+        MessageLease::start(
+            self.sqs.clone(),
+            message.clone(),
+            visibility,
+            Extend::Always,
+        )
     }
 
     fn error(&self, operation: &'static str, e: &dyn std::error::Error) -> SqsError {

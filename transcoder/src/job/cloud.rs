@@ -13,6 +13,7 @@ use super::transcode::{encode_prepared, prepare, Transcoded};
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::POSTER;
+use crate::liveness::Liveness;
 use crate::manifest::{ErrorKind, Manifest, SourceRecord, Status};
 use crate::publish::{
     publish_master, publish_renditions, retire_replaced, version_of, Destination, LivePublisher,
@@ -92,26 +93,31 @@ pub struct CloudDone {
 pub async fn run_cloud_job(
     store: &S3Store,
     job: &CloudJob,
+    liveness: &Liveness,
     events: &(dyn Fn(JobEvent) + Send + Sync),
 ) -> Result<CloudDone, JobError> {
     let span = tracing::info_span!("job", job_id = %job.job_id, source = %job.source);
-    run_owning_prefix(store, job, events).instrument(span).await
+    run_owning_prefix(store, job, liveness, events)
+        .instrument(span)
+        .await
 }
 
 async fn run_owning_prefix(
     store: &S3Store,
     job: &CloudJob,
+    liveness: &Liveness,
     events: &(dyn Fn(JobEvent) + Send + Sync),
 ) -> Result<CloudDone, JobError> {
     let sink = store.sink(job.output.clone());
     // A source that is gone writes nothing at all, not even a lease: its message is dropped.
     events(JobEvent::Stage(Stage::Download));
     let head = store.head(&job.source).await?;
-    let mut lease = PrefixLease::acquire(&sink, &job.job_id, &job.version, job.lease).await?;
+    let mut lease =
+        PrefixLease::acquire(&sink, &job.job_id, &job.version, job.lease, liveness).await?;
     let mut record = None;
     // Dropping `run` on a lost lease kills its ffmpeg and stops its uploads.
     let result = tokio::select! {
-        result = run(store, &sink, job, head, events, &mut record) => result,
+        result = run(store, &sink, job, head, liveness, events, &mut record) => result,
         lost = lease.hold() => return Err(lost.into()),
     };
     if let (Err(error), Some(manifest)) = (&result, record) {
@@ -134,6 +140,7 @@ async fn run(
     sink: &S3Sink,
     job: &CloudJob,
     head: crate::storage::ObjectInfo,
+    liveness: &Liveness,
     events: &(dyn Fn(JobEvent) + Send + Sync),
     record: &mut Option<Manifest>,
 ) -> Result<CloudDone, JobError> {
@@ -205,6 +212,7 @@ async fn run(
             head.etag.as_deref(),
             &input,
             job.limits.max_input_bytes,
+            liveness,
         )
         .await?;
     tracing::info!(

@@ -48,6 +48,13 @@ pub enum JobError {
         /// The message.
         message_id: String,
     },
+    /// Nothing moved for the stall limit (no event, no download progress): stuck somewhere
+    /// no other watchdog looks, such as an S3 call that never answers.
+    #[error("the job showed no progress for {seconds} s and was stopped; it will be tried again")]
+    Stalled {
+        /// The stall limit.
+        seconds: u64,
+    },
     /// Writing the outputs into place failed.
     #[error("writing {path}: {source}")]
     Output {
@@ -67,7 +74,11 @@ impl JobError {
             Self::Incomplete { .. } => true,
             Self::Storage(e) => e.is_invalid_input(),
             Self::Split { invalid_input, .. } => *invalid_input,
-            Self::Hls(_) | Self::Output { .. } | Self::Owner(_) | Self::MessageLost { .. } => false,
+            Self::Hls(_)
+            | Self::Output { .. }
+            | Self::Owner(_)
+            | Self::MessageLost { .. }
+            | Self::Stalled { .. } => false,
         };
         if invalid {
             ErrorKind::InvalidInput

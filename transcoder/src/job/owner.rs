@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::liveness::Liveness;
 use crate::storage::{Condition, S3Sink, StorageError};
 
 /// The lease's name at the prefix.
@@ -120,6 +121,7 @@ impl PrefixLease {
         job_id: &str,
         version: &str,
         settings: LeaseSettings,
+        liveness: &Liveness,
     ) -> Result<Self, OwnerError> {
         let LeaseSettings { ttl, max_wait } = settings;
         let started = tokio::time::Instant::now();
@@ -148,6 +150,8 @@ impl PrefixLease {
                         tracing::info!(%holder, "the output prefix is held by another job: waiting");
                         last_holder = holder;
                     }
+                    // Waiting on a holder that renews is progress: the queue heartbeat goes on.
+                    liveness.beat();
                     let pause = expires_in.clamp(Duration::from_millis(200), WAIT_STEP);
                     tokio::time::sleep(pause).await;
                 }

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::cloud::{run_cloud_job, CloudDone, CloudJob};
+use super::cloud::{run_cloud_job, CloudDone, CloudJob, Delivery};
 use super::{JobError, JobEvent};
+use crate::liveness::Liveness;
 use crate::manifest::{ErrorKind, Manifest, Status};
 use crate::publish::{version_of, MANIFEST, MASTER_PLAYLIST};
-use crate::queue::{MessageLease, QueueMessageRef, Settlement};
+use crate::queue::{Extend, LeaseEnd, MessageLease, QueueMessageRef, Settlement};
 use crate::status::Finish;
 use crate::storage::{ObjectKind, OutputSink, S3Sink, S3Store};
 
@@ -61,32 +62,47 @@ pub async fn run_owned_job(
     cancel: &CancellationToken,
 ) -> JobOutcome {
     let message_id = message.as_ref().map(|m| m.message_id.clone());
-    let lease = message.map(|m| MessageLease::start(sqs.clone(), m, visibility_extension));
-    let lost = async {
+    // Every event is a sign of progress; the heartbeat extends the message only while they
+    // keep coming (or the job waits for its prefix, or downloads).
+    let liveness = Liveness::default();
+    let moving = |event: JobEvent| {
+        liveness.beat();
+        events(event)
+    };
+    let lease = message.map(|m| {
+        let extend = Extend::WhileMoving {
+            liveness: liveness.clone(),
+            stall: job.settings.stall,
+        };
+        MessageLease::start(sqs.clone(), m, visibility_extension, extend)
+    });
+    let ended = async {
         match &lease {
-            Some(lease) => lease.lost().await,
+            Some(lease) => lease.ended().await,
             None => std::future::pending().await,
         }
     };
+    let sink = store.sink(job.output.clone());
     // Dropping the job future on cancellation kills its ffmpeg (kill_on_drop).
     let outcome = tokio::select! {
-        result = run_cloud_job(store, job, events) => match result {
+        result = run_cloud_job(store, job, &liveness, &moving) => match result {
             Ok(done) => JobOutcome::Done(Box::new(done)),
             Err(error) => JobOutcome::Failed(error),
         },
-        // Stops at once and writes nothing more: the next delivery's job owns the upload.
-        () = lost => JobOutcome::Failed(JobError::MessageLost {
-            message_id: message_id.unwrap_or_default(),
-        }),
-        () = cancel.cancelled() => {
-            let sink = store.sink(job.output.clone());
-            let stopping = async {
-                withdraw_master(&sink, &job.version).await;
-                record_cancelled(&sink, &job.job_id).await;
-            };
-            if tokio::time::timeout(WITHDRAW_TIMEOUT, stopping).await.is_err() {
-                tracing::warn!("could not withdraw the master or record the stop in time");
+        end = ended => match end {
+            // Stops at once and writes nothing more: the next delivery's job owns the upload.
+            LeaseEnd::Lost => JobOutcome::Failed(JobError::MessageLost {
+                message_id: message_id.unwrap_or_default(),
+            }),
+            LeaseEnd::Stalled => {
+                let error = JobError::Stalled { seconds: job.settings.stall.as_secs() };
+                let status = Delivery::failure_status(job.delivery, error.kind());
+                stop(&sink, job, |record| record.ended_with(status, error.kind(), error.to_string())).await;
+                JobOutcome::Failed(error)
             }
+        },
+        () = cancel.cancelled() => {
+            stop(&sink, job, Manifest::cancelled).await;
             JobOutcome::Cancelled
         }
     };
@@ -111,6 +127,21 @@ pub async fn run_owned_job(
     outcome
 }
 
+/// After a job was stopped from outside: takes back its early master and turns its own
+/// `processing` record into `ending`'s, within [`WITHDRAW_TIMEOUT`] (S3 may be what hangs).
+async fn stop(sink: &S3Sink, job: &CloudJob, ending: impl FnOnce(Manifest) -> Manifest) {
+    let stopping = async {
+        withdraw_master(sink, &job.version).await;
+        record_stop(sink, &job.job_id, ending).await;
+    };
+    if tokio::time::timeout(WITHDRAW_TIMEOUT, stopping)
+        .await
+        .is_err()
+    {
+        tracing::warn!("could not withdraw the master or record the stop in time");
+    }
+}
+
 /// A job stopped midway may have published an early master whose EVENT playlists will never
 /// end: remove it so that no new viewer starts a stream that stops. Its version's own, and
 /// the stable one only while that serves this version (nothing else was out when it began):
@@ -131,7 +162,7 @@ async fn withdraw_master(root: &S3Sink, version: &str) {
 /// Turns this job's `processing` record into `cancelled`, so that a stopped job's record never
 /// says it is still running. Only our own record: a job stopped before it wrote one leaves
 /// the prefix's record (an earlier job's) as it is.
-async fn record_cancelled(sink: &S3Sink, job_id: &str) {
+async fn record_stop(sink: &S3Sink, job_id: &str, ending: impl FnOnce(Manifest) -> Manifest) {
     let ours = match sink.get_bytes(MANIFEST).await {
         Ok(Some(bytes)) => serde_json::from_slice::<Manifest>(&bytes)
             .ok()
@@ -139,9 +170,8 @@ async fn record_cancelled(sink: &S3Sink, job_id: &str) {
         _ => None,
     };
     if let Some(record) = ours {
-        let cancelled = record.cancelled();
         if sink
-            .put_bytes(MANIFEST, cancelled.to_json(), ObjectKind::Json)
+            .put_bytes(MANIFEST, ending(record).to_json(), ObjectKind::Json)
             .await
             .is_err()
         {

@@ -11,6 +11,8 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::liveness::Liveness;
+
 /// The message a job came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueMessageRef {
@@ -49,32 +51,69 @@ pub struct MessageLease {
     message: QueueMessageRef,
     heartbeat: JoinHandle<()>,
     lost: CancellationToken,
+    stalled: CancellationToken,
+}
+
+/// Why a lease ended before its job settled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseEnd {
+    /// The message is no longer this job's (see [`MessageLease::ended`]).
+    Lost,
+    /// The job showed no sign of progress for the stall limit: the heartbeat stopped
+    /// extending, and the job must stop and hand the message back.
+    Stalled,
+}
+
+/// When a heartbeat may extend: always, or only while a job's [`Liveness`] keeps beating.
+#[derive(Debug, Clone)]
+pub enum Extend {
+    /// A message that waits for a runner (the consumer's): nothing to watch.
+    Always,
+    /// A running job's message: extended only while `liveness` moved within `stall`.
+    WhileMoving {
+        /// The job's signs of progress.
+        liveness: Liveness,
+        /// The longest time without one.
+        stall: Duration,
+    },
 }
 
 impl MessageLease {
     /// Starts the heartbeat: every third of `extension`, the message's visibility is set to
     /// `extension` from now, so two heartbeats can fail before another consumer sees it.
-    pub fn start(sqs: aws_sdk_sqs::Client, message: QueueMessageRef, extension: Duration) -> Self {
-        let lost = CancellationToken::new();
-        let heartbeat = tokio::spawn(heartbeat(
-            sqs.clone(),
-            message.clone(),
+    pub fn start(
+        sqs: aws_sdk_sqs::Client,
+        message: QueueMessageRef,
+        extension: Duration,
+        extend: Extend,
+    ) -> Self {
+        let (lost, stalled) = (CancellationToken::new(), CancellationToken::new());
+        let beat = Heartbeat {
+            sqs: sqs.clone(),
+            message: message.clone(),
             extension,
-            lost.clone(),
-        ));
+            extend,
+            lost: lost.clone(),
+            stalled: stalled.clone(),
+        };
         Self {
             sqs,
             message,
-            heartbeat,
+            heartbeat: tokio::spawn(beat.run()),
             lost,
+            stalled,
         }
     }
 
-    /// Resolves when the message is no longer this job's: deleted by a twin, or visible
-    /// again because the heartbeat could not reach SQS in time. The job must then stop: the
-    /// message (and so the upload) belongs to whoever receives it next.
-    pub async fn lost(&self) {
-        self.lost.cancelled().await
+    /// Resolves when the lease ends before its job settles it. [`LeaseEnd::Lost`]: deleted by
+    /// a twin, or visible again because the heartbeat could not reach SQS in time; the job
+    /// must stop and leave the message alone, it belongs to whoever receives it next.
+    /// [`LeaseEnd::Stalled`]: see there.
+    pub async fn ended(&self) -> LeaseEnd {
+        tokio::select! {
+            () = self.lost.cancelled() => LeaseEnd::Lost,
+            () = self.stalled.cancelled() => LeaseEnd::Stalled,
+        }
     }
 
     /// Stops the heartbeat and deletes the message or hands it back.
@@ -137,53 +176,76 @@ const GONE: [&str; 4] = [
     "AWS.SimpleQueueService.NonExistentQueue",
 ];
 
-async fn heartbeat(
+struct Heartbeat {
     sqs: aws_sdk_sqs::Client,
     message: QueueMessageRef,
     extension: Duration,
+    extend: Extend,
     lost: CancellationToken,
-) {
-    let period = extension / 3;
-    let seconds = i32::try_from(extension.as_secs().max(1)).unwrap_or(i32::MAX);
-    let mut held_until = tokio::time::Instant::now() + extension;
-    loop {
-        let result = sqs
-            .change_message_visibility()
-            .queue_url(&message.queue_url)
-            .receipt_handle(&message.receipt_handle)
-            .visibility_timeout(seconds)
-            .send()
-            .await;
-        let sent_at = tokio::time::Instant::now();
-        match result {
-            Ok(_) => {
-                held_until = sent_at + extension;
-                tracing::debug!(message_id = %message.message_id, seconds, "visibility extended")
-            }
-            Err(e) if e.code().is_some_and(|c| GONE.contains(&c)) || receipt_expired(&e) => {
-                tracing::error!(
-                    message_id = %message.message_id, error = %DisplayErrorContext(&e),
-                    "the message is no longer this job's: stopping"
-                );
-                lost.cancel();
-                return;
-            }
-            // Keep trying: a passing network fault must not cost the job its message, until
-            // the visibility last set has run out and another consumer may hold it.
-            Err(e) => {
-                tracing::warn!(
-                    message_id = %message.message_id,
-                    error = %DisplayErrorContext(&e),
-                    "could not extend the message's visibility"
-                );
-                if sent_at >= held_until {
-                    tracing::error!(message_id = %message.message_id,
-                        "the message's visibility ran out before it could be extended: stopping");
-                    lost.cancel();
+    stalled: CancellationToken,
+}
+
+impl Heartbeat {
+    async fn run(self) {
+        let message = &self.message;
+        let period = self.extension / 3;
+        let seconds = i32::try_from(self.extension.as_secs().max(1)).unwrap_or(i32::MAX);
+        let mut held_until = tokio::time::Instant::now() + self.extension;
+        let mut seen = (u64::MAX, tokio::time::Instant::now());
+        loop {
+            if let Extend::WhileMoving { liveness, stall } = &self.extend {
+                let now = tokio::time::Instant::now();
+                if liveness.count() != seen.0 {
+                    seen = (liveness.count(), now);
+                } else if now - seen.1 >= *stall {
+                    tracing::error!(message_id = %message.message_id, stall_s = stall.as_secs(),
+                        "the job shows no progress: no more visibility for it");
+                    self.stalled.cancel();
                     return;
                 }
             }
+            let sent_at = tokio::time::Instant::now();
+            // An SQS call that never answers is a failed one: the heartbeat must not hang.
+            let call = self
+                .sqs
+                .change_message_visibility()
+                .queue_url(&message.queue_url)
+                .receipt_handle(&message.receipt_handle)
+                .visibility_timeout(seconds)
+                .send();
+            match tokio::time::timeout(period, call).await {
+                Ok(Ok(_)) => {
+                    held_until = sent_at + self.extension;
+                    tracing::debug!(message_id = %message.message_id, seconds, "visibility extended")
+                }
+                Ok(Err(e))
+                    if e.code().is_some_and(|c| GONE.contains(&c)) || receipt_expired(&e) =>
+                {
+                    tracing::error!(
+                        message_id = %message.message_id, error = %DisplayErrorContext(&e),
+                        "the message is no longer this job's: stopping"
+                    );
+                    self.lost.cancel();
+                    return;
+                }
+                // Keep trying: a passing network fault must not cost the job its message,
+                // until the visibility last set has run out and another consumer may hold it.
+                failed => {
+                    let error = match failed {
+                        Ok(Err(e)) => DisplayErrorContext(&e).to_string(),
+                        _ => "no answer in time".to_string(),
+                    };
+                    tracing::warn!(message_id = %message.message_id, %error,
+                        "could not extend the message's visibility");
+                    if tokio::time::Instant::now() >= held_until {
+                        tracing::error!(message_id = %message.message_id,
+                            "the message's visibility ran out before it could be extended: stopping");
+                        self.lost.cancel();
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(period.saturating_sub(sent_at.elapsed())).await;
         }
-        tokio::time::sleep(period).await;
     }
 }

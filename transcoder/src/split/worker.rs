@@ -12,6 +12,7 @@ use crate::encode::{run_encoder, MEDIA_PLAYLIST};
 use crate::hls;
 use crate::job::{JobError, JobEvent, Stage};
 use crate::ladder::Rung;
+use crate::liveness::Liveness;
 use crate::probe::{self, file_url, Rational, SourceInfo};
 use crate::publish::upload_segments;
 use crate::storage::{OutputSink, S3Object, S3Prefix, S3Store};
@@ -64,6 +65,7 @@ pub async fn run_range_job(
             job.source_etag.as_deref(),
             &input,
             limits.max_input_bytes,
+            &Liveness::default(),
         )
         .await?;
     events(JobEvent::Stage(Stage::Probe));

@@ -8,6 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncReadExt;
 
 use super::{ObjectKind, OutputSink, S3Object, S3Prefix, StorageError};
+use crate::liveness::Liveness;
 
 /// What we need to know of a source object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +86,7 @@ impl S3Store {
         etag: Option<&str>,
         dest: &Path,
         max_bytes: u64,
+        liveness: &Liveness,
     ) -> Result<ObjectInfo, StorageError> {
         let result = self
             .client
@@ -124,14 +126,26 @@ impl S3Store {
             .map_err(StorageError::io(dest))?;
         // One byte past the limit is enough to know it is over.
         let mut body = output.body.into_async_read().take(max_bytes + 1);
-        let size = tokio::io::copy(&mut body, &mut file)
-            .await
-            .map_err(|e| StorageError::S3 {
-                operation: "GetObject",
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                message: format!("download interrupted: {e}"),
-            })?;
+        let interrupted = |e: std::io::Error| StorageError::S3 {
+            operation: "GetObject",
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            message: format!("download interrupted: {e}"),
+        };
+        let mut chunk = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = body.read(&mut chunk).await.map_err(interrupted)?;
+            if n == 0 {
+                break;
+            }
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk[..n])
+                .await
+                .map_err(StorageError::io(dest))?;
+            size += n as u64;
+            // Bytes arriving are progress: a long download keeps its message.
+            liveness.beat();
+        }
         if size > max_bytes {
             return Err(StorageError::TooLarge {
                 size,
