@@ -172,6 +172,16 @@ pub fn default_output(source_key: &str, bucket: &str, prefix: &str) -> S3Prefix 
         _ => source_key,
     };
     let mut own = sanitize_prefix(stem);
+    // A key that sanitizing had to change (`a//b.mp4`, `x/../y.mp4`, a control character)
+    // would share a folder with the key it now reads as (`a/b.mp4`, `x/y.mp4`): it gets a hash
+    // of itself in its folder's name. Keys that need no change keep the plain name; so do
+    // `clip.mp4` and `clip.mov`, which share one by CONTRACT.md (their jobs take turns, and
+    // the record says which source is out).
+    let changed = own.trim_end_matches('/') != stem;
+    if changed && !own.is_empty() && own.len() + 10 <= MAX_PREFIX_BYTES {
+        own.pop();
+        own.push_str(&format!("~{:08x}/", fnv1a(source_key.as_bytes()) as u32));
+    }
     // An upload named like a version folder (`clip/_v20261207T093000Z-1a2b3c4d.mp4`) would
     // get its outputs inside another video's version: give it a name no version has.
     if own.split('/').any(is_version_name) {
@@ -211,10 +221,10 @@ mod tests {
             ("a/b/clip.final.mov", "hls/", "hls/a/b/clip.final/"),
             ("no extension", "", "no extension/"),
             ("my holiday+video é.mp4", "out", "out/my holiday+video é/"),
-            ("../../etc/passwd.mp4", "hls/", "hls/etc/passwd/"),
-            ("/absolute//path/./x.mp4", "hls/", "hls/absolute/path/x/"),
+            ("../../etc/passwd.mp4", "hls/", "hls/etc/passwd~"),
+            ("/absolute//path/./x.mp4", "hls/", "hls/absolute/path/x~"),
             ("dir.v2/file", "", "dir.v2/file/"),
-            ("tab\there\u{7}.mp4", "", "tab_here_/"),
+            ("tab\there\u{7}.mp4", "", "tab_here_~"),
             ("..", "hls/", "hls/_"),
             (".hidden", "", ".hidden/"),
         ];
@@ -284,6 +294,24 @@ mod tests {
         assert!(!out.prefix.split('/').any(is_version_name));
         let folder = S3Prefix::new("b", "hls/clip/").folder(&name);
         assert_eq!(folder.prefix, format!("hls/clip/{name}/"));
+    }
+
+    #[test]
+    fn keys_that_read_alike_get_folders_of_their_own() {
+        let out = |key| default_output(key, "b", "hls/").prefix;
+        assert_eq!(out("a/b.mp4"), "hls/a/b/");
+        assert_eq!(out("x/y.mp4"), "hls/x/y/");
+        for (changed, plain) in [
+            ("a//b.mp4", "a/b.mp4"),
+            ("x/../y.mp4", "x/y.mp4"),
+            ("/a/b.mp4", "a/b.mp4"),
+        ] {
+            assert_ne!(out(changed), out(plain), "{changed} and {plain}");
+            assert_eq!(out(changed), out(changed), "stable");
+        }
+        assert_ne!(out("a//b.mp4"), out("a///b.mp4"));
+        // The contract's one shared folder: the same name with another extension.
+        assert_eq!(out("clip.mp4"), out("clip.mov"));
     }
 
     #[test]
