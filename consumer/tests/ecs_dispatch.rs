@@ -278,27 +278,7 @@ async fn a_transcoder_busy_with_someone_elses_job_refuses_and_the_job_overflows(
     let stack = Stack::start(30, 3).await;
     let ecs_env = stack.ecs_setup().await;
     let warm = Server::start(&stack.env, &["--max-jobs", "1"]);
-    // Someone submits straight to the warm transcoder: the consumer cannot know it is busy.
-    let _long = stack.upload_clip("direct/long.mp4", 30.0).await;
-    let submit = std::process::Command::new(transcoder_binary())
-        .args([
-            "submit",
-            "--endpoint",
-            &warm.endpoint,
-            "s3://raw/direct/long.mp4",
-        ])
-        .envs(stack.env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    eventually("the direct job to encode", JOB_TIMEOUT, || async {
-        !warm.ffmpeg_children().is_empty()
-    })
-    .await;
-    // The direct upload's own notification is in the queue too; drop it so that only the
-    // upload under test is dispatched.
-    stack.drain_queue(&stack.queue_url).await;
+    let (submit, _long) = stack.busy_with_a_direct_job(&warm).await;
 
     let mut env = stack.consumer_env(&[
         ("DISPATCH_MODE", "auto".into()),

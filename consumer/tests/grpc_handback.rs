@@ -299,25 +299,7 @@ async fn a_refused_job_waits_in_the_consumer_without_burning_a_delivery() {
     // Two receives and a message goes to the dead-letter queue: refusals must not count.
     let stack = Stack::start(30, 2).await;
     let warm = Server::start(&stack.env, &["--max-jobs", "1"]);
-    // Someone submits straight to the only transcoder: the consumer cannot know it is busy.
-    let _long = stack.upload_clip("direct/long.mp4", 20.0).await;
-    let submit = std::process::Command::new(transcoder_binary())
-        .args([
-            "submit",
-            "--endpoint",
-            &warm.endpoint,
-            "s3://raw/direct/long.mp4",
-        ])
-        .envs(stack.env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    eventually("the direct job to encode", JOB_TIMEOUT, || async {
-        !warm.ffmpeg_children().is_empty()
-    })
-    .await;
-    stack.drain_queue(&stack.queue_url).await;
+    let (submit, _long) = stack.busy_with_a_direct_job(&warm).await;
 
     let consumer =
         Consumer::start(&stack.consumer_env(&[("TRANSCODER_ENDPOINTS", warm.endpoint.clone())]));

@@ -177,6 +177,32 @@ impl Stack {
         dir
     }
 
+    /// Keeps `warm` busy with a job submitted straight to it (as someone else would: the
+    /// consumer cannot know), from a 20 s upload under `direct/`, and returns once it encodes,
+    /// that upload's own notification drained from the queue. Wait on the `submit` returned.
+    pub async fn busy_with_a_direct_job(
+        &self,
+        warm: &Server,
+    ) -> (std::process::Child, testkit::TempDir) {
+        let clip = self.upload_clip("direct/long.mp4", 20.0).await;
+        let submit = std::process::Command::new(transcoder_binary())
+            .args(["submit", "--endpoint", &warm.endpoint])
+            .arg("s3://raw/direct/long.mp4")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        eventually(
+            "the direct job to encode",
+            Duration::from_secs(180),
+            || async { !warm.ffmpeg_children().is_empty() },
+        )
+        .await;
+        self.drain_queue(&self.queue_url).await;
+        (submit, clip)
+    }
+
     /// The manifest under `prefix` of the output bucket, once it exists.
     pub async fn manifest(&self, prefix: &str) -> Option<Value> {
         let out = self

@@ -12,9 +12,9 @@ use super::{
     report_failure, shutdown_signal, CloudArgs, JobArgs, StatusArgs, EXIT_DONE, EXIT_RETRYABLE,
 };
 use crate::aws::Aws;
-use crate::job::{run_owned_job, CloudJob, JobOutcome};
+use crate::job::{report_end, run_owned_job, CloudJob, JobOutcome};
 use crate::queue::QueueMessageRef;
-use crate::status::{FinishedJob, StatusReporter};
+use crate::status::StatusReporter;
 use crate::storage::{default_output, S3Object, S3Prefix};
 
 /// Arguments of `transcoder run`.
@@ -137,13 +137,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     view.finish();
     if let Some(finish) = outcome.finish(job.output.url(crate::job::MASTER_PLAYLIST)) {
         let reporter = StatusReporter::new(args.status.config(), aws.sqs.clone(), aws.s3.clone());
-        reporter
-            .report(&FinishedJob {
-                job_id: job.job_id.clone(),
-                source: job.source.clone(),
-                finish,
-            })
-            .await;
+        report_end(&reporter, &job, finish).await;
     }
     match outcome {
         JobOutcome::Done(done) => {

@@ -15,5 +15,5 @@ pub use error::JobError;
 pub use events::{JobEvent, Stage};
 pub use local::{run_local, LocalJob};
 pub use owner::{LeaseSettings, OwnerError, PrefixLease, LEASE, LEASE_TTL};
-pub use queued::{run_owned_job, JobOutcome};
+pub use queued::{report_end, run_owned_job, JobOutcome};
 pub use transcode::{encode_prepared, prepare, transcode, Prepared, Rendition, Transcoded};

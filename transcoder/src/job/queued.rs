@@ -12,7 +12,7 @@ use crate::liveness::Liveness;
 use crate::manifest::{ErrorKind, Manifest, Status};
 use crate::publish::{version_of, MANIFEST, MASTER_PLAYLIST};
 use crate::queue::{Extend, LeaseEnd, MessageLease, QueueMessageRef, Settlement};
-use crate::status::Finish;
+use crate::status::{Finish, FinishedJob, StatusReporter};
 use crate::storage::{ObjectKind, OutputSink, S3Sink, S3Store};
 
 /// How long a stopping job may spend withdrawing its master and recording the stop: shutdown
@@ -49,6 +49,17 @@ impl JobOutcome {
             }),
         }
     }
+}
+
+/// Sends `job`'s end to the outside as `reporter` is configured (status event, DELETE_SOURCE).
+pub async fn report_end(reporter: &StatusReporter, job: &CloudJob, finish: Finish) {
+    reporter
+        .report(&FinishedJob {
+            job_id: job.job_id.clone(),
+            source: job.source.clone(),
+            finish,
+        })
+        .await;
 }
 
 /// Runs `job`, owning `message` while it runs when there is one.

@@ -15,12 +15,14 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use crate::aws::Aws;
 use crate::config::{EncodeSettings, Limits, X264_PRESETS};
-use crate::job::{run_owned_job, CloudJob, JobEvent, JobOutcome, MANIFEST, MASTER_PLAYLIST};
+use crate::job::{
+    report_end, run_owned_job, CloudJob, JobEvent, JobOutcome, MANIFEST, MASTER_PLAYLIST,
+};
 use crate::ladder::RUNG_SIZES;
 use crate::manifest::ErrorKind;
 use crate::queue::QueueMessageRef;
 use crate::split::{self, SplitSettings};
-use crate::status::{FinishedJob, StatusConfig, StatusReporter};
+use crate::status::{StatusConfig, StatusReporter};
 use crate::storage::{default_output, S3Object, S3Prefix};
 
 /// Events buffered per call; progress beyond this is dropped for a slow reader, never queued.
@@ -281,13 +283,7 @@ impl Transcoder for TranscoderService {
                 tracing::info!(job_id = %job.job_id, "the caller went away; reporting the job's end");
                 let reporter =
                     StatusReporter::new(report, service.aws.sqs.clone(), service.aws.s3.clone());
-                reporter
-                    .report(&FinishedJob {
-                        job_id: job.job_id.clone(),
-                        source: job.source.clone(),
-                        finish,
-                    })
-                    .await;
+                report_end(&reporter, &job, finish).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
