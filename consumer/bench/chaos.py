@@ -72,6 +72,12 @@ def ffmpeg(*argv):
     subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", *argv], check=True)
 
 
+def clip_seconds(i, tag):
+    """How long key i's upload `tag` is: a re-upload is never as long as the first upload, so
+    a published version's length tells which bytes it encoded."""
+    return 2 + (i + (1 if tag == "v2" else 0)) % 3
+
+
 def make_clips(n):
     """Three base clips (2, 3, 4 s), remuxed with a comment so that every upload has bytes of
     its own: key i's first upload, and the re-upload of every fifth key."""
@@ -85,7 +91,7 @@ def make_clips(n):
 
     def variant(i, tag):
         path = f"{WORK}/clip-{i:04d}-{tag}.mp4"
-        base = bases[(i + (1 if tag == "v2" else 0)) % 3]
+        base = bases[clip_seconds(i, tag) - 2]
         ffmpeg("-i", base, "-map", "0", "-c", "copy", "-metadata", f"comment=chaos {i} {tag}", path)
         return path
 
@@ -424,9 +430,12 @@ def main():
     etags = defaultdict(list)  # key -> ETags of every PUT, in order
     puts = []
 
-    def put(key, body, why):
+    seconds_of = {}  # ETag -> length of a clip's bytes
+
+    def put(key, body, why, seconds=None):
         etag = strip(s3.put_object(Bucket=RAW, Key=key, Body=body)["ETag"])
         etags[key].append(etag)
+        seconds_of[etag] = seconds
         puts.append((now(), key, why, etag))
         return etag
 
@@ -439,7 +448,7 @@ def main():
     # The burst: every clip at once, the lying file in the middle.
     start = now()
     for i, key in enumerate(keys):
-        put(key, clips[(i, "v1")], "upload")
+        put(key, clips[(i, "v1")], "upload", clip_seconds(i, "v1"))
         if i == n // 2:
             put(liar_key, liar, "lying duration")
     fault(f"burst: {n} clips and the lying file {liar_key} uploaded in {now() - start:.1f} s (3 slots)")
@@ -472,10 +481,10 @@ def main():
             if not record or strip(record["source"].get("etag")) != etags[keys[i]][0]:
                 continue
             if record["status"] == "processing":
-                put(keys[i], clips[(i, "v2")], "re-upload mid-job")
+                put(keys[i], clips[(i, "v2")], "re-upload mid-job", clip_seconds(i, "v2"))
                 reuploads_in_flight.append(keys[i])
             elif record["status"] in ("done", "failed", "dead_lettered", "cancelled", "retrying"):
-                put(keys[i], clips[(i, "v2")], "re-upload after the first job ended")
+                put(keys[i], clips[(i, "v2")], "re-upload after the first job ended", clip_seconds(i, "v2"))
                 reuploads_late.append(f"{keys[i]} ({record['status']})")
             else:
                 continue
@@ -546,6 +555,7 @@ def main():
 def report(run):
     n, keys, liar_key, invalid_key = run["n"], run["keys"], run["liar_key"], run["invalid_key"]
     etags, puts, watch, poller = run["etags"], run["puts"], run["watch"], run["poller"]
+    seconds_of = run["seconds_of"]
     transcoders, consumers = run["transcoders"], run["consumers"]
     all_keys = keys + [liar_key]
 
@@ -584,29 +594,49 @@ def report(run):
     unexpected_failed = [f for f in failed if f[0] not in expected_failures]
 
     # Duplicate encodes: complete versions (a poster in the version folder: written after every
-    # rung, before the switch) per key and source ETag, the ETag read from the records that
-    # named the version (each job's `processing` record names it).
+    # rung, before the switch) per key, told apart two ways: by the source ETag of the records
+    # that named the version (each job's `processing` record names it), and by the length its
+    # VOD playlist adds up to (a re-upload is never as long as the first upload).
     version_etag = {}
     for prefix, seen in watch.history.items():
         for _, record in seen:
             if record.get("version"):
                 version_etag[(prefix, record["version"])] = strip(record["source"].get("etag"))
     listing = watch.list()
-    complete = defaultdict(list)
-    for obj in listing:
-        for key in all_keys:
-            prefix = prefix_of(key)
+    versions = defaultdict(dict)  # key -> version -> (ETag by record, seconds by playlist)
+    for key in all_keys:
+        prefix = prefix_of(key)
+        for obj in listing:
             rest = obj[len(prefix):] if obj.startswith(prefix) else ""
             if rest.startswith("_v") and rest.endswith("/poster.jpg"):
                 version = rest.split("/")[0]
-                complete[(key, version_etag.get((prefix, version), "?"))].append(version)
-    duplicates = []
-    for (key, etag), versions in sorted(complete.items()):
-        single = len(set(etags[key])) == 1
-        if len(versions) > 1 and (etag != "?" or single):
-            duplicates.append(f"{key} ETag {etag}: {len(versions)} complete versions {versions}")
-    unattributed = [f"{k}: {v}" for (k, e), v in complete.items() if e == "?"]
-    published = sum(len(v) for v in complete.values())
+                media = [o for o in listing if o.startswith(f"{prefix}{version}/") and o.endswith("/index.m3u8")]
+                seconds = None
+                if media:
+                    text = s3.get_object(Bucket=OUT, Key=media[0])["Body"].read().decode()
+                    seconds = round(sum(float(l[8:].split(",")[0]) for l in text.splitlines() if l.startswith("#EXTINF:")))
+                versions[key][version] = (version_etag.get((prefix, version), "?"), seconds)
+    duplicates, unattributed = [], []
+    for key, found in sorted(versions.items()):
+        by_etag, by_seconds = defaultdict(list), defaultdict(list)
+        for version, (etag, seconds) in sorted(found.items()):
+            if etag == "?":
+                unattributed.append(f"{key} {version}")
+            else:
+                by_etag[etag].append(version)
+            by_seconds[seconds].append(version)
+        if any(len(v) > 1 for v in by_etag.values()) or any(len(v) > 1 for v in by_seconds.values()):
+            duplicates.append(f"{key}: " + ", ".join(f"{v} (ETag {e}, {s} s)" for v, (e, s) in sorted(found.items())))
+    published = sum(len(v) for v in versions.values())
+    # A record that names other bytes than it encoded: its length against its ETag's.
+    mislabelled = set()
+    for prefix, seen in watch.history.items():
+        for _, record in seen:
+            etag, length = strip(record["source"].get("etag")), record.get("duration_s")
+            if record["status"] == "done" and seconds_of.get(etag) and length is not None \
+                    and round(length) != seconds_of[etag]:
+                mislabelled.add(f"{prefix} job {record['job_id'][:8]}: ETag {etag} is {seconds_of[etag]} s, "
+                                f"the job encoded {length:.1f} s")
 
     # What the logs say.
     tlines = list(json_lines([p for t in transcoders for p in t.logs]))
@@ -622,6 +652,12 @@ def report(run):
     lost_prefix = [l for l in tlines if msg(l).startswith("lost the output prefix")]
     handed_over = sum(1 for l in clines if msg(l) == "job handed over")
     streams_lost = sum(1 for l in clines if msg(l).startswith("lost the job's stream"))
+    deliveries = defaultdict(int)  # message id -> highest receive count a consumer saw
+    for l in clines:
+        for span in l.get("spans", []):
+            if "receive_count" in span:
+                deliveries[span["message_id"]] = max(deliveries[span["message_id"]], int(span["receive_count"]))
+    redelivered = sum(1 for c in deliveries.values() if c > 1)
     processing = [k for k in all_keys if records[k] and records[k]["status"] == "processing"]
     other_status = {k: records[k]["status"] for k in all_keys
                     if records[k] and records[k]["status"] not in ("done", "failed", "processing")}
@@ -656,6 +692,10 @@ def report(run):
         p(f"  {d}")
     p(f"  (complete versions {published}; transcoders' \"job done\" lines: {logged_published} published, "
       f"{logged_already} already done{'; versions of unknown ETag: ' + ', '.join(unattributed) if unattributed else ''})")
+    if mislabelled:
+        p(f"  records naming other bytes than they encoded: {len(mislabelled)}")
+        for line in sorted(mislabelled):
+            p(f"    {line}")
     p(f"lost = {len(lost)}")
     for line in lost:
         p(f"  {line}")
@@ -674,10 +714,11 @@ def report(run):
     p(f"records processing = {len(processing)}{' ' + ', '.join(processing) if processing else ''}")
     if other_status or no_record:
         p(f"  other records: {other_status}; no record: {no_record}")
-    p(f"logs: consumers handed over {handed_over} jobs, lost {streams_lost} streams; transcoders: "
+    p(f"logs: consumers handed over {handed_over} jobs, lost {streams_lost} streams, saw {len(deliveries)} messages, "
+      f"{redelivered} delivered more than once (at most {max(deliveries.values(), default=0)} times); transcoders: "
       f"{logged_cancelled} cancelled, {len(lost_prefix)} lost their prefix, failed: "
       + "; ".join(f"{c} x {e}" for e, c in sorted(logged_failed.items(), key=lambda x: -x[1])))
-    ok = (not duplicates and not lost and not poller.failures and queue == (0, 0) and dlq == (0, 0)
+    ok = (not duplicates and not mislabelled and not lost and not poller.failures and queue == (0, 0) and dlq == (0, 0)
           and not processing and not unexpected_failed and not missing_expected and run["finished"])
     p("targets met: " + ("yes" if ok else "NO"))
     print("\n".join(out), flush=True)
