@@ -469,6 +469,13 @@ def main():
         with watch.lock:
             return sum(1 for r in watch.records.values() if r.get("status") == "done")
 
+    def superseded(key):
+        """True while the first job of a re-uploaded key is `processing` its first bytes."""
+        if len(etags.get(key, [])) < 2:
+            return False
+        record = watch.read(prefix_of(key))
+        return bool(record) and record["status"] == "processing" and strip(record["source"].get("etag")) == etags[key][0]
+
     def final(key):
         record = watch.record(prefix_of(key))
         return (record is not None and strip(record["source"].get("etag")) == etags[key][-1]
@@ -501,8 +508,13 @@ def main():
         if stage < 3 and done >= thresholds[stage] * n:
             reached_at = reached_at or now()
             busy = [t for t in transcoders if t.popen.poll() is None and t.encoding()]
+            # The freeze prefers a job whose key was re-uploaded meanwhile: the newer upload's
+            # job can take the prefix while the frozen one holds it.
+            contested = [t for t in busy if superseded(t.current_source())]
             if stage in (0, 2) and not busy and now() - reached_at < 30:
                 pass  # wait for an ffmpeg to hit
+            elif stage == 2 and not contested and now() - reached_at < 15:
+                pass
             elif stage == 0:
                 victim = (busy or transcoders)[0]
                 source = victim.current_source()
@@ -519,10 +531,12 @@ def main():
                 actions.append((now() + 2, f"consumer {victim.name} restarted", victim.start))
                 stage, reached_at = 2, None
             elif stage == 2:
-                frozen = (busy or transcoders)[-1]
+                frozen = (contested or busy or transcoders)[-1]
                 source = frozen.current_source()
                 os.kill(frozen.pid, signal.SIGSTOP)
-                fault(f"SIGSTOP {frozen.name} (pid {frozen.pid}) {'while its ffmpeg encoded' if busy else 'with no ffmpeg running'} {source}; {done} done")
+                how = ("while its ffmpeg encoded the first upload of the re-uploaded" if contested else
+                       "while its ffmpeg encoded" if busy else "with no ffmpeg running")
+                fault(f"SIGSTOP {frozen.name} (pid {frozen.pid}) {how} {source}; {done} done")
                 actions.append((now() + FREEZE_SECONDS, f"SIGCONT {frozen.name} after {FREEZE_SECONDS:.0f} s",
                                 lambda pid=frozen.pid: os.kill(pid, signal.SIGCONT)))
                 stage, reached_at = 3, None
@@ -638,6 +652,32 @@ def report(run):
                 mislabelled.add(f"{prefix} job {record['job_id'][:8]}: ETag {etag} is {seconds_of[etag]} s, "
                                 f"the job encoded {length:.1f} s")
 
+    # What each stable master serves: the version its record says is published, every media
+    # playlist finished (ENDLIST); no master where nothing was ever published.
+    serving = []
+    for key in all_keys:
+        record, prefix = records[key], prefix_of(key)
+        want = record and record.get("published_version")
+        try:
+            master = s3.get_object(Bucket=OUT, Key=prefix + "master.m3u8")["Body"].read().decode()
+        except ClientError:
+            master = None
+        if master is None:
+            if want:
+                serving.append(f"{key}: no stable master, the record says {want} is published")
+            continue
+        uris = playlist_uris(master)
+        served = uris[0].split("/")[0] if uris else None
+        if served != want:
+            serving.append(f"{key}: the stable master serves {served}, the record ({record and record['status']}) says {want}")
+        for uri in uris:
+            try:
+                media = s3.get_object(Bucket=OUT, Key=resolve(prefix + "master.m3u8", uri))["Body"].read().decode()
+            except ClientError:
+                media = ""
+            if "#EXT-X-ENDLIST" not in media:
+                serving.append(f"{key}: {uri} is not a finished VOD playlist")
+
     # What the logs say.
     tlines = list(json_lines([p for t in transcoders for p in t.logs]))
     clines = list(json_lines([p for c in consumers for p in c.logs]))
@@ -700,6 +740,9 @@ def report(run):
     for line in lost:
         p(f"  {line}")
     rounds = poller.round_seconds
+    p(f"masters not serving their record's version = {len(serving)}")
+    for line in serving[:10]:
+        p(f"  {line}")
     p(f"moments unplayable = {len(poller.failures)} ({poller.checks} master checks in {poller.rounds} rounds, "
       f"a round every {sum(rounds) / max(1, len(rounds)) if rounds else 0:.2f} s on average, "
       f"longest {max(rounds, default=0):.2f} s)")
@@ -718,7 +761,7 @@ def report(run):
       f"{redelivered} delivered more than once (at most {max(deliveries.values(), default=0)} times); transcoders: "
       f"{logged_cancelled} cancelled, {len(lost_prefix)} lost their prefix, failed: "
       + "; ".join(f"{c} x {e}" for e, c in sorted(logged_failed.items(), key=lambda x: -x[1])))
-    ok = (not duplicates and not mislabelled and not lost and not poller.failures and queue == (0, 0) and dlq == (0, 0)
+    ok = (not duplicates and not mislabelled and not lost and not serving and not poller.failures and queue == (0, 0) and dlq == (0, 0)
           and not processing and not unexpected_failed and not missing_expected and run["finished"])
     p("targets met: " + ("yes" if ok else "NO"))
     print("\n".join(out), flush=True)
