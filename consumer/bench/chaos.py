@@ -727,9 +727,15 @@ def report(run):
     missing_expected = [k for k in (liar_key, invalid_key) if k not in expected_failures]
     for key in missing_expected:
         p(f"  NOT failed as expected: {key}: record {records[key] and records[key]['status']}")
+    def history(key):
+        """The records seen at a key's prefix, in order: the evidence for a flagged key."""
+        return "; ".join(f"{at:.1f} s {r['status']} job {r['job_id'][:8]} ETag {strip(r['source'].get('etag'))[:8]} "
+                         f"{r.get('version') or ''}" for at, r in watch.history[prefix_of(key)])
+
     p(f"duplicate encodes = {len(duplicates)}")
     for d in duplicates:
         p(f"  {d}")
+        p(f"    records seen: {history(d.split(':')[0])}")
     p(f"  (complete versions {published}; transcoders' \"job done\" lines: {logged_published} published, "
       f"{logged_already} already done{'; versions of unknown ETag: ' + ', '.join(unattributed) if unattributed else ''})")
     if mislabelled:
@@ -739,6 +745,7 @@ def report(run):
     p(f"lost = {len(lost)}")
     for line in lost:
         p(f"  {line}")
+        p(f"    records seen: {history(line.split(':')[0])}")
     rounds = poller.round_seconds
     p(f"masters not serving their record's version = {len(serving)}")
     for line in serving[:10]:
