@@ -40,6 +40,7 @@ OUTPUT_PREFIX = "hls/"
 TIMEOUT = float(os.environ.get("CHAOS_TIMEOUT", "900"))
 FREEZE_SECONDS = float(os.environ.get("FREEZE_SECONDS", "30"))
 POLL_PERIOD = 0.5
+QUEUE_GRACE = 120
 QUEUE_VISIBILITY = "30"
 
 config = Config(retries={"max_attempts": 10, "mode": "standard"}, max_pool_connections=16)
@@ -464,6 +465,7 @@ def main():
     frozen = None
     deadline = time.time() + TIMEOUT
     finished = False
+    final_since = None
 
     def done_count():
         with watch.lock:
@@ -510,7 +512,7 @@ def main():
             busy = [t for t in transcoders if t.popen.poll() is None and t.encoding()]
             # The freeze prefers a job whose key was re-uploaded meanwhile: the newer upload's
             # job can take the prefix while the frozen one holds it.
-            contested = [t for t in busy if superseded(t.current_source())]
+            contested = [t for t in busy if stage == 2 and superseded(t.current_source())]
             if stage in (0, 2) and not busy and now() - reached_at < 30:
                 pass  # wait for an ffmpeg to hit
             elif stage == 2 and not contested and now() - reached_at < 15:
@@ -546,14 +548,25 @@ def main():
             fault(action[1])
         # The end: every record final for its key's last bytes, both queues empty, every
         # fault played out.
+        # Messages may still come back once every record is final (a hold of 60 s in a killed
+        # consumer, a visibility of 30 s): they get QUEUE_GRACE, then the queues are reported.
         if stage == 3 and not actions and not pending_reuploads and invalid_done:
             if all(final(k) for k in keys + [liar_key]):
-                if queue_counts(QUEUE_URL) == (0, 0) and queue_counts(DLQ_URL) == (0, 0):
+                final_since = final_since or now()
+                empty = queue_counts(QUEUE_URL) == (0, 0) and queue_counts(DLQ_URL) == (0, 0)
+                if empty or now() - final_since > QUEUE_GRACE:
                     finished = True
                     break
+            else:
+                final_since = None
         time.sleep(0.2)
     end = now()
-    fault("every record final and both queues empty" if finished else f"TIMED OUT after {TIMEOUT:.0f} s")
+    if not finished:
+        fault(f"TIMED OUT after {TIMEOUT:.0f} s")
+    elif final_since is not None and now() - final_since > QUEUE_GRACE:
+        fault(f"every record final, but the queues were not empty {QUEUE_GRACE} s later")
+    else:
+        fault("every record final and both queues empty")
     # Two more poller rounds over the final state, then stop watching.
     time.sleep(2 * POLL_PERIOD + 0.5)
     poller.stop.set()
