@@ -689,7 +689,10 @@ def report(run):
             except ClientError:
                 media = ""
             if "#EXT-X-ENDLIST" not in media:
-                serving.append(f"{key}: {uri} is not a finished VOD playlist")
+                head = s3.head_object(Bucket=OUT, Key=resolve(prefix + "master.m3u8", uri)) if media else {}
+                serving.append(f"{key}: {uri} is not a finished VOD playlist (record {record and record['status']}, "
+                               f"playlist written {head.get('LastModified')}, record updated "
+                               f"{record and record.get('updated_at')}): " + " | ".join(media.splitlines()))
 
     # What the logs say.
     tlines = list(json_lines([p for t in transcoders for p in t.logs]))
