@@ -21,17 +21,20 @@
 #
 # IT PRINTS
 #   the faults with their times; then uploads, done, failed (and why), duplicate encodes (two
-#   complete versions of the same key and source ETag, cross-checked with the transcoders'
-#   "job done" lines), lost uploads (final bytes with no `done` record), moments unplayable,
-#   both queues' counts and the records left `processing`. It exits 1 when any of these misses
-#   its target (0, 0, 0, empty, none), after printing the evidence.
+#   complete versions of one key for the same bytes, told by the records' source ETag and by
+#   the version's length, cross-checked with the transcoders' "job done" lines), lost uploads
+#   (final bytes with no `done` record), stable masters not serving their record's version as
+#   a finished VOD stream, moments unplayable, both queues' counts and the records left
+#   `processing`. It exits 1 when any of these misses its target (0, 0, 0, 0, empty, none) or
+#   anything but the two bad files failed, after printing the evidence.
 #
 #   consumer/bench/chaos.sh                          # 60 clips
 #   UPLOADS=30 consumer/bench/chaos.sh
 #   TRANSCODER=target/debug/transcoder CONSUMER=target/debug/consumer consumer/bench/chaos.sh
 #   CHAOS_KEEP=1 ...                                 # keep the work folder (logs) and say where
 #
-# Other knobs: CHAOS_TIMEOUT (seconds for the whole run, 900), FREEZE_SECONDS (30).
+# Other knobs: CHAOS_TIMEOUT (seconds for the whole run, 900), FREEZE_SECONDS (30). Progress
+# and each unplayable moment as it happens go to stderr.
 set -euo pipefail
 
 UPLOADS="${UPLOADS:-60}"
