@@ -269,6 +269,7 @@ async fn run(
             }
         }
     };
+    liveness.mark_publishing();
     dest.switch(&transcoded.master).await?;
     let mut renditions = transcoded.records();
     for rendition in &mut renditions {
@@ -327,15 +328,26 @@ async fn encode_and_publish(
     job: &CloudJob,
     events: &(dyn Fn(JobEvent) + Send + Sync),
 ) -> Result<Transcoded, JobError> {
+    let stop_watching = tokio_util::sync::CancellationToken::new();
     let transcoded = {
         let encode = encode_prepared(input, out, prepared, &job.settings, events);
         tokio::pin!(encode);
-        // `watch` returns only when an upload fails for good; the encode is then dropped,
-        // which kills ffmpeg.
+        let watching = live.watch(events, &stop_watching);
+        tokio::pin!(watching);
         tokio::select! {
             biased;
-            result = &mut encode => result?,
-            error = live.watch(events) => return Err(error),
+            result = &mut encode => {
+                // The watcher finishes the playlist it may be writing before the final ones.
+                stop_watching.cancel();
+                (&mut watching).await?;
+                result?
+            }
+            // `watch` returns first only when an upload fails for good; the encode is then
+            // dropped, which kills ffmpeg.
+            watched = &mut watching => {
+                watched?;
+                unreachable!("the watcher stops only when told, after the encode")
+            }
         }
     };
     // The source is no longer needed; free the disk before the last uploads.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::cloud::{run_cloud_job, CloudDone, CloudJob, Delivery};
+use super::owner::OwnerError;
 use super::{JobError, JobEvent};
 use crate::liveness::Liveness;
 use crate::manifest::{ErrorKind, Manifest, Status};
@@ -18,6 +19,9 @@ use crate::storage::{ObjectKind, OutputSink, S3Sink, S3Store};
 /// How long a stopping job may spend withdrawing its master and recording the stop: shutdown
 /// must stay prompt.
 const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a job stopped after its switch began may take to finish publishing (a poster, a
+/// master, a record and the clean-up of replaced versions).
+const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a job ended.
 #[derive(Debug)]
@@ -42,7 +46,10 @@ impl JobOutcome {
                 already_done: done.already_done,
                 source_etag: done.manifest.source.etag.clone(),
             }),
-            JobOutcome::Failed(JobError::MessageLost { .. }) | JobOutcome::Cancelled => None,
+            JobOutcome::Failed(
+                JobError::MessageLost { .. } | JobError::Owner(OwnerError::Lost { .. }),
+            )
+            | JobOutcome::Cancelled => None,
             JobOutcome::Failed(error) => Some(Finish::Failed {
                 kind: error.kind(),
                 message: error.to_string(),
@@ -94,31 +101,70 @@ pub async fn run_owned_job(
         }
     };
     let sink = store.sink(job.output.clone());
-    // Dropping the job future on cancellation kills its ffmpeg (kill_on_drop).
-    let outcome = tokio::select! {
-        result = run_cloud_job(store, job, &liveness, &moving) => match result {
-            Ok(done) => JobOutcome::Done(Box::new(done)),
-            Err(error) => JobOutcome::Failed(error),
-        },
-        end = ended => match end {
-            // Stops at once and writes nothing more: the next delivery's job owns the upload.
-            LeaseEnd::Lost => JobOutcome::Failed(JobError::MessageLost {
+    let outcome_of = |result: Result<CloudDone, JobError>| match result {
+        Ok(done) => JobOutcome::Done(Box::new(done)),
+        Err(error) => JobOutcome::Failed(error),
+    };
+    let mut run = Box::pin(run_cloud_job(store, job, &liveness, &moving));
+    enum First {
+        Ended(JobOutcome),
+        LeaseEnded(LeaseEnd),
+        Stop,
+    }
+    let first = tokio::select! {
+        result = &mut run => First::Ended(outcome_of(result)),
+        end = ended => First::LeaseEnded(end),
+        () = cancel.cancelled() => First::Stop,
+    };
+    // Dropping the job future kills its ffmpeg (kill_on_drop): done before anything slow.
+    let outcome = match first {
+        First::Ended(outcome) => outcome,
+        // Stops at once and writes nothing more: the next delivery's job owns the upload.
+        First::LeaseEnded(LeaseEnd::Lost) => {
+            drop(run);
+            JobOutcome::Failed(JobError::MessageLost {
                 message_id: message_id.unwrap_or_default(),
-            }),
-            LeaseEnd::Stalled => {
-                let error = JobError::Stalled { seconds: job.settings.stall.as_secs() };
-                let status = Delivery::failure_status(job.delivery, error.kind());
-                stop(&sink, job, |record| record.ended_with(status, error.kind(), error.to_string())).await;
-                JobOutcome::Failed(error)
+            })
+        }
+        First::LeaseEnded(LeaseEnd::Stalled) => {
+            drop(run);
+            let error = JobError::Stalled {
+                seconds: job.settings.stall.as_secs(),
+            };
+            let status = Delivery::failure_status(job.delivery, error.kind());
+            let (kind, message) = (error.kind(), error.to_string());
+            stop(&sink, job, |record| {
+                record.ended_with(status, kind, message)
+            })
+            .await;
+            JobOutcome::Failed(error)
+        }
+        // Past the switch a stop lets the job finish publishing (see `Liveness`).
+        First::Stop if liveness.is_publishing() => {
+            match tokio::time::timeout(FINISH_TIMEOUT, &mut run).await {
+                Ok(result) => outcome_of(result),
+                Err(_) => {
+                    drop(run);
+                    stop(&sink, job, Manifest::cancelled).await;
+                    JobOutcome::Cancelled
+                }
             }
-        },
-        () = cancel.cancelled() => {
+        }
+        First::Stop => {
+            drop(run);
             stop(&sink, job, Manifest::cancelled).await;
             JobOutcome::Cancelled
         }
     };
-    let lost_message = matches!(&outcome, JobOutcome::Failed(JobError::MessageLost { .. }));
-    if let Some(lease) = lease.filter(|_| !lost_message) {
+    // A job that lost its message, or its prefix to another job (most often a later
+    // delivery of the same message, after this one was frozen), leaves the message alone:
+    // settling it with this delivery's receipt would disturb the delivery that has it now. If
+    // it is still this one's, it comes back when the visibility last set runs out.
+    let not_ours = matches!(
+        &outcome,
+        JobOutcome::Failed(JobError::MessageLost { .. } | JobError::Owner(OwnerError::Lost { .. }))
+    );
+    if let Some(lease) = lease.filter(|_| !not_ours) {
         let how = match &outcome {
             JobOutcome::Done(_) => Settlement::Delete,
             JobOutcome::Failed(e) if e.kind() == ErrorKind::InvalidInput => Settlement::Delete,

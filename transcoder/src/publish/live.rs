@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use m3u8_rs::MediaPlaylist;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::retry::with_retries;
 use super::{
@@ -118,37 +119,37 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
         &self.uploaded
     }
 
-    /// Publishes until an upload fails for good, which it returns; otherwise runs until the
-    /// caller drops it (when the encode ends). Segments still uploading then are uploaded
-    /// again by `finish`: only finished uploads count.
-    pub async fn watch(&mut self, events: &(dyn Fn(JobEvent) + Send + Sync)) -> JobError {
+    /// Publishes until `stop` (the encode ended) or an upload fails for good. A playlist being
+    /// written when `stop` comes is finished first: dropped mid-request, it could still land
+    /// after the final VOD playlist and leave a `done` video that never ends. Segments still
+    /// uploading are dropped and uploaded again by `finish`: only finished uploads count.
+    pub async fn watch(
+        &mut self,
+        events: &(dyn Fn(JobEvent) + Send + Sync),
+        stop: &CancellationToken,
+    ) -> Result<(), JobError> {
         let mut uploads: JoinSet<(String, Result<(), StorageError>)> = JoinSet::new();
         let mut waiting: VecDeque<String> = VecDeque::new();
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(error) = self.scan(&mut waiting).await {
-                        return error;
-                    }
-                }
+                () = stop.cancelled() => return Ok(()),
+                _ = tick.tick() => self.scan(&mut waiting).await?,
                 Some(joined) = uploads.join_next(), if !uploads.is_empty() => match joined {
                     Ok((name, Ok(()))) => {
                         self.uploaded.insert(name);
                     }
-                    Ok((_, Err(error))) => return error.into(),
+                    Ok((_, Err(error))) => return Err(error.into()),
                     Err(panic) => {
-                        return JobError::Output {
+                        return Err(JobError::Output {
                             path: "segment upload".into(),
                             source: std::io::Error::other(panic.to_string()),
-                        }
+                        })
                     }
                 },
             }
-            if let Err(error) = self.publish_progress(events).await {
-                return error;
-            }
+            self.publish_progress(events).await?;
             while uploads.len() < UPLOAD_CONCURRENCY {
                 let Some(name) = waiting.pop_front() else {
                     break;
