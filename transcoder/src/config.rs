@@ -43,6 +43,10 @@ pub struct EncodeSettings {
     /// An encode may run at most this many times the source's duration (and never less than
     /// [`MIN_ENCODE_WALL`]) before it is stopped: progress that crawls forever is a stall too.
     pub max_encode_factor: f64,
+    /// The largest frame the decoder may produce, in pixels (ffmpeg's `-max_pixels`). The
+    /// probe checks the size a source declares; this holds every decoded frame to the same
+    /// [`Limits::max_pixels`], so a stream that grows mid-way fails instead of filling memory.
+    pub max_frame_pixels: u64,
 }
 
 /// The least wall time any encode is given, whatever the source's length: a 2 s clip still
@@ -70,6 +74,7 @@ impl Default for EncodeSettings {
             ffprobe: "ffprobe".into(),
             stall: Duration::from_secs(300),
             max_encode_factor: 20.0,
+            max_frame_pixels: Limits::default().max_pixels,
         }
     }
 }

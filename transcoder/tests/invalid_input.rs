@@ -60,6 +60,41 @@ fn lying_duration(dir: &Path) -> PathBuf {
     path
 }
 
+/// One MPEG-TS stream whose first second is 320x240 (what the probe sees) and whose next three
+/// are 1280x720: the size it declares is not the size it decodes to.
+fn growing_stream(dir: &Path) -> PathBuf {
+    let part = |name: &str, size: &str, seconds: &str, offset: &str| {
+        let path = dir.join(name);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=s={size}:r=25"),
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            seconds,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-output_ts_offset",
+            offset,
+            "-f",
+            "mpegts",
+            path.to_str().unwrap(),
+        ]);
+        std::fs::read(path).unwrap()
+    };
+    let mut bytes = part("small.ts", "320x240", "1", "0");
+    bytes.extend(part("large.ts", "1280x720", "3", "1"));
+    write(dir, "growing.ts", &bytes)
+}
+
 fn good_clip_of(dir: &Path, name: &str, seconds: f64) -> PathBuf {
     let path = dir.join(name);
     make_clip(
@@ -322,6 +357,12 @@ const CASES: &[(&str, Maker, &[&str], &str)] = &[
         |d| good_clip(d, "big.mp4", &[]),
         &["--max-pixels", "100000"],
         "over the limit",
+    ),
+    (
+        "a stream that grows past the pixel limit after its declared size",
+        growing_stream,
+        &["--max-pixels", "200000"],
+        "undecodable",
     ),
     (
         "over the duration limit",

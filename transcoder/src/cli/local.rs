@@ -26,7 +26,7 @@ pub async fn run(args: LocalArgs) -> ExitCode {
     let job = LocalJob {
         input: args.input,
         out_dir: args.out_dir,
-        settings: args.job.encode.settings(),
+        settings: args.job.settings(),
         limits: args.job.limits.limits(),
     };
     let view = ProgressView::new();

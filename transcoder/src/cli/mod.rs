@@ -83,6 +83,16 @@ pub struct JobArgs {
     pub limits: LimitArgs,
 }
 
+impl JobArgs {
+    /// The encode settings, with the pixel limit applied to every decoded frame as well.
+    pub fn settings(&self) -> EncodeSettings {
+        EncodeSettings {
+            max_frame_pixels: self.limits.limits().max_pixels,
+            ..self.encode.settings()
+        }
+    }
+}
+
 /// What jobs on S3 share: `serve` and `run`.
 #[derive(Debug, Clone, Args)]
 pub struct CloudArgs {
@@ -276,6 +286,7 @@ impl EncodeArgs {
             ffprobe: self.ffprobe.clone(),
             stall: std::time::Duration::from_secs(self.stall_seconds),
             max_encode_factor: self.max_encode_factor,
+            max_frame_pixels: Limits::default().max_pixels,
         }
     }
 }

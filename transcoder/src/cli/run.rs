@@ -83,7 +83,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         source: args.source.clone(),
         output,
-        settings: args.job.encode.settings(),
+        settings: args.job.settings(),
         limits: args.job.limits.limits(),
         work_root: args.cloud.work_dir.clone(),
         split: args.cloud.split.settings(),

@@ -55,7 +55,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         _ => None,
     };
     // Before the health service can say SERVING: every job starts these two.
-    let encode = args.job.encode.settings();
+    let encode = args.job.settings();
     for tool in [&encode.ffprobe, &encode.ffmpeg] {
         if let Err(e) = crate::child::check_tool(tool).await {
             eprintln!("transcoder: error: {e}");

@@ -165,6 +165,23 @@ pub fn hls_output_args(rung: &Rung, hls_time: &str, extra: &[&str]) -> Vec<OsStr
     args
 }
 
+/// What every ffmpeg that reads a source is held to, before its `-i`: only the `file`
+/// protocol, only self-contained demuxers (no playlist, concat script or URL is followed), and
+/// no decoded frame larger than the pixel limit, whatever the source declared.
+pub fn input_guards(settings: &EncodeSettings) -> Vec<OsString> {
+    [
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        SELF_CONTAINED_DEMUXERS,
+        "-max_pixels",
+        &settings.max_frame_pixels.min(i32::MAX as u64).to_string(),
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect()
+}
+
 /// The whole argument vector for `ffmpeg`, to run with the work folder as its current folder.
 pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
     let s = plan.settings;
@@ -178,12 +195,8 @@ pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
     // More than half the frames failing to decode means an encrypted or broken stream: ffmpeg
     // then exits 69, which we report as invalid input instead of publishing garbage.
     push(&["-max_error_rate", "0.5"]);
-    push(&[
-        "-protocol_whitelist",
-        "file",
-        "-format_whitelist",
-        SELF_CONTAINED_DEMUXERS,
-    ]);
+    args.extend(input_guards(s));
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&["-i"]);
     // The input is an OsStr (a path need not be UTF-8), so it goes in directly, and `push`
     // borrows `args` afresh after it.
@@ -266,6 +279,15 @@ mod tests {
             .unwrap();
         assert_eq!(before_input[pw + 1], "file");
         assert!(before_input.contains(&"-format_whitelist".to_string()));
+        // Every decoded frame is held to the pixel limit, not only the declared size.
+        let mp = before_input
+            .iter()
+            .position(|a| a == "-max_pixels")
+            .unwrap();
+        assert_eq!(
+            before_input[mp + 1],
+            EncodeSettings::default().max_frame_pixels.to_string()
+        );
     }
 
     #[test]

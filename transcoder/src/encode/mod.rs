@@ -10,8 +10,8 @@ use crate::config::EncodeSettings;
 use crate::ladder::Rung;
 use crate::probe::{file_url, Rational, SourceInfo};
 pub use command::{
-    ffmpeg_args, filter_graph, hls_output_args, rung_encoder_args, EncodePlan, KeyframeGrid,
-    MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
+    ffmpeg_args, filter_graph, hls_output_args, input_guards, rung_encoder_args, EncodePlan,
+    KeyframeGrid, MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
 };
 pub use ffmpeg::{Deadlines, LineVerdict, RunError};
 pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};

@@ -24,10 +24,10 @@ use std::ffi::{OsStr, OsString};
 
 use super::plan::Range;
 use crate::config::EncodeSettings;
-use crate::encode::{hls_output_args, rung_encoder_args, KeyframeGrid, POSTER};
+use crate::encode::{hls_output_args, input_guards, rung_encoder_args, KeyframeGrid, POSTER};
 use crate::job::Prepared;
 use crate::ladder::Rung;
-use crate::probe::{Rational, SourceInfo, SELF_CONTAINED_DEMUXERS};
+use crate::probe::{Rational, SourceInfo};
 
 /// Audio decoded and encoded before each cut, then dropped: 180 AAC frames (3.84 s).
 const AUDIO_PREROLL_FRAMES: u64 = 180;
@@ -128,12 +128,8 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
     push(&["-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats"]);
     push(&["-progress", "pipe:1", "-stats_period", "1"]);
     push(&["-max_error_rate", "0.5"]);
-    push(&[
-        "-protocol_whitelist",
-        "file",
-        "-format_whitelist",
-        SELF_CONTAINED_DEMUXERS,
-    ]);
+    args.extend(input_guards(s));
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     // The first range reads as the single pass does; the others keep the source's clock.
     if r.start_s > 0 {
         push(&["-copyts", "-start_at_zero"]);
@@ -240,27 +236,18 @@ fn audio_drop_expression(plan: &RangePlan<'_>) -> Option<String> {
 
 /// The poster command: one frame a tenth into the source, at the top rung's size, as the
 /// single pass picks it.
-pub fn poster_args(input_url: &OsStr, prepared: &Prepared) -> Vec<OsString> {
+pub fn poster_args(
+    input_url: &OsStr,
+    prepared: &Prepared,
+    settings: &EncodeSettings,
+) -> Vec<OsString> {
     let top = &prepared.ladder[0];
     let frame = (prepared.source.duration_s * 0.1 * prepared.fps.as_f64()).floor() as u64;
     let at = frame_time(frame, prepared.fps);
-    let mut args: Vec<OsString> = [
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-v",
-        "error",
-        "-protocol_whitelist",
-        "file",
-        "-format_whitelist",
-        SELF_CONTAINED_DEMUXERS,
-        "-ss",
-        &format!("{at:.6}"),
-        "-i",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
+    let strings = |items: &[&str]| items.iter().map(OsString::from).collect::<Vec<_>>();
+    let mut args = strings(&["-hide_banner", "-nostdin", "-y", "-v", "error"]);
+    args.extend(input_guards(settings));
+    args.extend(strings(&["-ss", &format!("{at:.6}"), "-i"]));
     args.push(input_url.to_os_string());
     let filter = format!(
         "scale={}:{}:flags=bicubic,setsar=1,format=yuvj420p",

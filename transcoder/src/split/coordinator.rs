@@ -368,7 +368,7 @@ async fn encode_here(
 
 /// The poster, from the source at a tenth of its length, as a single pass picks it.
 async fn make_poster(job: &SplitJob<'_>) -> Result<(), JobError> {
-    let args = poster_args(&file_url(job.input), job.prepared);
+    let args = poster_args(&file_url(job.input), job.prepared, &job.template.settings);
     run_encoder(&job.template.settings, &args, job.work_dir, 1.0, |_| {}).await?;
     Ok(())
 }
