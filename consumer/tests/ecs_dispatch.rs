@@ -160,6 +160,9 @@ async fn ecs_mode_starts_one_spot_task_per_upload_and_never_loses_a_message() {
     let (capacity, overrides) = &found[0];
     assert_eq!(capacity, "FARGATE_SPOT");
     assert_eq!(overrides["JOB_SOURCE"], format!("s3://{RAW}/{key}"));
+    // RunTask failed three times on the first delivery, and the job waited in the consumer
+    // for the next try: that cost no delivery.
+    assert_eq!(overrides["JOB_RECEIVE_COUNT"], "1");
     assert_eq!(overrides["JOB_OUTPUT"], "s3://out/hls/tasks/a b+c é/");
     assert_eq!(overrides["JOB_QUEUE_URL"], stack.queue_url);
     assert_eq!(overrides["NOTIFY_QUEUE_URL"], stack.notify_url);
@@ -274,11 +277,11 @@ async fn auto_mode_overflows_to_ecs_only_when_the_warm_pool_is_busy() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_transcoder_busy_with_someone_elses_job_refuses_and_the_job_overflows() {
+async fn a_transcoder_busy_with_someone_elses_job_gets_nothing_and_the_job_overflows() {
     let stack = Stack::start(30, 3).await;
     let ecs_env = stack.ecs_setup().await;
     let warm = Server::start(&stack.env, &["--max-jobs", "1"]);
-    let (submit, _long) = stack.busy_with_a_direct_job(&warm).await;
+    let (submit, _long) = stack.busy_with_a_direct_job(&warm, 20.0).await;
 
     let mut env = stack.consumer_env(&[
         ("DISPATCH_MODE", "auto".into()),
@@ -289,11 +292,18 @@ async fn a_transcoder_busy_with_someone_elses_job_refuses_and_the_job_overflows(
     let _clip = stack.upload_clip("queued.mp4", 2.0).await;
     let found = wait_for_tasks(&stack, 1).await;
     assert_eq!(found[0].1["JOB_SOURCE"], "s3://raw/queued.mp4");
+    // Its capacity status said it was full: it was never even asked, the job went to ECS.
     assert_eq!(
         consumer.logged("transcoder busy; trying the next").len(),
-        1,
+        0,
         "{}",
         consumer.log_text()
+    );
+    assert_eq!(
+        consumer
+            .logged("every warm transcoder is busy; starting a task")
+            .len(),
+        1
     );
     run_task_container(&stack, &found[0].1);
     stack

@@ -295,30 +295,40 @@ async fn a_transcoder_killed_after_going_public_leaves_nothing_half_done() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_refused_job_waits_in_the_consumer_without_burning_a_delivery() {
-    // Two receives and a message goes to the dead-letter queue: refusals must not count.
+async fn a_transcoder_full_with_work_it_was_not_sent_gets_nothing_and_no_delivery_burns() {
+    // Two receives and a message goes to the dead-letter queue: nothing may cost one.
     let stack = Stack::start(30, 2).await;
     let warm = Server::start(&stack.env, &["--max-jobs", "1"]);
-    let (submit, _long) = stack.busy_with_a_direct_job(&warm).await;
+    let (mut submit, _long) = stack.busy_with_a_direct_job(&warm, 60.0).await;
 
     let consumer =
         Consumer::start(&stack.consumer_env(&[("TRANSCODER_ENDPOINTS", warm.endpoint.clone())]));
     let _clip = stack.upload_clip("queued.mp4", 2.0).await;
-    eventually("the refusal", JOB_TIMEOUT, || async {
-        !consumer
-            .logged("every transcoder is busy; the job waits here for one")
-            .is_empty()
-    })
-    .await;
-    // While it waits, the message stays in flight: no other consumer gets it, no receive
-    // counts against it.
-    assert_eq!(stack.counts(&stack.queue_url).await, (0, 1));
+    // The transcoder's capacity status says it is full: the consumer does not even receive
+    // the upload, which waits in the queue for any consumer with room.
+    let mut looked = 0;
+    while submit.try_wait().unwrap().is_none() {
+        assert_eq!(
+            stack.counts(&stack.queue_url).await.1,
+            0,
+            "received while full"
+        );
+        assert!(consumer.logged("job handed over").is_empty());
+        looked += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(looked >= 8, "the direct job ran for {looked} looks only");
     let done = stack
         .wait_for_status("hls/queued/", "done", JOB_TIMEOUT)
         .await;
     assert_eq!(done["attempts"], 1, "one delivery: {done}");
-    let direct = submit.wait_with_output().unwrap();
-    assert!(direct.status.success(), "{}", describe(&direct));
-    assert!(consumer.logged("job handed over").len() == 1);
+    assert!(submit.wait().unwrap().success());
+    assert!(
+        consumer
+            .logged("every transcoder is busy; the job waits here for one")
+            .is_empty(),
+        "never refused"
+    );
+    assert_eq!(consumer.logged("job handed over").len(), 1);
     stack.assert_drained().await;
 }

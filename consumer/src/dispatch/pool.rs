@@ -204,14 +204,16 @@ impl WarmPool {
             .collect();
         let results =
             futures::future::join_all(checks.into_iter().map(|(url, channel)| async move {
-                let serving = client::is_serving(channel, CALL_TIMEOUT).await == Ok(true);
-                (url, serving)
+                let serving = client::is_serving(channel.clone(), CALL_TIMEOUT).await == Ok(true);
+                // Full with work we did not send (a split job's ranges, a direct submit).
+                let full = client::has_room(channel, CALL_TIMEOUT).await == Ok(false);
+                (url, serving, full)
             }))
             .await;
         let mut freed = false;
         {
             let mut members = self.members();
-            for (url, serving) in results {
+            for (url, serving, full) in results {
                 if let Some(m) = members.iter_mut().find(|m| m.url == url) {
                     if serving != m.healthy {
                         tracing::info!(transcoder = %url, serving, "transcoder health changed");
@@ -219,6 +221,12 @@ impl WarmPool {
                     freed |= serving && !m.healthy;
                     m.healthy = serving;
                     freed |= m.resting_until.take().is_some();
+                    // Busy with none of ours: it rests until the next round, so the consumer
+                    // neither receives for it nor sends it a job it would refuse. Busy with
+                    // ours: our own count says so already.
+                    if full && m.running == 0 {
+                        m.resting_until = Some(Instant::now() + self.inner.health_interval);
+                    }
                 }
             }
         }

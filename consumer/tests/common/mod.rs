@@ -177,14 +177,16 @@ impl Stack {
         dir
     }
 
-    /// Keeps `warm` busy with a job submitted straight to it (as someone else would: the
-    /// consumer cannot know), from a 20 s upload under `direct/`, and returns once it encodes,
-    /// that upload's own notification drained from the queue. Wait on the `submit` returned.
+    /// Keeps `warm` busy with a job submitted straight to it (as someone else would: not
+    /// through the consumer), from an upload of `seconds` under `direct/`, and returns once it
+    /// encodes, that upload's own notification drained from the queue. Wait on the `submit`
+    /// returned.
     pub async fn busy_with_a_direct_job(
         &self,
         warm: &Server,
+        seconds: f64,
     ) -> (std::process::Child, testkit::TempDir) {
-        let clip = self.upload_clip("direct/long.mp4", 20.0).await;
+        let clip = self.upload_clip("direct/long.mp4", seconds).await;
         let submit = std::process::Command::new(transcoder_binary())
             .args(["submit", "--endpoint", &warm.endpoint])
             .arg("s3://raw/direct/long.mp4")

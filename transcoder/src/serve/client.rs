@@ -106,13 +106,27 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 /// What the standard health service (`grpc.health.v1`) says of the whole server: `Ok(true)`
 /// when SERVING, `Ok(false)` for any other status, `Err` when it did not answer in `timeout`.
 pub async fn is_serving(channel: Channel, timeout: std::time::Duration) -> Result<bool, String> {
+    service_is_serving(channel, "", timeout).await
+}
+
+/// Whether the server has a free slot (its [`super::CAPACITY_SERVICE`] health status);
+/// `Err` when it did not answer, or does not publish one (an older transcoder).
+pub async fn has_room(channel: Channel, timeout: std::time::Duration) -> Result<bool, String> {
+    service_is_serving(channel, super::CAPACITY_SERVICE, timeout).await
+}
+
+async fn service_is_serving(
+    channel: Channel,
+    service: &str,
+    timeout: std::time::Duration,
+) -> Result<bool, String> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;
 
     let mut health = HealthClient::new(channel);
     let request = HealthCheckRequest {
-        service: String::new(),
+        service: service.to_string(),
     };
     match tokio::time::timeout(timeout, health.check(request)).await {
         Err(_) => Err(format!("no answer in {} s", timeout.as_secs_f64())),

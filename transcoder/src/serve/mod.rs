@@ -7,6 +7,7 @@
 //! running then are stopped and hand their messages back.
 
 mod auth;
+mod capacity;
 pub mod client;
 pub mod convert;
 mod ranges;
@@ -24,6 +25,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use auth::BearerAuth;
+pub use capacity::CAPACITY_SERVICE;
 pub use service::{ServiceConfig, TranscoderService};
 
 /// Requests are a few hundred bytes; anything near this is not a real request.
@@ -51,6 +53,7 @@ pub async fn run(
     let stop_jobs = CancellationToken::new();
     let jobs = TaskTracker::new();
     let service = TranscoderService::new(aws, config, stop_jobs.clone(), jobs.clone());
+    let capacity = service.capacity.clone();
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -59,6 +62,10 @@ pub async fn run(
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
+    capacity.publish(health.clone(), {
+        let jobs = jobs.clone();
+        move || jobs.is_closed()
+    });
     // Both reflection versions: grpcurl before 1.8.8 and many load balancer tools speak only
     // v1alpha.
     let reflection = || {
@@ -108,6 +115,7 @@ pub async fn run(
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
             jobs.close();
+            capacity.poke();
             tokio::spawn(async move {
                 if tokio::time::timeout(drain, jobs.wait()).await.is_err() {
                     tracing::warn!("drain period over: stopping the jobs still running");

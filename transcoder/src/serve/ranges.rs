@@ -3,11 +3,12 @@
 //! ending with the range's segments.
 
 use proto::v1;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tracing::Instrument;
 
+use super::capacity::Taken;
 use super::convert;
 use super::service::{TranscoderService, EVENT_BUFFER};
 use crate::job::JobEvent;
@@ -18,7 +19,7 @@ impl TranscoderService {
     pub(super) fn start_range(
         &self,
         job: RangeJob,
-        permit: OwnedSemaphorePermit,
+        permit: Taken,
     ) -> ReceiverStream<Result<v1::RangeEvent, Status>> {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let cancel = self.stop_jobs.child_token();

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use proto::v1::transcoder_server::Transcoder;
 use proto::v1::{self, transcode_event::Event};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
+use super::capacity::{Capacity, Taken};
 use super::convert;
 use crate::aws::Aws;
 use crate::config::{EncodeSettings, Limits, X264_PRESETS};
@@ -62,7 +63,7 @@ pub struct ServiceConfig {
 pub struct TranscoderService {
     pub(super) aws: Aws,
     pub(super) config: Arc<ServiceConfig>,
-    slots: Arc<Semaphore>,
+    pub(super) capacity: Capacity,
     /// Cancelled when a drain runs out of time: every running job stops and hands back.
     pub(super) stop_jobs: CancellationToken,
     pub(super) jobs: TaskTracker,
@@ -76,11 +77,10 @@ impl TranscoderService {
         stop_jobs: CancellationToken,
         jobs: TaskTracker,
     ) -> Self {
-        let slots = Arc::new(Semaphore::new(config.max_jobs.max(1)));
         Self {
             aws,
+            capacity: Capacity::new(config.max_jobs),
             config: Arc::new(config),
-            slots,
             stop_jobs,
             jobs,
         }
@@ -96,13 +96,8 @@ impl TranscoderService {
 
     /// One of the `max_jobs` slots (a range takes one like a job), or RESOURCE_EXHAUSTED so
     /// that the caller tries elsewhere.
-    fn take_slot(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.slots.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "busy: already running {} job(s)",
-                self.config.max_jobs
-            ))
-        })
+    fn take_slot(&self) -> Result<Taken, Status> {
+        self.capacity.take()
     }
 
     /// Turns a request into a job, or says what is wrong with it.
