@@ -166,7 +166,12 @@ def download(prefix, folder):
                 continue
             path = os.path.join(folder, relative)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            s3.download_file(OUT, item["Key"], path)
+            try:
+                s3.download_file(OUT, item["Key"], path)
+            except ClientError as e:
+                # Gone since the listing: a job's prefix lease, released after its record.
+                if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                    raise
 
 
 def count_tasks():

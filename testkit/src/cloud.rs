@@ -245,6 +245,23 @@ pub async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     out.body.collect().await.unwrap().to_vec()
 }
 
+/// Downloads every object under `prefix` of `bucket` into `dir`, by its name under the prefix.
+/// An object gone between the listing and its download (a job's prefix lease, released just
+/// after its `done` record) is skipped.
+pub async fn download_prefix(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &Path) {
+    for key in list_keys(s3, bucket, prefix).await {
+        let got = s3.get_object().bucket(bucket).key(&key).send().await;
+        let body = match got {
+            Ok(out) => out.body.collect().await.unwrap().to_vec(),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => continue,
+            Err(e) => panic!("GetObject {bucket}/{key}: {e:?}"),
+        };
+        let path = dir.join(key.strip_prefix(prefix).unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, body).unwrap();
+    }
+}
+
 /// moto with a `raw` and an `out` bucket, an S3 client, and the environment for the processes
 /// (`OUTPUT_BUCKET=out`).
 pub async fn moto_with_buckets() -> (Moto, aws_sdk_s3::Client, Vec<(&'static str, String)>) {

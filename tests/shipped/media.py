@@ -3,6 +3,8 @@
 import subprocess
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 
 def make_clip(path, seconds=2, size="640x360", audio=True):
     """A test pattern with a tone, H.264 and AAC in MP4."""
@@ -40,5 +42,10 @@ def download_prefix(s3, bucket, prefix, folder):
             relative = item["Key"][len(prefix):]
             target = folder / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, item["Key"], str(target))
+            try:
+                s3.download_file(bucket, item["Key"], str(target))
+            except ClientError as e:
+                # Gone since the listing: a job's prefix lease, released after its record.
+                if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                    raise
     return folder

@@ -38,11 +38,7 @@ fn clip(dir: &Path, name: &str) -> PathBuf {
 
 /// Downloads every object under `prefix` into `dir`, keeping the layout.
 async fn download_prefix(s3: &aws_sdk_s3::Client, prefix: &str, dir: &Path) {
-    for key in list_keys(s3, OUT, prefix).await {
-        let path = dir.join(key.strip_prefix(prefix).unwrap());
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, get(s3, OUT, &key).await).unwrap();
-    }
+    testkit::cloud::download_prefix(s3, OUT, prefix, dir).await
 }
 
 /// Every packet of one stream of a rendition, read through its playlist: pts, dts, keyframe.

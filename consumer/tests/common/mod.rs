@@ -297,11 +297,7 @@ impl Stack {
 
     /// Downloads every object under `prefix` of the output bucket into `dir`.
     pub async fn download_prefix(&self, prefix: &str, dir: &Path) {
-        for key in list_keys(&self.s3, OUT, prefix).await {
-            let path = dir.join(key.strip_prefix(prefix).unwrap());
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, get(&self.s3, OUT, &key).await).unwrap();
-        }
+        testkit::cloud::download_prefix(&self.s3, OUT, prefix, dir).await
     }
 
     /// Checks the HLS under `prefix` plays: the master parses, every variant playlist it names
