@@ -36,20 +36,32 @@ pub enum JobOutcome {
 }
 
 impl JobOutcome {
+    /// True when the job lost its message, or its prefix to another job (most often a later
+    /// delivery of the same message, after this one was frozen): the upload is another
+    /// delivery's now, to settle and to report.
+    fn lost_ownership(&self) -> bool {
+        matches!(
+            self,
+            JobOutcome::Failed(
+                JobError::MessageLost { .. } | JobError::Owner(OwnerError::Lost { .. })
+            )
+        )
+    }
+
     /// How the job ended for the status report (`status`), with its master at
     /// `master_playlist`; `None` when it is not this run's to report: stopped before it
-    /// finished, or its message taken by another delivery, which will report.
+    /// finished, or its upload another delivery's now, which will report.
     pub fn finish(&self, master_playlist: String) -> Option<Finish> {
+        if self.lost_ownership() {
+            return None;
+        }
         match self {
             JobOutcome::Done(done) => Some(Finish::Done {
                 master_playlist,
                 already_done: done.already_done,
                 source_etag: done.manifest.source.etag.clone(),
             }),
-            JobOutcome::Failed(
-                JobError::MessageLost { .. } | JobError::Owner(OwnerError::Lost { .. }),
-            )
-            | JobOutcome::Cancelled => None,
+            JobOutcome::Cancelled => None,
             JobOutcome::Failed(error) => Some(Finish::Failed {
                 kind: error.kind(),
                 message: error.to_string(),
@@ -156,15 +168,10 @@ pub async fn run_owned_job(
             JobOutcome::Cancelled
         }
     };
-    // A job that lost its message, or its prefix to another job (most often a later
-    // delivery of the same message, after this one was frozen), leaves the message alone:
-    // settling it with this delivery's receipt would disturb the delivery that has it now. If
-    // it is still this one's, it comes back when the visibility last set runs out.
-    let not_ours = matches!(
-        &outcome,
-        JobOutcome::Failed(JobError::MessageLost { .. } | JobError::Owner(OwnerError::Lost { .. }))
-    );
-    if let Some(lease) = lease.filter(|_| !not_ours) {
+    // A job whose upload is another delivery's now leaves the message alone: settling it
+    // with this delivery's receipt would disturb the delivery that has it. If it is still this
+    // one's, it comes back when the visibility last set runs out.
+    if let Some(lease) = lease.filter(|_| !outcome.lost_ownership()) {
         let how = match &outcome {
             JobOutcome::Done(_) => Settlement::Delete,
             JobOutcome::Failed(e) if e.kind() == ErrorKind::InvalidInput => Settlement::Delete,
