@@ -133,7 +133,8 @@ async fn shutdown_waits_for_running_jobs_and_leaves_the_rest_to_their_transcoder
     let mut hasty = env.clone();
     hasty.push(("SHUTDOWN_GRACE_SECONDS", "1".into()));
     let consumer = Consumer::start(&hasty);
-    let _long = stack.upload_clip("long.mp4", 20.0).await;
+    // Long enough to be still encoding when the consumer, with its 1 s grace, has exited.
+    let _long = stack.upload_clip("long.mp4", 120.0).await;
     eventually("the long job to start", JOB_TIMEOUT, || async {
         !server.ffmpeg_children().is_empty()
     })
