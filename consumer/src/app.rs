@@ -9,6 +9,7 @@ use transcoder::status::StatusReporter;
 use transcoder::storage::S3Store;
 
 use crate::config::{Config, DispatchMode};
+use crate::dead_letters::{sweep_forever, SweepSettings};
 use crate::dispatch::{
     Auto, Dispatcher, EcsLauncher, EcsSettings, FollowContext, PoolSettings, WarmPool,
 };
@@ -59,6 +60,7 @@ pub async fn run(config: Config) -> ExitCode {
         };
         WarmPool::start(settings, follow).await
     };
+    start_dead_letter_sweep(&config, &aws, shutdown.clone());
     let result = async {
         match config.dispatch_mode {
             DispatchMode::Grpc => {
@@ -121,6 +123,35 @@ async fn serve<D: Dispatcher>(
         in_flight,
     );
     worker.run(shutdown, config.poll.grace()).await;
+}
+
+/// The dead-letter sweep beside the loop, when it is on and the records' bucket is known.
+fn start_dead_letter_sweep(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    shutdown: CancellationToken,
+) {
+    let every = config.poll.dead_letter_sweep_seconds;
+    let Some(bucket) = config.output.output_bucket.clone().filter(|_| every > 0) else {
+        tracing::info!(
+            "the dead-letter sweep is off (DEAD_LETTER_SWEEP_SECONDS is 0 or OUTPUT_BUCKET unset)"
+        );
+        return;
+    };
+    let settings = SweepSettings {
+        queue_url: config.queue_url.clone(),
+        output: OutputRoot {
+            bucket,
+            prefix: config.output.output_prefix.clone(),
+        },
+        every: Duration::from_secs(every),
+    };
+    tokio::spawn(sweep_forever(
+        aws_sdk_sqs::Client::new(aws),
+        S3Store::new(aws),
+        settings,
+        shutdown,
+    ));
 }
 
 fn ecs_settings(config: &Config) -> EcsSettings {

@@ -253,6 +253,12 @@ pub struct PollArgs {
     #[arg(long, env = "POLL_WAIT_SECONDS", default_value_t = 20,
           value_parser = clap::value_parser!(u8).range(1..=20))]
     pub poll_wait_seconds: u8,
+    /// Seconds between two looks into the dead-letter queue of QUEUE_URL for uploads whose job
+    /// died on its message's last delivery: their records, which would say `processing` for
+    /// ever, are marked `dead_lettered` once the job's lease on its output has lapsed. The
+    /// messages stay where they are. 0 turns the sweep off; it needs OUTPUT_BUCKET.
+    #[arg(long, env = "DEAD_LETTER_SWEEP_SECONDS", default_value_t = 300)]
+    pub dead_letter_sweep_seconds: u64,
     /// Seconds running gRPC jobs get to finish after SIGTERM before they are stopped and their
     /// messages handed back (keep it under the container's stop timeout).
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 60)]

@@ -224,3 +224,94 @@ async fn a_queue_without_a_redrive_policy_is_one_line_and_exit_1() {
     );
     assert_eq!(stack.counts(&stack.dlq_url).await, (1, 0));
 }
+
+/// A job SIGKILLed on its message's last delivery cannot write its ending, and no later
+/// delivery comes: the consumer's dead-letter sweep marks its `processing` record
+/// `dead_lettered` once the job's lease has lapsed, leaves the message in the dead-letter
+/// queue, and leaves alone the record of a dead letter whose upload was published.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_marks_the_record_of_a_job_killed_on_its_last_delivery() {
+    let mut stack = Stack::start(4, 1).await;
+    for (name, value) in stack.env.iter_mut() {
+        if *name == "TRANSCODER_PREFIX_LEASE_SECONDS" {
+            *value = "3".into();
+        }
+    }
+    let servers: Vec<Server> = (0..2).map(|_| Server::start(&stack.env, &[])).collect();
+    let endpoints: Vec<&str> = servers.iter().map(|s| s.endpoint.as_str()).collect();
+    let consumer = Consumer::start(&stack.consumer_env(&[
+        ("DISPATCH_MODE", "grpc".into()),
+        ("TRANSCODER_ENDPOINTS", endpoints.join(",")),
+        ("DEAD_LETTER_SWEEP_SECONDS", "1".into()),
+    ]));
+
+    // A published upload whose notification also sits in the dead-letter queue.
+    let _good = stack.upload_clip("up/good.mp4", 2.0).await;
+    let done = stack
+        .wait_for_status("hls/up/good/", "done", Duration::from_secs(120))
+        .await;
+    let etag = done["source"]["etag"].as_str().unwrap().trim_matches('"');
+    send(
+        &stack,
+        &stack.dlq_url,
+        &upload_body("up/good.mp4", Some(etag)),
+    )
+    .await;
+
+    // The last (and only) delivery of a long upload, killed mid-encode with its transcoder.
+    let _long = stack.upload_clip("up/killed.mp4", 60.0).await;
+    let mut running = None;
+    eventually("the job to encode", Duration::from_secs(120), || {
+        running = servers.iter().find(|s| !s.ffmpeg_children().is_empty());
+        std::future::ready(running.is_some())
+    })
+    .await;
+    let running = running.unwrap();
+    let processing = stack
+        .wait_for_status("hls/up/killed/", "processing", Duration::from_secs(30))
+        .await;
+    assert_eq!(processing["attempts"], 1, "{processing}");
+    let ffmpeg = running.ffmpeg_children();
+    signal(running.child.id(), "KILL");
+    for pid in ffmpeg {
+        signal(pid, "KILL");
+    }
+
+    let record = stack
+        .wait_for_status("hls/up/killed/", "dead_lettered", Duration::from_secs(90))
+        .await;
+    assert_eq!(record["job_id"], processing["job_id"], "{record}");
+    assert_eq!(record["attempts"], 1, "{record}");
+    assert_eq!(record["error"]["kind"], "internal", "{record}");
+    assert_eq!(
+        record["error"]["message"],
+        "the job's last delivery (delivery 1) ended without a result: its process stopped or \
+         died before it could record why, and the queue moved the message to the dead-letter \
+         queue",
+        "{record}"
+    );
+    // Both messages stay for an operator, visible again once the sweep has looked.
+    eventually(
+        "both dead letters visible",
+        Duration::from_secs(40),
+        || async { stack.counts(&stack.dlq_url).await == (2, 0) },
+    )
+    .await;
+    assert_eq!(stack.counts(&stack.queue_url).await, (0, 0));
+    // Later sweeps change nothing: the abandoned record was marked once, the published one
+    // never.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let marked = "the job of a dead-lettered upload died without an ending: its record now says \
+                  dead_lettered";
+    assert_eq!(consumer.logged(marked).len(), 1, "{}", consumer.log_text());
+    let good = stack.manifest("hls/up/good/").await.unwrap();
+    assert_eq!(
+        good, done,
+        "the published upload's record must stay as it was"
+    );
+    assert_eq!(
+        stack.manifest("hls/up/killed/").await.unwrap(),
+        record,
+        "marked once"
+    );
+}

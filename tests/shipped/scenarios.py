@@ -2,6 +2,7 @@
 each returning what went wrong (nothing, when all is well). test_iam_bites runs them with one
 statement removed at a time; each removal must show up as a problem."""
 
+import json
 import time
 
 from media import make_clip
@@ -41,12 +42,32 @@ def _event(p, key, status):
     return any(e["key"] == key and e["status"] == status for e in p.seen_events)
 
 
+def _abandoned(p, key):
+    """What a job SIGKILLed on its last delivery leaves: a `processing` record, a lapsed
+    lease, and its upload's message in the dead-letter queue."""
+    prefix = p.prefix(key)
+    record = {"status": "processing", "job_id": "killed-job", "renditions": [],
+              "source": {"bucket": p.raw, "key": key, "etag": None, "size": 10},
+              "master_playlist": None, "poster": None, "duration_s": None, "error": None,
+              "attempts": 5, "created_at": "2026-01-01T00:00:00Z",
+              "updated_at": "2026-01-01T00:00:00Z"}
+    lease = {"job_id": "killed-job", "version": "_v20260101T000000Z-00000000",
+             "expires_at": "2026-01-01T00:01:30Z"}
+    p.s3.put_object(Bucket=p.out, Key=prefix + "manifest.json", Body=json.dumps(record))
+    p.s3.put_object(Bucket=p.out, Key=prefix + "lease.json", Body=json.dumps(lease))
+    upload = {"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+              "s3": {"bucket": {"name": p.raw}, "object": {"key": key, "size": 10}}}
+    p.sqs.send_message(QueueUrl=p.dlq, MessageBody=json.dumps({"Records": [upload]}))
+
+
 def warm(p):
     """Warm transcoders and the consumer (auto), DELETE_SOURCE on: a good upload is published,
     its source goes and a `done` event is sent; an upload deleted before its turn fails at
-    once as invalid input (a 404; without s3:ListBucket S3 answers 403, which is retried)."""
+    once as invalid input (a 404; without s3:ListBucket S3 answers 403, which is retried).
+    The consumer's dead-letter sweep marks the record of a job killed on its last delivery."""
+    _abandoned(p, "uploads/killed.mp4")
     p.warm_transcoders(2)
-    p.consumer(extra={"DELETE_SOURCE": "true"})
+    p.consumer(extra={"DELETE_SOURCE": "true", "DEAD_LETTER_SWEEP_SECONDS": "1"})
     clip = make_clip(p.scratch / "warm.mp4", seconds=2)
     p.upload("uploads/warm.mp4", clip)
     p.upload("uploads/gone.mp4", clip)
@@ -57,6 +78,7 @@ def warm(p):
         "source deleted": lambda: not p.source_exists("uploads/warm.mp4"),
         "done event": lambda: _event(p, "uploads/warm.mp4", "done"),
         "queue drained": lambda: p.queue_counts(p.queue) == (0, 0),
+        "abandoned record marked": lambda: _status_is(p, "uploads/killed.mp4", "dead_lettered"),
     })
 
 

@@ -212,24 +212,41 @@ impl Inbox {
             .filter(|policy| !policy.trim().is_empty()))
     }
 
-    /// The queue called `name` in the same account and region, through the same client.
-    pub async fn queue_named(&self, name: &str) -> Result<Inbox, SqsError> {
-        let output = self
-            .sqs
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .map_err(|e| SqsError {
-                operation: "GetQueueUrl",
-                queue_url: name.to_string(),
-                message: DisplayErrorContext(&e).to_string(),
-            })?;
-        let url = output.queue_url.ok_or_else(|| SqsError {
-            operation: "GetQueueUrl",
-            queue_url: name.to_string(),
-            message: "the answer names no URL".to_string(),
-        })?;
-        Ok(Inbox::new(self.sqs.clone(), url))
+    /// The queue called `name` in the same account and region, through the same client. Its
+    /// URL is this one's with the name swapped: SQS URLs end in `/ACCOUNT/NAME`, and a
+    /// dead-letter queue must be in its source queue's account and region. (No GetQueueUrl:
+    /// one permission fewer for every role that reads a dead-letter queue.)
+    pub fn sibling(&self, name: &str) -> Inbox {
+        let base = self
+            .queue_url
+            .rsplit_once('/')
+            .map_or(self.queue_url.as_str(), |(base, _)| base);
+        Inbox::new(self.sqs.clone(), format!("{base}/{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sibling_queue_shares_the_account_and_region() {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        let sqs = aws_sdk_sqs::Client::from_conf(config);
+        for (url, want) in [
+            (
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/vod-uploads",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/vod-uploads-dlq",
+            ),
+            (
+                "http://127.0.0.1:5000/123456789012/uploads",
+                "http://127.0.0.1:5000/123456789012/vod-uploads-dlq",
+            ),
+        ] {
+            let inbox = Inbox::new(sqs.clone(), url.to_string());
+            assert_eq!(inbox.sibling("vod-uploads-dlq").url(), want);
+        }
     }
 }

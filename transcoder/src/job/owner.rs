@@ -208,6 +208,37 @@ impl PrefixLease {
     }
 }
 
+/// Who holds a prefix, as its lease says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The holding job.
+    pub job_id: String,
+    /// When the lease lapses unless renewed.
+    pub expires_at: OffsetDateTime,
+}
+
+impl Holder {
+    /// Whether the holder may still be alive: its lease has not lapsed at `now`.
+    pub fn holds_at(&self, now: OffsetDateTime) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// The prefix's holder, or `None` when no lease is there or it cannot be read: both leave the
+/// prefix free, as [`PrefixLease::acquire`] sees it.
+pub async fn current_holder(sink: &S3Sink) -> Result<Option<Holder>, StorageError> {
+    let Some((bytes, _)) = sink.get_with_etag(LEASE).await? else {
+        return Ok(None);
+    };
+    let body: Option<LeaseBody> = serde_json::from_slice(&bytes).ok();
+    Ok(body.and_then(|b| {
+        Some(Holder {
+            expires_at: b.expires_at()?,
+            job_id: b.job_id,
+        })
+    }))
+}
+
 /// One attempt at the lease.
 enum Taken {
     Yes(String),

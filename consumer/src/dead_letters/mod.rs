@@ -11,25 +11,22 @@
 //! transcoder's ETag check makes a second run of published bytes a no-op. The other order
 //! could lose it.
 
-use std::collections::{HashMap, HashSet};
+mod scan;
+mod sweep;
+
+use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
-use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::event::{decode_message, one_line, quoted, DecodeError, Decoded};
-use crate::queue::{Inbox, Received, SqsError, MAX_BATCH};
-
-/// How long each message this tool receives stays hidden from everyone else.
-pub const HOLD: Duration = Duration::from_secs(30);
-
-/// The long-poll wait of each receive. Long polling asks every SQS server, so an empty answer
-/// means an empty queue; a short poll (wait 0) may answer empty while messages remain.
-const WAIT: Duration = Duration::from_secs(1);
+use crate::event::{decode_message, one_line, DecodeError, Decoded};
+use crate::queue::{Inbox, Received, SqsError};
+pub use scan::HOLD;
+use scan::{resolve, Scan};
+pub use sweep::{sweep_forever, SweepSettings};
 
 /// How much of a body that is not an S3 notification is shown.
 const EXCERPT_CHARS: usize = 80;
@@ -123,14 +120,19 @@ pub async fn run(args: DeadLetters) -> ExitCode {
 
 /// `list`.
 async fn list(sqs: &aws_sdk_sqs::Client, queues: &Queues) -> Result<(), String> {
-    let (_, dlq) = resolve(sqs, queues).await?;
+    let (_, dlq) = resolve(
+        sqs,
+        &queues.queue_url,
+        queues.dead_letter_queue_url.as_deref(),
+    )
+    .await?;
     let mut scan = Scan::new(dlq);
     let scanned = async {
         while scan.next().await?.is_some() {}
         Ok::<(), SqsError>(())
     }
     .await;
-    scan.hand_back().await;
+    hand_back(&scan).await;
     scanned.map_err(|e| e.to_string())?;
     let mut messages: Vec<&Received> = scan.held().collect();
     messages.sort_by(|a, b| {
@@ -145,13 +147,18 @@ async fn list(sqs: &aws_sdk_sqs::Client, queues: &Queues) -> Result<(), String> 
         count(messages.len()),
         scan.dlq.url()
     ));
-    scan.warn_if_outlasted();
+    warn_if_outlasted(&scan);
     Ok(())
 }
 
 /// `redrive`.
 async fn move_back(sqs: &aws_sdk_sqs::Client, redrive: Redrive) -> Result<(), String> {
-    let (main, dlq) = resolve(sqs, &redrive.queues).await?;
+    let (main, dlq) = resolve(
+        sqs,
+        &redrive.queues.queue_url,
+        redrive.queues.dead_letter_queue_url.as_deref(),
+    )
+    .await?;
     // None: every message. Each id once, however often it was named.
     let wanted: Option<HashSet<String>> =
         (!redrive.all).then(|| redrive.message_ids.iter().cloned().collect());
@@ -186,7 +193,7 @@ async fn move_back(sqs: &aws_sdk_sqs::Client, redrive: Redrive) -> Result<(), St
         Ok::<(), SqsError>(())
     }
     .await;
-    scan.hand_back().await;
+    hand_back(&scan).await;
     scanned.map_err(|e| e.to_string())?;
     say(&format!(
         "{} moved from {} to {}",
@@ -194,7 +201,7 @@ async fn move_back(sqs: &aws_sdk_sqs::Client, redrive: Redrive) -> Result<(), St
         scan.dlq.url(),
         main.url()
     ));
-    scan.warn_if_outlasted();
+    warn_if_outlasted(&scan);
     let mut missing: Vec<&String> = wanted
         .iter()
         .flatten()
@@ -237,149 +244,24 @@ async fn move_one(main: &Inbox, dlq: &Inbox, m: &Received) -> Result<String, Str
     Ok(new_id)
 }
 
-/// The uploads queue and its dead-letter queue: `--dead-letter-queue-url`, else the one
-/// QUEUE_URL's redrive policy names.
-async fn resolve(sqs: &aws_sdk_sqs::Client, queues: &Queues) -> Result<(Inbox, Inbox), String> {
-    let main = Inbox::new(sqs.clone(), queues.queue_url.clone());
-    let named = queues
-        .dead_letter_queue_url
-        .as_ref()
-        .filter(|url| !url.trim().is_empty());
-    let dlq = match named {
-        Some(url) => Inbox::new(sqs.clone(), url.clone()),
-        None => {
-            let policy = main.redrive_policy().await.map_err(|e| e.to_string())?;
-            let Some(policy) = policy else {
-                return Err(format!(
-                    "{} has no redrive policy, so no dead-letter queue; name one with \
-                     --dead-letter-queue-url (DEAD_LETTER_QUEUE_URL)",
-                    main.url()
-                ));
-            };
-            let name = dead_letter_queue_name(&policy).map_err(|why| {
-                format!(
-                    "the redrive policy of {} {why}; name the dead-letter queue with \
-                     --dead-letter-queue-url (DEAD_LETTER_QUEUE_URL)",
-                    main.url()
-                )
-            })?;
-            main.queue_named(&name).await.map_err(|e| e.to_string())?
-        }
-    };
-    // Moving a queue's messages into itself would never end.
-    if dlq.url() == main.url() {
-        return Err(format!(
-            "the dead-letter queue is QUEUE_URL itself ({})",
-            main.url()
-        ));
-    }
-    Ok((main, dlq))
-}
-
-/// The dead-letter queue's name in a RedrivePolicy,
-/// `{"deadLetterTargetArn":"arn:aws:sqs:REGION:ACCOUNT:NAME","maxReceiveCount":5}`; the error
-/// completes "the redrive policy of QUEUE ...".
-fn dead_letter_queue_name(policy: &str) -> Result<String, String> {
-    let value: Value = serde_json::from_str(policy)
-        .map_err(|_| format!("is not JSON: {}", quoted(policy, 100)))?;
-    let arn = value
-        .get("deadLetterTargetArn")
-        .and_then(Value::as_str)
-        .ok_or("names no deadLetterTargetArn")?;
-    match arn.split(':').collect::<Vec<_>>().as_slice() {
-        ["arn", _, "sqs", _, _, name] if !name.is_empty() => Ok((*name).to_string()),
-        _ => Err(format!(
-            "names {} as its dead-letter queue, which is not an SQS queue ARN",
-            quoted(arn, 100)
-        )),
+/// Makes every message the scan still holds visible again; one that cannot be is named on
+/// stderr: it comes back by itself within [`HOLD`].
+async fn hand_back(scan: &Scan) {
+    for (id, e) in scan.hand_back().await {
+        eprintln!(
+            "consumer: warning: {id} stays hidden for up to {} s: {e}",
+            HOLD.as_secs()
+        );
     }
 }
 
-/// The messages received from the dead-letter queue and still held (hidden) by this run,
-/// each once, in the order first received.
-struct Scan {
-    dlq: Inbox,
-    held: Vec<Received>,
-    index: HashMap<String, usize>,
-    /// Deleted (moved): nothing to hand back.
-    gone: HashSet<String>,
-    /// A receive brought only messages seen already: the scan lasted longer than [`HOLD`].
-    outlasted: bool,
-}
-
-impl Scan {
-    fn new(dlq: Inbox) -> Self {
-        Self {
-            dlq,
-            held: Vec::new(),
-            index: HashMap::new(),
-            gone: HashSet::new(),
-            outlasted: false,
-        }
-    }
-
-    /// The messages of the next receive that this scan had not seen, or `None` when there are
-    /// no more: the receive brought nothing, or only messages seen already (possible only once
-    /// the scan has lasted longer than [`HOLD`]; going on would go round in circles).
-    async fn next(&mut self) -> Result<Option<Vec<Received>>, SqsError> {
-        let batch = self.dlq.receive_held(MAX_BATCH, WAIT, HOLD).await?;
-        if batch.is_empty() {
-            return Ok(None);
-        }
-        let mut fresh = Vec::new();
-        for m in batch {
-            match self.index.get(&m.message.message_id) {
-                // Seen again: only the latest receipt handle can change its visibility.
-                Some(&i) => self.held[i].message.receipt_handle = m.message.receipt_handle,
-                None => {
-                    self.index
-                        .insert(m.message.message_id.clone(), self.held.len());
-                    self.held.push(m.clone());
-                    fresh.push(m);
-                }
-            }
-        }
-        if fresh.is_empty() {
-            self.outlasted = true;
-            return Ok(None);
-        }
-        Ok(Some(fresh))
-    }
-
-    /// The messages still in the dead-letter queue.
-    fn held(&self) -> impl Iterator<Item = &Received> {
-        self.held
-            .iter()
-            .filter(|m| !self.gone.contains(&m.message.message_id))
-    }
-
-    /// `id` was deleted.
-    fn forget(&mut self, id: &str) {
-        self.gone.insert(id.to_string());
-    }
-
-    /// Makes every message still held visible again at once. One that cannot be is named on
-    /// stderr: it comes back by itself within [`HOLD`].
-    async fn hand_back(&self) {
-        for m in self.held() {
-            if let Err(e) = self.dlq.set_visibility(&m.message, Duration::ZERO).await {
-                eprintln!(
-                    "consumer: warning: {} stays hidden for up to {} s: {e}",
-                    m.message.message_id,
-                    HOLD.as_secs()
-                );
-            }
-        }
-    }
-
-    fn warn_if_outlasted(&self) {
-        if self.outlasted {
-            eprintln!(
-                "consumer: warning: the scan took longer than the {} s each message is held, \
-                 so it may have missed some; run it again",
-                HOLD.as_secs()
-            );
-        }
+fn warn_if_outlasted(scan: &Scan) {
+    if scan.outlasted() {
+        eprintln!(
+            "consumer: warning: the scan took longer than the {} s each message is held, so it \
+             may have missed some; run it again",
+            HOLD.as_secs()
+        );
     }
 }
 
@@ -462,38 +344,7 @@ mod tests {
 
     use super::*;
 
-    const PUT: &str = include_str!("event/testdata/s3_put_v2_1.json");
-
-    #[test]
-    fn the_redrive_policy_names_the_queue() {
-        let cases: &[(&str, Result<&str, &str>)] = &[
-            (
-                r#"{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:vod-dlq","maxReceiveCount":5}"#,
-                Ok("vod-dlq"),
-            ),
-            (
-                r#"{"deadLetterTargetArn":"arn:aws-cn:sqs:cn-north-1:1:q","maxReceiveCount":"3"}"#,
-                Ok("q"),
-            ),
-            (
-                r#"{"maxReceiveCount":5}"#,
-                Err("names no deadLetterTargetArn"),
-            ),
-            (
-                r#"{"deadLetterTargetArn":"arn:aws:sns:eu-west-1:1:topic"}"#,
-                Err("names \"arn:aws:sns:eu-west-1:1:topic\" as its dead-letter queue, which is not an SQS queue ARN"),
-            ),
-            (
-                r#"{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:1:"}"#,
-                Err("names \"arn:aws:sqs:eu-west-1:1:\" as its dead-letter queue, which is not an SQS queue ARN"),
-            ),
-            ("nope", Err("is not JSON: \"nope\"")),
-        ];
-        for (policy, want) in cases {
-            let want = want.map(str::to_string).map_err(str::to_string);
-            assert_eq!(dead_letter_queue_name(policy), want, "{policy}");
-        }
-    }
+    const PUT: &str = include_str!("../event/testdata/s3_put_v2_1.json");
 
     #[test]
     fn a_list_line_names_the_upload_or_the_body() {
@@ -530,7 +381,7 @@ mod tests {
                 "x".repeat(EXCERPT_CHARS - 12)
             )
         );
-        let test_event = include_str!("event/testdata/s3_test_event.json");
+        let test_event = include_str!("../event/testdata/s3_test_event.json");
         assert!(list_line(&received(test_event)).ends_with("  s3:TestEvent, no upload"));
         let broken = r#"{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put"}]}"#;
         assert!(
