@@ -333,3 +333,51 @@ async fn a_transcoder_full_with_work_it_was_not_sent_gets_nothing_and_no_deliver
     assert_eq!(consumer.logged("job handed over").len(), 1);
     stack.assert_drained().await;
 }
+
+/// A range of another transcoder's split job takes a slot as a job does: the peer's capacity
+/// status says full while it encodes one, and the consumer does not receive for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_busy_with_a_split_range_looks_full_and_gets_nothing() {
+    let stack = Stack::start(30, 2).await;
+    let peer = Server::start(&stack.env, &["--max-jobs", "1"]);
+    let mut coordinator_env = stack.env.clone();
+    coordinator_env.push(("TRANSCODER_PEERS", peer.endpoint.clone()));
+    coordinator_env.push(("SPLIT_MIN_SECONDS", "20".into()));
+    let coordinator = Server::start(&coordinator_env, &[]);
+    // 240 s cut for two workers: the peer gets one range of about two minutes.
+    let (mut submit, _long) = stack.direct_job_busying(&coordinator, &peer, 240.0).await;
+
+    // The consumer knows only the peer, and starts while the range encodes there.
+    let consumer =
+        Consumer::start(&stack.consumer_env(&[("TRANSCODER_ENDPOINTS", peer.endpoint.clone())]));
+    let _clip = stack.upload_clip("queued.mp4", 2.0).await;
+    let mut looked = 0;
+    while !peer.ffmpeg_children().is_empty() {
+        assert_eq!(
+            stack.counts(&stack.queue_url).await.1,
+            0,
+            "received while the peer encodes a range"
+        );
+        assert!(consumer.logged("job handed over").is_empty());
+        looked += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // At least 3 s: the consumer, polling every second and checking health every second,
+    // would have received within 2 s had the peer looked free.
+    assert!(looked >= 30, "the range ran for {looked} looks only");
+    let done = stack
+        .wait_for_status("hls/queued/", "done", JOB_TIMEOUT)
+        .await;
+    assert_eq!(done["attempts"], 1, "one delivery: {done}");
+    assert!(
+        consumer
+            .logged("every transcoder is busy; the job waits here for one")
+            .is_empty(),
+        "never refused"
+    );
+    assert!(submit.wait().unwrap().success());
+    stack
+        .wait_for_status("hls/direct/long/", "done", JOB_TIMEOUT)
+        .await;
+    stack.assert_drained().await;
+}

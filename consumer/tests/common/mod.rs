@@ -186,9 +186,21 @@ impl Stack {
         warm: &Server,
         seconds: f64,
     ) -> (std::process::Child, testkit::TempDir) {
+        self.direct_job_busying(warm, warm, seconds).await
+    }
+
+    /// Submits an upload of `seconds` under `direct/` straight to `to`, and returns once
+    /// `busy` (`to` itself, or a peer `to` splits the job with) encodes, that upload's own
+    /// notification drained from the queue. Wait on the `submit` returned.
+    pub async fn direct_job_busying(
+        &self,
+        to: &Server,
+        busy: &Server,
+        seconds: f64,
+    ) -> (std::process::Child, testkit::TempDir) {
         let clip = self.upload_clip("direct/long.mp4", seconds).await;
         let submit = std::process::Command::new(transcoder_binary())
-            .args(["submit", "--endpoint", &warm.endpoint])
+            .args(["submit", "--endpoint", &to.endpoint])
             .arg("s3://raw/direct/long.mp4")
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::null())
@@ -198,7 +210,7 @@ impl Stack {
         eventually(
             "the direct job to encode",
             Duration::from_secs(180),
-            || async { !warm.ffmpeg_children().is_empty() },
+            || async { !busy.ffmpeg_children().is_empty() },
         )
         .await;
         self.drain_queue(&self.queue_url).await;
