@@ -3,6 +3,7 @@
 //! HLS parser. Nothing here is a mock: every helper drives a real program.
 
 pub mod cloud;
+pub mod held_request;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -540,3 +540,79 @@ async fn run_stopped_by_sigterm_finishes_a_job_that_fits_in_the_drain() {
         "deleted, not back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_during_the_switch_lets_the_job_finish_publishing() {
+    // SIGTERM with no drain stops a job at once, except once it has begun to switch the stable
+    // names to its version: stopped there, the stable poster would be new, the master old and
+    // the record `cancelled`. The switch's first write, the stable poster, is held 3 s so the
+    // signal lands inside it.
+    let (moto, s3, mut env) = setup().await;
+    let sqs = moto.sqs().await;
+    let queue_url = create_queue(&sqs, "uploads").await;
+    upload_clip(&s3, "switch.mp4", 4.0).await;
+    let message = &received_message(&sqs, &queue_url, 300).await;
+    env.extend(task_env("s3://raw/switch.mp4", &queue_url, message));
+    env.push(("TRANSCODER_DRAIN_SECONDS", "0".into()));
+    let proxy = testkit::held_request::HeldRequest::start(
+        &moto.endpoint,
+        &format!("PUT /{OUT}/hls/switch/poster.jpg?"),
+        Duration::from_secs(3),
+    );
+    env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));
+    let mut task = spawn_run(&env);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !proxy.arrived() {
+        if let Some(status) = task.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(task.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("ended before the switch ({status}): {stderr}");
+        }
+        assert!(Instant::now() < deadline, "the switch never began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &task.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = task.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(task.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "finished: {stderr}");
+
+    let record: serde_json::Value =
+        serde_json::from_slice(&get(&s3, OUT, "hls/switch/manifest.json").await).unwrap();
+    assert_eq!(record["status"], "done", "{record}");
+    let version = record["version"].as_str().unwrap();
+    assert_eq!(record["published_version"], version, "{record}");
+    let master = String::from_utf8(get(&s3, OUT, "hls/switch/master.m3u8").await).unwrap();
+    let master = m3u8_rs::parse_master_playlist_res(master.as_bytes()).unwrap();
+    assert!(!master.variants.is_empty());
+    for variant in &master.variants {
+        assert!(
+            variant.uri.starts_with(&format!("{version}/")),
+            "the stable master serves the new version: {}",
+            variant.uri
+        );
+    }
+    assert_eq!(
+        visible_messages(&sqs, &queue_url).await,
+        0,
+        "the message was deleted, not handed back"
+    );
+    let in_flight = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        in_flight.attributes().unwrap()
+            [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
+        "0"
+    );
+}
