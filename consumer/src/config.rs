@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use transcoder::cli::LogFormat;
+use transcoder::telemetry::LogFormat;
 
 use crate::dead_letters::DeadLetters;
 use crate::event::Filters;

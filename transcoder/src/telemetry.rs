@@ -3,7 +3,14 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
 
 /// Installs the global subscriber. `default_directive` applies when `RUST_LOG` is unset.
 pub fn init(format: LogFormat, default_directive: &str) {

@@ -11,10 +11,11 @@ mod submit;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{EncodeSettings, Limits, X264_PRESETS};
 use crate::manifest::ErrorKind;
+use crate::telemetry::LogFormat;
 pub use healthcheck::HealthcheckArgs;
 pub use local::LocalArgs;
 pub use run::RunArgs;
@@ -42,15 +43,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Log output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log pipelines.
-    Json,
 }
 
 /// The subcommands.
