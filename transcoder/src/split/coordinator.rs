@@ -9,113 +9,29 @@
 //! master is published. The job is done only when every range is, and a job that fails takes
 //! back what it published, so a lost range never leaves a broken stream behind.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use super::command::poster_args;
-use super::peers::{encode_remote, expand_peers, Peers, RangeFailure};
+use super::dispatch::{self, Report};
+use super::peers::Peers;
 use super::plan::Range;
+use super::queue::Queue;
+use super::retry::{split_error, AfterFailure, Attempts};
 use super::stitch::{joined_playlist, joined_stats, RangeOutput};
-use super::worker::{encode_range, RangeJob};
+use super::worker::RangeJob;
 use crate::encode::{run_encoder, Progress, MEDIA_PLAYLIST, POSTER};
 use crate::hls::{self, Variant};
 use crate::job::{JobError, JobEvent, Prepared, Rendition, Transcoded};
-use crate::manifest::{ErrorKind, Manifest};
+use crate::manifest::Manifest;
 use crate::probe::file_url;
 use crate::publish::{
     announce_playable, estimated_bandwidth, retract, with_retries, Destination, MASTER_PLAYLIST,
 };
 use crate::storage::{ObjectKind, OutputSink, S3Sink};
-
-/// Tries per range before the job fails: a range failing this often is not a worker's bad
-/// luck.
-const RANGE_ATTEMPTS: u32 = 3;
-/// How long a busy or failing peer first rests before it takes a range again.
-const PEER_PAUSE: Duration = Duration::from_secs(2);
-/// The longest rest, for a peer that keeps failing.
-const PEER_PAUSE_MAX: Duration = Duration::from_secs(30);
-
-/// Who encodes a range.
-#[derive(Debug, Clone, PartialEq)]
-enum Worker {
-    /// This transcoder.
-    Local,
-    /// A peer, by URL.
-    Peer(String),
-}
-
-impl std::fmt::Display for Worker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Local => write!(f, "local"),
-            Self::Peer(url) => write!(f, "{url}"),
-        }
-    }
-}
-
-/// A range waiting for a worker, with the workers it already failed on.
-struct Waiting {
-    range: Range,
-    failed_on: Vec<Worker>,
-}
-
-/// Ranges not yet taken, shared by the workers.
-struct Queue {
-    waiting: Mutex<VecDeque<Waiting>>,
-    more: Notify,
-    finished: std::sync::atomic::AtomicBool,
-    workers: usize,
-}
-
-impl Queue {
-    fn new(ranges: &[Range], workers: usize) -> Self {
-        let waiting = ranges
-            .iter()
-            .map(|&range| Waiting {
-                range,
-                failed_on: Vec::new(),
-            })
-            .collect();
-        Self {
-            waiting: Mutex::new(waiting),
-            more: Notify::new(),
-            finished: false.into(),
-            workers,
-        }
-    }
-
-    /// The earliest range `worker` has not failed yet (any, once every worker has).
-    fn take(&self, worker: &Worker) -> Option<Waiting> {
-        let mut waiting = self.waiting.lock().expect("not poisoned");
-        let at = waiting
-            .iter()
-            .position(|w| !w.failed_on.contains(worker) || w.failed_on.len() >= self.workers)?;
-        waiting.remove(at)
-    }
-
-    fn put_back(&self, entry: Waiting) {
-        let mut waiting = self.waiting.lock().expect("not poisoned");
-        // In order, so the earliest range (the one the stream waits for) goes out first.
-        let at = waiting.partition_point(|w| w.range.index < entry.range.index);
-        waiting.insert(at, entry);
-        drop(waiting);
-        self.more.notify_waiters();
-    }
-
-    fn finish(&self) {
-        self.finished
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.more.notify_waiters();
-    }
-
-    fn is_finished(&self) -> bool {
-        self.finished.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
 
 /// What a split job needs.
 pub struct SplitJob<'a> {
@@ -163,9 +79,6 @@ struct Published {
     objects: Vec<String>,
 }
 
-/// A range's result, with who produced it and how long it took them (the benchmark reads it).
-type Report = (Waiting, Worker, Result<RangeOutput, RangeFailure>, Duration);
-
 impl<'a> Coordinator<'a> {
     /// A coordinator for `job`, updating `record` once the stream is playable.
     pub fn new(job: SplitJob<'a>, record: Manifest) -> Self {
@@ -192,13 +105,7 @@ impl<'a> Coordinator<'a> {
     ) -> Result<Transcoded, JobError> {
         let job = &self.job;
         let published = &mut self.published;
-        let mut workers = vec![Worker::Local];
-        workers.extend(
-            expand_peers(&job.peers.endpoints)
-                .await
-                .into_iter()
-                .map(Worker::Peer),
-        );
+        let workers = dispatch::workers(job.peers).await;
         let queue = Arc::new(Queue::new(&job.ranges, workers.len()));
         let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
         tracing::info!(
@@ -209,7 +116,7 @@ impl<'a> Coordinator<'a> {
         let work = futures::future::join_all(
             workers
                 .into_iter()
-                .map(|w| work(job, w, queue.clone(), tx.clone())),
+                .map(|w| dispatch::work(job, w, queue.clone(), tx.clone())),
         );
         drop(tx);
         tokio::pin!(work);
@@ -218,7 +125,7 @@ impl<'a> Coordinator<'a> {
         tokio::pin!(poster);
         let mut poster_made = None;
 
-        let mut attempts: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut attempts = Attempts::default();
         let outcome = loop {
             let message = tokio::select! {
                 message = rx.recv() => message,
@@ -229,18 +136,25 @@ impl<'a> Coordinator<'a> {
                 // Workers stop only once the queue is finished; this keeps them polled.
                 _ = &mut work => None,
             };
-            let Some((entry, worker, result, took)) = message else {
+            let Some(Report {
+                entry,
+                worker,
+                result,
+                took,
+            }) = message
+            else {
                 break Err(split_error(
                     "every worker stopped before the job was done",
                     false,
                 ));
             };
+            let index = entry.range.index;
             match result {
                 Ok(output) => {
                     tracing::info!(
-                        range = entry.range.index,
+                        range = index,
                         %worker,
-                        media_s = job.range_seconds(entry.range.index),
+                        media_s = job.range_seconds(index),
                         wall_s = took.as_secs_f64(),
                         "range done"
                     );
@@ -256,23 +170,21 @@ impl<'a> Coordinator<'a> {
                         break Ok(());
                     }
                 }
-                Err(RangeFailure::Invalid(message)) => break Err(split_error(&message, true)),
                 Err(failure) => {
-                    let index = entry.range.index;
-                    let tries = attempts.entry(index).or_insert(0);
-                    *tries += 1;
-                    tracing::warn!(range = index, %worker, attempt = *tries, error = %failure, "range failed");
-                    if *tries >= RANGE_ATTEMPTS {
-                        break Err(split_error(
-                            &format!(
-                                "range {index} failed {RANGE_ATTEMPTS} times; last: {failure}"
-                            ),
-                            false,
-                        ));
+                    let next = attempts.after_failure(index, &failure);
+                    if let Some(attempt) = next.attempt() {
+                        tracing::warn!(range = index, %worker, attempt, error = %failure, "range failed");
                     }
-                    let mut entry = entry;
-                    entry.failed_on.push(worker);
-                    queue.put_back(entry);
+                    match next {
+                        AfterFailure::TryElsewhere { .. } => {
+                            let mut entry = entry;
+                            entry.failed_on.push(worker);
+                            queue.put_back(entry);
+                        }
+                        AfterFailure::Invalid(error) | AfterFailure::GiveUp { error, .. } => {
+                            break Err(error)
+                        }
+                    }
                 }
             }
         };
@@ -291,79 +203,6 @@ impl<'a> Coordinator<'a> {
         let names: Vec<&String> = self.published.objects.iter().collect();
         retract(self.job.dest, &names).await;
     }
-}
-
-/// One worker's loop: take a range, encode it here or on its peer, report, repeat. A peer
-/// that is busy or failing rests, longer each time in a row, so a dead one does not keep
-/// taking ranges from the living.
-async fn work(
-    job: &SplitJob<'_>,
-    worker: Worker,
-    queue: Arc<Queue>,
-    report: mpsc::UnboundedSender<Report>,
-) {
-    let mut pause = PEER_PAUSE;
-    loop {
-        // Made before looking, so a wake-up between the look and the wait is not lost.
-        let notified = queue.more.notified();
-        if queue.is_finished() {
-            return;
-        }
-        let Some(entry) = queue.take(&worker) else {
-            // Nothing for this worker now; a failed range may come back.
-            notified.await;
-            continue;
-        };
-        let mut range_job = job.template.clone();
-        range_job.range = entry.range;
-        let started = std::time::Instant::now();
-        let result = match &worker {
-            Worker::Local => encode_here(job, &range_job).await,
-            Worker::Peer(url) => {
-                encode_remote(url, job.peers.auth_token.as_deref(), &range_job).await
-            }
-        };
-        let ok = result.is_ok();
-        if result == Err(RangeFailure::Busy) {
-            queue.put_back(entry);
-        } else if report
-            .send((entry, worker.clone(), result, started.elapsed()))
-            .is_err()
-        {
-            return;
-        }
-        if ok || worker == Worker::Local {
-            pause = PEER_PAUSE;
-        } else {
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(PEER_PAUSE_MAX);
-        }
-    }
-}
-
-async fn encode_here(
-    job: &SplitJob<'_>,
-    range_job: &RangeJob,
-) -> Result<RangeOutput, RangeFailure> {
-    let dir = job
-        .work_dir
-        .join(format!("range-{:05}", range_job.range.index));
-    let quiet = |_: JobEvent| {};
-    let result = encode_range(
-        job.input,
-        &job.prepared.source,
-        range_job,
-        &dir,
-        job.dest.version(),
-        &quiet,
-    )
-    .await;
-    // Its segments are uploaded; the disk is for the next range.
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    result.map_err(|error| match error.kind() {
-        ErrorKind::InvalidInput => RangeFailure::Invalid(error.to_string()),
-        ErrorKind::Internal => RangeFailure::Failed(error.to_string()),
-    })
 }
 
 /// The poster, from the source at a tenth of its length, as a single pass picks it.
@@ -514,12 +353,5 @@ fn progress(fraction: f64) -> Progress {
         speed: None,
         eta_s: None,
         finished: fraction >= 1.0,
-    }
-}
-
-fn split_error(message: &str, invalid_input: bool) -> JobError {
-    JobError::Split {
-        message: message.to_string(),
-        invalid_input,
     }
 }

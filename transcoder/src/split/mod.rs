@@ -5,14 +5,21 @@
 //! [`plan`] chooses the cuts, [`command`] is the ffmpeg command for one range (continuous
 //! timestamps, keyframes on the shared grid, audio cut between AAC packets where the single
 //! pass starts a segment), [`worker`] runs a range, [`peers`] asks another transcoder to,
-//! [`coordinator`] schedules, retries and publishes as ranges land, and [`stitch`] joins the
+//! [`coordinator`] runs a job's ranges and publishes as they land, and [`stitch`] joins the
 //! playlists.
+//!
+//! The coordinator's pieces, private to it: `queue` (which worker takes which range),
+//! `dispatch` (each worker's loop), and `retry` (what a failed range's failure means, how long
+//! a failing peer rests).
 
 pub mod command;
 pub mod convert;
 pub mod coordinator;
+mod dispatch;
 pub mod peers;
 pub mod plan;
+mod queue;
+mod retry;
 pub mod stitch;
 pub mod worker;
 
