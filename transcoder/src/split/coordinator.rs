@@ -19,11 +19,12 @@ use super::command::poster_args;
 use super::dispatch::{self, Report};
 use super::peers::Peers;
 use super::plan::Range;
+use super::progress::{job_progress, range_seconds};
 use super::queue::Queue;
 use super::retry::{split_error, AfterFailure, Attempts};
 use super::stitch::{joined_playlist, joined_stats, RangeOutput};
 use super::worker::RangeJob;
-use crate::encode::{run_encoder, Progress, MEDIA_PLAYLIST, POSTER};
+use crate::encode::{run_encoder, MEDIA_PLAYLIST, POSTER};
 use crate::hls::{self, Variant};
 use crate::job::{JobError, JobEvent, Prepared, Rendition, Transcoded};
 use crate::manifest::Manifest;
@@ -50,16 +51,6 @@ pub struct SplitJob<'a> {
     pub peers: &'a Peers,
     /// The ranges, in order from 0.
     pub ranges: Vec<Range>,
-}
-
-impl SplitJob<'_> {
-    fn range_seconds(&self, index: u32) -> f64 {
-        let range = &self.ranges[index as usize];
-        let end = range
-            .end_s
-            .map_or(self.prepared.source.duration_s, f64::from);
-        end - f64::from(range.start_s)
-    }
 }
 
 /// Runs a split job and publishes its outputs as its ranges land.
@@ -125,6 +116,7 @@ impl<'a> Coordinator<'a> {
         tokio::pin!(poster);
         let mut poster_made = None;
 
+        let source_s = job.prepared.source.duration_s;
         let mut attempts = Attempts::default();
         let outcome = loop {
             let message = tokio::select! {
@@ -154,15 +146,13 @@ impl<'a> Coordinator<'a> {
                     tracing::info!(
                         range = index,
                         %worker,
-                        media_s = job.range_seconds(index),
+                        media_s = range_seconds(&entry.range, source_s),
                         wall_s = took.as_secs_f64(),
                         "range done"
                     );
                     published.add(output);
-                    let seconds: f64 = published.done.keys().map(|i| job.range_seconds(*i)).sum();
-                    events(JobEvent::Progress(progress(
-                        seconds / job.prepared.source.duration_s.max(0.001),
-                    )));
+                    let done = published.done.keys().map(|i| &job.ranges[*i as usize]);
+                    events(JobEvent::Progress(job_progress(done, source_s)));
                     if let Err(error) = published.grow(job, events).await {
                         break Err(error);
                     }
@@ -341,17 +331,4 @@ fn codecs_of(ranges: &[RangeOutput], name: &str) -> String {
         .and_then(|r| r.rungs.iter().find(|rung| rung.name == name))
         .map(|rung| rung.codecs.clone())
         .unwrap_or_default()
-}
-
-/// The whole job's progress when `fraction` of the source is encoded.
-fn progress(fraction: f64) -> Progress {
-    Progress {
-        percent: (fraction * 100.0).clamp(0.0, 100.0),
-        out_time_s: 0.0,
-        frame: 0,
-        fps: None,
-        speed: None,
-        eta_s: None,
-        finished: fraction >= 1.0,
-    }
 }

@@ -9,8 +9,8 @@
 //! playlists.
 //!
 //! The coordinator's pieces, private to it: `queue` (which worker takes which range),
-//! `dispatch` (each worker's loop), and `retry` (what a failed range's failure means, how long
-//! a failing peer rests).
+//! `dispatch` (each worker's loop), `retry` (what a range's failure means, how long a
+//! failing peer rests), and `progress` (the job's progress from its finished ranges).
 
 pub mod command;
 pub mod convert;
@@ -18,6 +18,7 @@ pub mod coordinator;
 mod dispatch;
 pub mod peers;
 pub mod plan;
+mod progress;
 mod queue;
 mod retry;
 pub mod stitch;
