@@ -17,21 +17,19 @@ use tokio::sync::mpsc;
 
 use super::command::poster_args;
 use super::dispatch::{self, Report};
+use super::master::{master_playlist, renditions, rung_playlist};
 use super::peers::Peers;
 use super::plan::Range;
 use super::progress::{job_progress, range_seconds};
 use super::queue::Queue;
 use super::retry::{split_error, AfterFailure, Attempts};
-use super::stitch::{joined_playlist, joined_stats, RangeOutput};
+use super::stitch::{joined_playlist, RangeOutput};
 use super::worker::RangeJob;
-use crate::encode::{run_encoder, MEDIA_PLAYLIST, POSTER};
-use crate::hls::{self, Variant};
-use crate::job::{JobError, JobEvent, Prepared, Rendition, Transcoded};
+use crate::encode::{run_encoder, POSTER};
+use crate::job::{JobError, JobEvent, Prepared, Transcoded};
 use crate::manifest::Manifest;
 use crate::probe::file_url;
-use crate::publish::{
-    announce_playable, estimated_bandwidth, retract, with_retries, Destination, MASTER_PLAYLIST,
-};
+use crate::publish::{announce_playable, retract, with_retries, Destination, MASTER_PLAYLIST};
 use crate::storage::{ObjectKind, OutputSink, S3Sink};
 
 /// What a split job needs.
@@ -230,12 +228,15 @@ impl Published {
             return Ok(());
         }
         for rung in &job.prepared.ladder {
-            let name = format!("{}/{MEDIA_PLAYLIST}", rung.name);
-            self.put(job, &name, joined_playlist(&leading, &rung.name, false))
-                .await?;
+            self.put(
+                job,
+                &rung_playlist(&rung.name),
+                joined_playlist(&leading, &rung.name, false),
+            )
+            .await?;
         }
         if self.leading == 0 {
-            let master = master(job, &leading, None).into_bytes();
+            let master = master_playlist(job.prepared, &leading, None).into_bytes();
             announce_playable(job.dest, master, &mut self.record, events).await?;
             self.objects.push(MASTER_PLAYLIST.to_string());
         }
@@ -247,9 +248,12 @@ impl Published {
     async fn finish(&mut self, job: &SplitJob<'_>) -> Result<Transcoded, JobError> {
         let all = self.leading_ranges();
         for rung in &job.prepared.ladder {
-            let name = format!("{}/{MEDIA_PLAYLIST}", rung.name);
-            self.put(job, &name, joined_playlist(&all, &rung.name, true))
-                .await?;
+            self.put(
+                job,
+                &rung_playlist(&rung.name),
+                joined_playlist(&all, &rung.name, true),
+            )
+            .await?;
         }
         let poster = job.work_dir.join(POSTER);
         with_retries(POSTER, || {
@@ -259,18 +263,8 @@ impl Published {
         })
         .await?;
         self.objects.push(POSTER.to_string());
-        let renditions: Vec<Rendition> = job
-            .prepared
-            .ladder
-            .iter()
-            .map(|rung| Rendition {
-                rung: rung.clone(),
-                stats: joined_stats(&all, &rung.name),
-                codecs: codecs_of(&all, &rung.name),
-                playlist: format!("{}/{MEDIA_PLAYLIST}", rung.name),
-            })
-            .collect();
-        let master = master(job, &all, Some(&renditions));
+        let renditions = renditions(job.prepared, &all);
+        let master = master_playlist(job.prepared, &all, Some(&renditions));
         self.put(job, MASTER_PLAYLIST, master.clone().into_bytes())
             .await?;
         Ok(Transcoded {
@@ -291,44 +285,4 @@ impl Published {
         self.objects.push(name.to_string());
         Ok(())
     }
-}
-
-/// The master: measured bandwidths when `measured` is given, estimates from the caps
-/// otherwise.
-fn master(job: &SplitJob<'_>, ranges: &[RangeOutput], measured: Option<&[Rendition]>) -> String {
-    let has_audio = job.prepared.source.audio.is_some();
-    let variants: Vec<Variant> = job
-        .prepared
-        .ladder
-        .iter()
-        .enumerate()
-        .map(|(i, rung)| {
-            let (bandwidth, average) = match measured {
-                Some(r) => (r[i].stats.peak_bps, r[i].stats.average_bps),
-                None => {
-                    let estimate = estimated_bandwidth(rung, has_audio);
-                    (estimate, estimate)
-                }
-            };
-            Variant {
-                uri: format!("{}/{MEDIA_PLAYLIST}", rung.name),
-                bandwidth,
-                average_bandwidth: average,
-                width: rung.width,
-                height: rung.height,
-                codecs: codecs_of(ranges, &rung.name),
-                frame_rate: job.prepared.fps.as_f64(),
-            }
-        })
-        .collect();
-    hls::render_master(&variants)
-}
-
-/// The codecs of rung `name`, as its first range's segments carry them.
-fn codecs_of(ranges: &[RangeOutput], name: &str) -> String {
-    ranges
-        .first()
-        .and_then(|r| r.rungs.iter().find(|rung| rung.name == name))
-        .map(|rung| rung.codecs.clone())
-        .unwrap_or_default()
 }

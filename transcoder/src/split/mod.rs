@@ -10,12 +10,14 @@
 //!
 //! The coordinator's pieces, private to it: `queue` (which worker takes which range),
 //! `dispatch` (each worker's loop), `retry` (what a range's failure means, how long a
-//! failing peer rests), and `progress` (the job's progress from its finished ranges).
+//! failing peer rests), `progress` (the job's progress from its finished ranges), and `master`
+//! (the master playlist and the renditions it lists).
 
 pub mod command;
 pub mod convert;
 pub mod coordinator;
 mod dispatch;
+mod master;
 pub mod peers;
 pub mod plan;
 mod progress;
