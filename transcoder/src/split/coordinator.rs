@@ -8,8 +8,11 @@
 //! finished ranges from the first one grow, the EVENT playlists grow; with the first range the
 //! master is published. The job is done only when every range is, and a job that fails takes
 //! back what it published, so a lost range never leaves a broken stream behind.
+//!
+//! This file only joins the pieces: `queue` says who takes which range, `dispatch` runs the
+//! workers, `retry` says what a failure means, `progress` what the job's progress is, and
+//! `published` writes what `landed` and `master` say the stream is.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,20 +20,19 @@ use tokio::sync::mpsc;
 
 use super::command::poster_args;
 use super::dispatch::{self, Report};
-use super::master::{master_playlist, renditions, rung_playlist};
 use super::peers::Peers;
 use super::plan::Range;
 use super::progress::{job_progress, range_seconds};
+use super::published::Published;
 use super::queue::Queue;
 use super::retry::{split_error, AfterFailure, Attempts};
-use super::stitch::{joined_playlist, RangeOutput};
 use super::worker::RangeJob;
-use crate::encode::{run_encoder, POSTER};
+use crate::encode::run_encoder;
 use crate::job::{JobError, JobEvent, Prepared, Transcoded};
 use crate::manifest::Manifest;
 use crate::probe::file_url;
-use crate::publish::{announce_playable, retract, with_retries, Destination, MASTER_PLAYLIST};
-use crate::storage::{ObjectKind, OutputSink, S3Sink};
+use crate::publish::Destination;
+use crate::storage::S3Sink;
 
 /// What a split job needs.
 pub struct SplitJob<'a> {
@@ -57,34 +59,18 @@ pub struct Coordinator<'a> {
     published: Published,
 }
 
-/// What has been published so far.
-struct Published {
-    record: Manifest,
-    /// Finished ranges by index.
-    done: BTreeMap<u32, RangeOutput>,
-    /// Ranges from the first that are in the EVENT playlists.
-    leading: usize,
-    /// Object names this job published, for `retract`.
-    objects: Vec<String>,
-}
-
 impl<'a> Coordinator<'a> {
     /// A coordinator for `job`, updating `record` once the stream is playable.
     pub fn new(job: SplitJob<'a>, record: Manifest) -> Self {
         Self {
             job,
-            published: Published {
-                record,
-                done: BTreeMap::new(),
-                leading: 0,
-                objects: Vec::new(),
-            },
+            published: Published::new(record),
         }
     }
 
     /// The record as last written.
     pub fn record(&self) -> &Manifest {
-        &self.published.record
+        self.published.record()
     }
 
     /// Runs every range and publishes the joined stream, master last.
@@ -127,7 +113,7 @@ impl<'a> Coordinator<'a> {
                 _ = &mut work => None,
             };
             let Some(Report {
-                entry,
+                mut entry,
                 worker,
                 result,
                 took,
@@ -149,12 +135,13 @@ impl<'a> Coordinator<'a> {
                         "range done"
                     );
                     published.add(output);
-                    let done = published.done.keys().map(|i| &job.ranges[*i as usize]);
+                    let done = published.landed().indexes();
+                    let done = done.map(|i| &job.ranges[i as usize]);
                     events(JobEvent::Progress(job_progress(done, source_s)));
                     if let Err(error) = published.grow(job, events).await {
                         break Err(error);
                     }
-                    if published.done.len() == job.ranges.len() {
+                    if published.landed().count() == job.ranges.len() {
                         break Ok(());
                     }
                 }
@@ -165,7 +152,6 @@ impl<'a> Coordinator<'a> {
                     }
                     match next {
                         AfterFailure::TryElsewhere { .. } => {
-                            let mut entry = entry;
                             entry.failed_on.push(worker);
                             queue.put_back(entry);
                         }
@@ -188,8 +174,7 @@ impl<'a> Coordinator<'a> {
     /// After a failure: removes what this job published (see `publish::retract`), so a lost
     /// range never leaves a broken stream.
     pub async fn retract(&self) {
-        let names: Vec<&String> = self.published.objects.iter().collect();
-        retract(self.job.dest, &names).await;
+        self.published.retract(&self.job).await;
     }
 }
 
@@ -198,91 +183,4 @@ async fn make_poster(job: &SplitJob<'_>) -> Result<(), JobError> {
     let args = poster_args(&file_url(job.input), job.prepared, &job.template.settings);
     run_encoder(&job.template.settings, &args, job.work_dir, 1.0, |_| {}).await?;
     Ok(())
-}
-
-impl Published {
-    fn add(&mut self, output: RangeOutput) {
-        for rung in &output.rungs {
-            for segment in &rung.segments {
-                self.objects.push(format!("{}/{}", rung.name, segment.uri));
-            }
-        }
-        self.done.insert(output.index, output);
-    }
-
-    /// The finished ranges from the first, in order.
-    fn leading_ranges(&self) -> Vec<RangeOutput> {
-        (0..).map_while(|i| self.done.get(&i).cloned()).collect()
-    }
-
-    /// Grows the EVENT playlists to the finished ranges from the first; with the first range,
-    /// publishes the master.
-    async fn grow(
-        &mut self,
-        job: &SplitJob<'_>,
-        events: &(dyn Fn(JobEvent) + Send + Sync),
-    ) -> Result<(), JobError> {
-        let leading = self.leading_ranges();
-        if leading.len() <= self.leading || leading.len() == job.ranges.len() {
-            // Nothing new, or everything: the VOD playlists come in `finish`.
-            return Ok(());
-        }
-        for rung in &job.prepared.ladder {
-            self.put(
-                job,
-                &rung_playlist(&rung.name),
-                joined_playlist(&leading, &rung.name, false),
-            )
-            .await?;
-        }
-        if self.leading == 0 {
-            let master = master_playlist(job.prepared, &leading, None).into_bytes();
-            announce_playable(job.dest, master, &mut self.record, events).await?;
-            self.objects.push(MASTER_PLAYLIST.to_string());
-        }
-        self.leading = leading.len();
-        Ok(())
-    }
-
-    /// Every range is in: VOD playlists, the poster, then the measured master.
-    async fn finish(&mut self, job: &SplitJob<'_>) -> Result<Transcoded, JobError> {
-        let all = self.leading_ranges();
-        for rung in &job.prepared.ladder {
-            self.put(
-                job,
-                &rung_playlist(&rung.name),
-                joined_playlist(&all, &rung.name, true),
-            )
-            .await?;
-        }
-        let poster = job.work_dir.join(POSTER);
-        with_retries(POSTER, || {
-            job.dest
-                .version()
-                .put_file(POSTER, &poster, ObjectKind::Image)
-        })
-        .await?;
-        self.objects.push(POSTER.to_string());
-        let renditions = renditions(job.prepared, &all);
-        let master = master_playlist(job.prepared, &all, Some(&renditions));
-        self.put(job, MASTER_PLAYLIST, master.clone().into_bytes())
-            .await?;
-        Ok(Transcoded {
-            source: job.prepared.source.clone(),
-            fps: job.prepared.fps,
-            renditions,
-            master,
-        })
-    }
-
-    async fn put(&mut self, job: &SplitJob<'_>, name: &str, body: Vec<u8>) -> Result<(), JobError> {
-        with_retries(name, || {
-            job.dest
-                .version()
-                .put_bytes(name, body.clone(), ObjectKind::Playlist)
-        })
-        .await?;
-        self.objects.push(name.to_string());
-        Ok(())
-    }
 }

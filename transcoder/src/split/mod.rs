@@ -9,18 +9,21 @@
 //! playlists.
 //!
 //! The coordinator's pieces, private to it: `queue` (which worker takes which range),
-//! `dispatch` (each worker's loop), `retry` (what a range's failure means, how long a
-//! failing peer rests), `progress` (the job's progress from its finished ranges), and `master`
-//! (the master playlist and the renditions it lists).
+//! `dispatch` (each worker's loop), `retry` (what a range's failure means, how long a failing
+//! peer rests), `progress` (the job's progress from its finished ranges), `landed` (when the
+//! published stream can grow), `master` (the master playlist and renditions), and `published`
+//! (writing them, and taking them back when the job fails).
 
 pub mod command;
 pub mod convert;
 pub mod coordinator;
 mod dispatch;
+mod landed;
 mod master;
 pub mod peers;
 pub mod plan;
 mod progress;
+mod published;
 mod queue;
 mod retry;
 pub mod stitch;
