@@ -4,7 +4,7 @@
 //! from the rungs' caps, as a single pass publishing early gives; once every range is in, they
 //! are measured over each joined rung, as a single pass measures its one encode. A rung's
 //! codecs are read from its first range: every range encodes the rung with the same settings
-//! and size, and the first is the one there is from the first growth on.
+//! and size, and range 0 is the one range every published master has.
 
 use super::stitch::{joined_stats, RangeOutput};
 use crate::encode::MEDIA_PLAYLIST;
