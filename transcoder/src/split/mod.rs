@@ -5,14 +5,27 @@
 //! [`plan`] chooses the cuts, [`command`] is the ffmpeg command for one range (continuous
 //! timestamps, keyframes on the shared grid, audio cut between AAC packets where the single
 //! pass starts a segment), [`worker`] runs a range, [`peers`] asks another transcoder to,
-//! [`coordinator`] schedules, retries and publishes as ranges land, and [`stitch`] joins the
+//! [`coordinator`] runs a job's ranges and publishes as they land, and [`stitch`] joins the
 //! playlists.
+//!
+//! The coordinator's pieces, private to it: `queue` (which worker takes which range),
+//! `dispatch` (each worker's loop), `retry` (what a range's failure means, how long a failing
+//! peer rests), `progress` (the job's progress from its finished ranges), `landed` (when the
+//! published stream can grow), `master` (the master playlist and renditions), and `published`
+//! (writing them, and taking them back when the job fails).
 
 pub mod command;
 pub mod convert;
 pub mod coordinator;
+mod dispatch;
+mod landed;
+mod master;
 pub mod peers;
 pub mod plan;
+mod progress;
+mod published;
+mod queue;
+mod retry;
 pub mod stitch;
 pub mod worker;
 

@@ -44,6 +44,15 @@ impl RangeOutput {
             .map_or(0.0, |r| r.segments.iter().map(|s| s.duration_s).sum())
     }
 
+    /// Its segments' object names in the version folder (`720p/seg_00012.ts`), every rung.
+    pub fn segment_objects(&self) -> impl Iterator<Item = String> + '_ {
+        self.rungs.iter().flat_map(|rung| {
+            rung.segments
+                .iter()
+                .map(|segment| format!("{}/{}", rung.name, segment.uri))
+        })
+    }
+
     fn rung(&self, name: &str) -> Option<&RungOutput> {
         self.rungs.iter().find(|r| r.name == name)
     }
@@ -118,10 +127,12 @@ pub fn joined_stats(ranges: &[RangeOutput], name: &str) -> RenditionStats {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn range(index: u32, first: u32, durations: &[f64]) -> RangeOutput {
+    /// Range `index` with one rung, `360p`, of segments lasting `durations` from number
+    /// `first`, at 1 Mbit/s.
+    pub(crate) fn range(index: u32, first: u32, durations: &[f64]) -> RangeOutput {
         RangeOutput {
             index,
             rungs: vec![RungOutput {
@@ -178,5 +189,22 @@ mod tests {
         assert_eq!(stats.segment_uris.len(), 4);
         assert!((ranges[1].seconds("360p") - 5.5).abs() < 1e-9);
         assert_eq!(ranges[1].seconds("1080p"), 0.0);
+    }
+
+    #[test]
+    fn a_range_names_its_segments_under_their_rung_folders() {
+        let mut output = range(1, 2, &[4.0, 4.0]);
+        let mut other = output.rungs[0].clone();
+        other.name = "720p".into();
+        other.segments.truncate(1);
+        output.rungs.push(other);
+        assert_eq!(
+            output.segment_objects().collect::<Vec<_>>(),
+            [
+                "360p/seg_00002.ts",
+                "360p/seg_00003.ts",
+                "720p/seg_00002.ts"
+            ]
+        );
     }
 }

@@ -1,0 +1,119 @@
+//! Handing ranges to workers: one loop per worker takes the next range it may take (see
+//! `queue`), encodes it here or on its peer, and reports the result to the coordinator, which
+//! alone decides what a failure means (see `retry`). The one answer a loop handles itself is a
+//! busy peer's: the range goes straight back for another worker, uncounted, as nothing went
+//! wrong.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::coordinator::SplitJob;
+use super::peers::{encode_remote, expand_peers, Peers, RangeFailure};
+use super::queue::{Queue, Waiting, Worker};
+use super::retry::Rest;
+use super::stitch::RangeOutput;
+use super::worker::{encode_range, RangeJob};
+use crate::job::JobEvent;
+use crate::manifest::ErrorKind;
+
+/// A range's result, with who produced it and how long it took them (the benchmark reads it).
+pub struct Report {
+    /// The range as it was taken, with the workers it failed on before.
+    pub entry: Waiting,
+    /// Who encoded it.
+    pub worker: Worker,
+    /// Its segments, or why there are none.
+    pub result: Result<RangeOutput, RangeFailure>,
+    /// Wall-clock time from taking the range to its result.
+    pub took: Duration,
+}
+
+/// This transcoder first, then one worker per peer address (see `expand_peers`).
+pub async fn workers(peers: &Peers) -> Vec<Worker> {
+    let mut workers = vec![Worker::Local];
+    workers.extend(
+        expand_peers(&peers.endpoints)
+            .await
+            .into_iter()
+            .map(Worker::Peer),
+    );
+    workers
+}
+
+/// One worker's loop: take a range, encode it here or on its peer, report, repeat, resting
+/// between ranges as `Rest` says; until the queue is finished or the coordinator stops
+/// listening.
+pub async fn work(
+    job: &SplitJob<'_>,
+    worker: Worker,
+    queue: Arc<Queue>,
+    report: mpsc::UnboundedSender<Report>,
+) {
+    let mut rest = Rest::default();
+    loop {
+        // Made before looking, so a wake-up between the look and the wait is not lost.
+        let notified = queue.notified();
+        if queue.is_finished() {
+            return;
+        }
+        let Some(entry) = queue.take(&worker) else {
+            // Nothing for this worker now; a failed range may come back.
+            notified.await;
+            continue;
+        };
+        let mut range_job = job.template.clone();
+        range_job.range = entry.range;
+        let started = Instant::now();
+        let result = match &worker {
+            Worker::Local => encode_here(job, &range_job).await,
+            Worker::Peer(url) => {
+                encode_remote(url, job.peers.auth_token.as_deref(), &range_job).await
+            }
+        };
+        let succeeded = result.is_ok();
+        if result == Err(RangeFailure::Busy) {
+            queue.put_back(entry);
+        } else if report
+            .send(Report {
+                entry,
+                worker: worker.clone(),
+                result,
+                took: started.elapsed(),
+            })
+            .is_err()
+        {
+            return;
+        }
+        if let Some(pause) = rest.after(&worker, succeeded) {
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Encodes a range on this transcoder, in a folder of its own that is emptied after.
+async fn encode_here(
+    job: &SplitJob<'_>,
+    range_job: &RangeJob,
+) -> Result<RangeOutput, RangeFailure> {
+    let dir = job
+        .work_dir
+        .join(format!("range-{:05}", range_job.range.index));
+    let quiet = |_: JobEvent| {};
+    let result = encode_range(
+        job.input,
+        &job.prepared.source,
+        range_job,
+        &dir,
+        job.dest.version(),
+        &quiet,
+    )
+    .await;
+    // Its segments are uploaded; the disk is for the next range.
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    result.map_err(|error| match error.kind() {
+        ErrorKind::InvalidInput => RangeFailure::Invalid(error.to_string()),
+        ErrorKind::Internal => RangeFailure::Failed(error.to_string()),
+    })
+}
