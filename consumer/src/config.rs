@@ -9,6 +9,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
 use transcoder::telemetry::LogFormat;
 
 use crate::dead_letters::DeadLetters;
+use crate::dispatch::CapacityProvider;
 use crate::event::Filters;
 
 /// The command line: the service ([`Config`]) when no subcommand is given, else a tool.
@@ -192,26 +193,6 @@ pub struct EcsArgs {
     #[arg(long, env = "ECS_STARTUP_SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(30..=3600))]
     pub startup_seconds: u64,
-}
-
-/// Fargate capacity providers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CapacityProvider {
-    /// Spot capacity: cheaper, interruptible.
-    FargateSpot,
-    /// On-demand capacity.
-    Fargate,
-}
-
-impl CapacityProvider {
-    /// The name ECS knows it by.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::FargateSpot => "FARGATE_SPOT",
-            Self::Fargate => "FARGATE",
-        }
-    }
 }
 
 /// Which uploads to take.

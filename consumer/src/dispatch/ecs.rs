@@ -17,8 +17,27 @@ use aws_sdk_ecs::types::{
 use transcoder::status::StatusConfig;
 
 use super::{DispatchError, Dispatcher, Handover, Job};
-use crate::config::CapacityProvider;
 use crate::queue::{Backoff, Inbox, MAX_BATCH};
+
+/// Fargate capacity providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CapacityProvider {
+    /// Spot capacity: cheaper, interruptible.
+    FargateSpot,
+    /// On-demand capacity.
+    Fargate,
+}
+
+impl CapacityProvider {
+    /// The name ECS knows it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FargateSpot => "FARGATE_SPOT",
+            Self::Fargate => "FARGATE",
+        }
+    }
+}
 
 /// ECS refuses RunTask overrides larger than this (the JSON of `overrides`).
 pub const MAX_OVERRIDES_BYTES: usize = 8192;

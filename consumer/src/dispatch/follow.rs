@@ -7,7 +7,7 @@ use std::sync::Arc;
 use proto::v1::{self, transcode_event::Event};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use transcoder::serve::convert;
+use transcoder::rpc::convert;
 use transcoder::status::{Finish, FinishedJob, StatusReporter};
 
 use super::Job;

@@ -16,7 +16,9 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use auto::Auto;
-pub use ecs::{job_environment, EcsLauncher, EcsSettings, MAX_OVERRIDES_BYTES, STARTED_BY};
+pub use ecs::{
+    job_environment, CapacityProvider, EcsLauncher, EcsSettings, MAX_OVERRIDES_BYTES, STARTED_BY,
+};
 pub use follow::FollowContext;
 pub use pool::{PoolSettings, WarmPool};
 use transcoder::queue::QueueMessageRef;

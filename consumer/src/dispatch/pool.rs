@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
-use transcoder::serve::client::{self, BearerToken, EndpointOptions};
+use transcoder::rpc::client::{self, BearerToken, EndpointOptions};
 
 use super::follow::{follow, FollowContext};
 use super::{DispatchError, Dispatcher, Handover, Job};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::serve::client::{self, EndpointOptions};
+use crate::rpc::client::{self, EndpointOptions};
 
 /// Arguments of `transcoder healthcheck`.
 #[derive(Debug, Args)]

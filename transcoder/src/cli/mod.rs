@@ -167,7 +167,7 @@ pub struct PublishArgs {
     /// How long a job's hold on its output prefix (`lease.json`) lasts unless renewed: a job
     /// that dies frees its prefix after this.
     #[arg(long, env = "TRANSCODER_PREFIX_LEASE_SECONDS",
-          default_value_t = crate::job::LEASE_TTL.as_secs(),
+          default_value_t = crate::storage::LEASE_TTL.as_secs(),
           value_parser = clap::value_parser!(u64).range(3..))]
     pub prefix_lease_seconds: u64,
 }
@@ -179,8 +179,8 @@ impl PublishArgs {
     }
 
     /// How jobs hold their output prefix.
-    pub fn lease(&self) -> crate::job::LeaseSettings {
-        crate::job::LeaseSettings {
+    pub fn lease(&self) -> crate::storage::LeaseSettings {
+        crate::storage::LeaseSettings {
             ttl: std::time::Duration::from_secs(self.prefix_lease_seconds),
             ..Default::default()
         }

@@ -11,7 +11,7 @@ use super::progress_view::ProgressView;
 use super::{report_failure, EXIT_DONE, EXIT_RETRYABLE};
 use crate::config::X264_PRESETS;
 use crate::manifest::ErrorKind;
-use crate::serve::{client, convert};
+use crate::rpc::{client, convert};
 use crate::storage::{S3Object, S3Prefix};
 
 /// Arguments of `transcoder submit`.

@@ -10,10 +10,9 @@
 
 use time::OffsetDateTime;
 
-use super::owner::{current_holder, Holder};
 use crate::manifest::{ErrorKind, Manifest, Status};
 use crate::publish::MANIFEST;
-use crate::storage::{Condition, S3Sink, StorageError};
+use crate::storage::{current_holder, Condition, Holder, S3Sink, StorageError};
 
 /// What became of one prefix's record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::owner::{LeaseSettings, PrefixLease};
-use super::transcode::{encode_prepared, prepare, Transcoded};
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::POSTER;
@@ -22,7 +20,10 @@ use crate::publish::{
 use crate::split::{
     plan_ranges, Coordinator, Range, RangeJob, SplitJob, SplitSettings, SplitShape,
 };
-use crate::storage::{ObjectKind, OutputSink, S3Object, S3Prefix, S3Sink, S3Store};
+use crate::storage::{
+    LeaseSettings, ObjectKind, OutputSink, PrefixLease, S3Object, S3Prefix, S3Sink, S3Store,
+};
+use crate::transcode::{encode_prepared, prepare, Transcoded};
 
 /// What to transcode and where to.
 #[derive(Debug, Clone)]

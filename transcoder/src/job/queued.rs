@@ -7,14 +7,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::cloud::{run_cloud_job, CloudDone, CloudJob, Delivery};
-use super::owner::OwnerError;
 use super::{JobError, JobEvent};
 use crate::liveness::Liveness;
 use crate::manifest::{ErrorKind, Manifest, Status};
 use crate::publish::{version_of, MANIFEST, MASTER_PLAYLIST};
 use crate::queue::{Extend, LeaseEnd, MessageLease, QueueMessageRef, Settlement};
 use crate::status::{Finish, FinishedJob, StatusReporter};
-use crate::storage::{ObjectKind, OutputSink, S3Sink, S3Store};
+use crate::storage::{ObjectKind, OutputSink, OwnerError, S3Sink, S3Store};
 
 /// How long a stopping job may spend withdrawing its master and recording the stop: shutdown
 /// must stay prompt.

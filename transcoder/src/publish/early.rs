@@ -3,10 +3,10 @@
 
 use super::retry::with_retries;
 use super::{Destination, MANIFEST, MASTER_PLAYLIST};
-use crate::job::{JobError, JobEvent};
 use crate::ladder::Rung;
 use crate::manifest::Manifest;
 use crate::storage::{ObjectKind, OutputSink};
+use crate::transcode::{JobError, JobEvent};
 
 /// MPEG-TS and PES headers over the raw bitrates.
 const CONTAINER_OVERHEAD: f64 = 1.10;

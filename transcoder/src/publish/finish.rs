@@ -10,8 +10,8 @@ use futures::{StreamExt, TryStreamExt};
 use super::retry::with_retries;
 use super::{MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
 use crate::encode::{MEDIA_PLAYLIST, POSTER};
-use crate::job::{JobError, Transcoded};
 use crate::storage::{ObjectKind, OutputSink, StorageError};
+use crate::transcode::{JobError, Transcoded};
 
 /// Publishes every rendition and the poster from `work_dir`, skipping the segments named in
 /// `already` (published while the encode ran).

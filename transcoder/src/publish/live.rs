@@ -23,11 +23,11 @@ use super::{
 };
 use crate::encode::MEDIA_PLAYLIST;
 use crate::hls::{self, Variant};
-use crate::job::{JobError, JobEvent, Prepared};
 use crate::ladder::Rung;
 use crate::manifest::Manifest;
 use crate::probe::Rational;
 use crate::storage::{ObjectKind, OutputSink, StorageError};
+use crate::transcode::{JobError, JobEvent, Prepared};
 
 /// How often ffmpeg's playlists are read: a segment waits at most this long to start uploading.
 const POLL: Duration = Duration::from_millis(250);

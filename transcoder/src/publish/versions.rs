@@ -20,9 +20,9 @@ use time::OffsetDateTime;
 use super::retry::with_retries;
 use super::MASTER_PLAYLIST;
 use crate::encode::POSTER;
-use crate::job::JobError;
 use crate::manifest::ReplacedVersion;
 use crate::storage::{is_version_name, ObjectKind, OutputSink, S3Sink};
+use crate::transcode::JobError;
 
 /// Where a job publishes: its version folder, and the prefix that holds the stable names.
 #[derive(Debug, Clone)]

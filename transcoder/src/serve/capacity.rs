@@ -12,8 +12,7 @@ use tonic::Status;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-/// The health service name that says whether a slot is free.
-pub const CAPACITY_SERVICE: &str = "transcoder.v1.Capacity";
+use crate::rpc::CAPACITY_SERVICE;
 
 /// The slots, and a poke for whoever publishes their state.
 #[derive(Debug, Clone)]

@@ -8,8 +8,6 @@
 
 mod auth;
 mod capacity;
-pub mod client;
-pub mod convert;
 mod ranges;
 mod service;
 
@@ -24,8 +22,9 @@ use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+use crate::rpc::client;
+
 pub use auth::BearerAuth;
-pub use capacity::CAPACITY_SERVICE;
 pub use service::{ServiceConfig, TranscoderService};
 
 /// Requests are a few hundred bytes; anything near this is not a real request.

@@ -9,9 +9,9 @@ use tonic::Status;
 use tracing::Instrument;
 
 use super::capacity::Taken;
-use super::convert;
 use super::service::{TranscoderService, EVENT_BUFFER};
 use crate::job::JobEvent;
+use crate::rpc::convert;
 use crate::split::{self, RangeJob};
 
 impl TranscoderService {

@@ -13,7 +13,6 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use super::capacity::{Capacity, Taken};
-use super::convert;
 use crate::aws::Aws;
 use crate::config::{EncodeSettings, Limits, X264_PRESETS};
 use crate::job::{
@@ -22,6 +21,7 @@ use crate::job::{
 use crate::ladder::RUNG_SIZES;
 use crate::manifest::ErrorKind;
 use crate::queue::QueueMessageRef;
+use crate::rpc::convert;
 use crate::split::{self, SplitSettings};
 use crate::status::{StatusConfig, StatusReporter};
 use crate::storage::{default_output, S3Object, S3Prefix};
@@ -55,7 +55,7 @@ pub struct ServiceConfig {
     /// How long replaced versions are kept.
     pub keep_replaced: std::time::Duration,
     /// How jobs hold their output prefix.
-    pub lease: crate::job::LeaseSettings,
+    pub lease: crate::storage::LeaseSettings,
 }
 
 /// The service.
@@ -261,7 +261,12 @@ impl Transcoder for TranscoderService {
             let finish = outcome.finish(sink_url(MASTER_PLAYLIST));
             let last = match outcome {
                 JobOutcome::Done(done) => {
-                    convert::completed(&done, sink_url(MASTER_PLAYLIST), sink_url(MANIFEST))
+                    convert::completed(
+                        &done.manifest,
+                        done.already_done,
+                        sink_url(MASTER_PLAYLIST),
+                        sink_url(MANIFEST),
+                    )
                 }
                 JobOutcome::Failed(error) => convert::failed(error.kind(), error.to_string()),
                 JobOutcome::Cancelled => convert::failed(

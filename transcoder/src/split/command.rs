@@ -25,9 +25,9 @@ use std::ffi::{OsStr, OsString};
 use super::plan::Range;
 use crate::config::EncodeSettings;
 use crate::encode::{hls_output_args, input_guards, rung_encoder_args, KeyframeGrid, POSTER};
-use crate::job::Prepared;
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo};
+use crate::transcode::Prepared;
 
 /// Audio decoded and encoded before each cut, then dropped: 180 AAC frames (3.84 s).
 const AUDIO_PREROLL_FRAMES: u64 = 180;

@@ -28,11 +28,11 @@ use super::queue::Queue;
 use super::retry::{split_error, AfterFailure, Attempts};
 use super::worker::RangeJob;
 use crate::encode::run_encoder;
-use crate::job::{JobError, JobEvent, Prepared, Transcoded};
 use crate::manifest::Manifest;
 use crate::probe::file_url;
 use crate::publish::Destination;
 use crate::storage::S3Sink;
+use crate::transcode::{JobError, JobEvent, Prepared, Transcoded};
 
 /// What a split job needs.
 pub struct SplitJob<'a> {

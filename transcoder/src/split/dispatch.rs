@@ -15,8 +15,8 @@ use super::queue::{Queue, Waiting, Worker};
 use super::retry::Rest;
 use super::stitch::RangeOutput;
 use super::worker::{encode_range, RangeJob};
-use crate::job::JobEvent;
 use crate::manifest::ErrorKind;
+use crate::transcode::JobEvent;
 
 /// A range's result, with who produced it and how long it took them (the benchmark reads it).
 pub struct Report {

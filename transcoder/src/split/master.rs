@@ -9,8 +9,8 @@
 use super::stitch::{joined_stats, RangeOutput};
 use crate::encode::MEDIA_PLAYLIST;
 use crate::hls::{self, Variant};
-use crate::job::{Prepared, Rendition};
 use crate::publish::estimated_bandwidth;
+use crate::transcode::{Prepared, Rendition};
 
 /// Rung `name`'s media playlist, relative to the master (`720p/index.m3u8`).
 pub fn rung_playlist(name: &str) -> String {

@@ -8,7 +8,7 @@ use super::convert;
 use super::stitch::RangeOutput;
 use super::worker::RangeJob;
 use crate::manifest::ErrorKind;
-use crate::serve::client::{client, endpoint, error_chain, BearerToken, EndpointOptions};
+use crate::rpc::client::{client, endpoint, error_chain, BearerToken, EndpointOptions};
 
 /// A peer that does not accept a connection in this long is treated as down for this range.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -126,7 +126,7 @@ pub async fn encode_remote(
             Some(v1::range_event::Event::Failed(f)) => {
                 let message = format!("{url}: {}", f.message);
                 return Err(
-                    if crate::serve::convert::kind_from_proto(f.kind) == ErrorKind::InvalidInput {
+                    if crate::rpc::convert::kind_from_proto(f.kind) == ErrorKind::InvalidInput {
                         RangeFailure::Invalid(message)
                     } else {
                         RangeFailure::Failed(message)

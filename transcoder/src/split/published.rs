@@ -10,10 +10,10 @@ use super::landed::Landed;
 use super::master::{master_playlist, renditions, rung_playlist};
 use super::stitch::{joined_playlist, RangeOutput};
 use crate::encode::POSTER;
-use crate::job::{JobError, JobEvent, Transcoded};
 use crate::manifest::Manifest;
 use crate::publish::{announce_playable, retract, with_retries, MASTER_PLAYLIST};
 use crate::storage::{ObjectKind, OutputSink};
+use crate::transcode::{JobError, JobEvent, Transcoded};
 
 /// What has been published so far.
 pub struct Published {

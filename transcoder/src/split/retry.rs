@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::peers::RangeFailure;
 use super::queue::Worker;
-use crate::job::JobError;
+use crate::transcode::JobError;
 
 /// Tries per range before the job fails: a range failing this often is not a worker's bad
 /// luck.

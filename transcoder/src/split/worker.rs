@@ -10,12 +10,12 @@ use super::stitch::{RangeOutput, RungOutput, SegmentOut};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::{run_encoder, MEDIA_PLAYLIST};
 use crate::hls;
-use crate::job::{JobError, JobEvent, Stage};
 use crate::ladder::Rung;
 use crate::liveness::Liveness;
 use crate::probe::{self, file_url, Rational, SourceInfo};
 use crate::publish::upload_segments;
 use crate::storage::{OutputSink, S3Object, S3Prefix, S3Store};
+use crate::transcode::{JobError, JobEvent, Stage};
 
 /// One range of a coordinator's job.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 //! with headers, or a rename), while the order of publishing does not (see `job::publish`).
 
 mod keys;
+mod lease;
 mod local;
 mod s3;
 
@@ -14,6 +15,7 @@ pub use keys::{
     default_output, is_version_name, new_version_name, sanitize_prefix, S3Object, S3Prefix,
     MAX_PREFIX_BYTES,
 };
+pub use lease::{current_holder, Holder, LeaseSettings, OwnerError, PrefixLease, LEASE, LEASE_TTL};
 pub use local::LocalFolder;
 pub use s3::{Condition, ObjectInfo, S3Sink, S3Store};
 

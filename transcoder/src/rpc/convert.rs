@@ -3,8 +3,8 @@
 use proto::v1::{self, transcode_event::Event};
 
 use crate::encode::Progress;
-use crate::job::{CloudDone, JobEvent, Stage};
-use crate::manifest::ErrorKind;
+use crate::manifest::{ErrorKind, Manifest};
+use crate::transcode::{JobEvent, Stage};
 
 /// A job event as a stream message.
 pub fn event_to_proto(event: JobEvent) -> v1::TranscodeEvent {
@@ -70,10 +70,15 @@ pub fn event_from_proto(event: &Event) -> Option<JobEvent> {
     }
 }
 
-/// The final message of a successful job.
-pub fn completed(done: &CloudDone, master_url: String, manifest_url: String) -> v1::TranscodeEvent {
+/// The final message of a successful job: its `done` record, and whether an earlier job had
+/// published these bytes already.
+pub fn completed(
+    done: &Manifest,
+    already_done: bool,
+    master_url: String,
+    manifest_url: String,
+) -> v1::TranscodeEvent {
     let renditions = done
-        .manifest
         .renditions
         .iter()
         .map(|r| v1::Rendition {
@@ -89,10 +94,10 @@ pub fn completed(done: &CloudDone, master_url: String, manifest_url: String) -> 
         event: Some(Event::Completed(v1::Completed {
             master_playlist: master_url,
             manifest: manifest_url,
-            duration_seconds: done.manifest.duration_s.unwrap_or(0.0),
+            duration_seconds: done.duration_s.unwrap_or(0.0),
             renditions,
-            already_done: done.already_done,
-            source_etag: done.manifest.source.etag.clone().unwrap_or_default(),
+            already_done,
+            source_etag: done.source.etag.clone().unwrap_or_default(),
         })),
     }
 }

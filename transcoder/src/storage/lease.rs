@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::{Condition, S3Sink, StorageError};
 use crate::liveness::Liveness;
-use crate::storage::{Condition, S3Sink, StorageError};
 
 /// The lease's name at the prefix.
 pub const LEASE: &str = "lease.json";

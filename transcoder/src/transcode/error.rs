@@ -40,7 +40,7 @@ pub enum JobError {
     },
     /// The output prefix could not be held, or was lost to another job.
     #[error(transparent)]
-    Owner(#[from] super::owner::OwnerError),
+    Owner(#[from] crate::storage::OwnerError),
     /// The job's queue message was deleted by a twin, or came back to the queue before the
     /// heartbeat could extend it: the upload is someone else's now.
     #[error("lost the queue message {message_id}: another delivery owns this upload now")]

@@ -1,0 +1,12 @@
+//! Turning one source file into an HLS ladder in a local folder, whoever runs it: the pipeline
+//! (probe, ladder, one encode, the facts measured from what was written), what it reports while
+//! it runs, and how it fails. It knows nothing of S3, queues or peers: `publish`, `split` and
+//! `job` build on it.
+
+mod error;
+mod events;
+mod pipeline;
+
+pub use error::JobError;
+pub use events::{JobEvent, Stage};
+pub use pipeline::{encode_prepared, prepare, transcode, Prepared, Rendition, Transcoded};
