@@ -25,7 +25,7 @@
 #   OUTPUT_ACCESS      cloudfront (default) or private
 #   ALARM_EMAIL        an address subscribed to the alarm topic
 #   GRPC_AUTH          token (default: a bearer token from Secrets Manager) or none
-#   TLS_SECRET_ARN     a secret with the warm pool's TLS certificate (README: Deploy to AWS)
+#   TLS_SECRET_ARN     a secret with the warm pool's TLS certificate (docs/operations.md, TLS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

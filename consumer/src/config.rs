@@ -1,5 +1,5 @@
 //! The consumer's one typed configuration: flags that each read an environment variable
-//! (CONTRACT.md), loaded once after `.env` and checked before anything starts. [`Cli`] puts the
+//! (docs/contract.md), loaded once after `.env` and checked before anything starts. [`Cli`] puts the
 //! operator's tools (`consumer dead-letters ...`) beside it on the same command line.
 
 use std::path::PathBuf;
@@ -121,7 +121,8 @@ pub struct Config {
 /// Where jobs go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DispatchMode {
-    /// Warm transcoders over gRPC only; uploads wait in the queue while all are busy.
+    /// Warm transcoders over gRPC only; while all are busy no upload is received (one received
+    /// and then refused waits in the consumer).
     Grpc,
     /// One ECS task per upload.
     Ecs,
@@ -240,8 +241,9 @@ pub struct PollArgs {
     /// messages stay where they are. 0 turns the sweep off; it needs OUTPUT_BUCKET.
     #[arg(long, env = "DEAD_LETTER_SWEEP_SECONDS", default_value_t = 300)]
     pub dead_letter_sweep_seconds: u64,
-    /// Seconds running gRPC jobs get to finish after SIGTERM before they are stopped and their
-    /// messages handed back (keep it under the container's stop timeout).
+    /// Seconds the consumer follows running gRPC jobs after SIGTERM before it exits; jobs still
+    /// running then go on in their transcoders, which own their messages and report their ends
+    /// (keep it under the container's stop timeout).
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 60)]
     pub shutdown_grace_seconds: u64,
 }
@@ -294,7 +296,7 @@ mod tests {
     use super::*;
     use crate::dead_letters::Action;
 
-    /// CONTRACT.md: every flag also reads an environment variable.
+    /// docs/contract.md: every flag also reads an environment variable.
     #[test]
     fn every_flag_reads_an_environment_variable() {
         let command = Config::command();

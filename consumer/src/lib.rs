@@ -5,7 +5,8 @@
 //! the consumer's few actions on a message), [`dispatch`] (the warm pool, ECS, and `auto`),
 //! [`worker`] (the poll loop, one step at a time), [`in_flight`] (no second transcode for a
 //! duplicate notification), [`config`] and [`app`] (assembly), and beside the service the
-//! operator's [`dead_letters`] tool. See `design.md` for the decisions.
+//! operator's [`dead_letters`] tool and sweep. `docs/architecture.md` draws the module ladder
+//! and explains the decisions.
 
 #![warn(missing_docs)]
 

@@ -422,7 +422,7 @@ class Parameters(unittest.TestCase):
 
 class ImageSize(unittest.TestCase):
     """The transcoder image installs ffmpeg built with what the transcoder uses, not Debian's
-    ffmpeg with its ~200 packages (README: Deploy to AWS, image size)."""
+    ffmpeg with its ~200 packages (docs/operations.md: The transcoder image)."""
 
     def test_the_runtime_stage_installs_the_small_ffmpeg_with_tini_and_the_same_entrypoint(self):
         text = (ROOT / "docker" / "transcoder.Dockerfile").read_text()

@@ -4,6 +4,7 @@
 
 pub mod cloud;
 pub mod held_request;
+pub mod ladder;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,6 @@
 //! `manifest.json`: the job's record, written when the job starts (`processing`) and when it
 //! ends (`done`, `failed`, or `cancelled` when it was stopped first). Its schema is part of
-//! CONTRACT.md.
+//! docs/contract.md.
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;

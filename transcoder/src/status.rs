@@ -46,7 +46,7 @@ pub struct FinishedJob {
     pub finish: Finish,
 }
 
-/// The JSON event on the notify queue. Field names are part of the README's interface.
+/// The JSON event on the notify queue. Field names are part of docs/contract.md (Job status events).
 #[derive(Debug, Serialize)]
 struct StatusEvent<'a> {
     job_id: &'a str,

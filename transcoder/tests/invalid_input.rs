@@ -424,7 +424,7 @@ fn every_kind_of_bad_input_exits_2_with_one_line_and_no_output() {
 
 #[test]
 fn a_missing_input_is_not_the_source_s_fault() {
-    // Exit 1: nothing says the source is bad, so a caller may retry (CONTRACT.md).
+    // Exit 1: nothing says the source is bad, so a caller may retry (docs/contract.md).
     let dir = scratch();
     let run = transcode_local(
         &dir.path().join("nowhere.mp4"),

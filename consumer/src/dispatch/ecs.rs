@@ -5,7 +5,8 @@
 //! over (Fargate needs 30 to 90 s to pull and start); from the task's first heartbeat on, the
 //! task owns it. A `failures[]` answer (no Spot capacity in the zone, typically) or throttling
 //! is retried with backoff, Spot falling back to on-demand FARGATE after two tries; when every
-//! attempt fails, the message goes back to the queue, never lost.
+//! attempt fails, the job waits in the consumer (its message held) and is tried again, and only
+//! after the worker's park limit does its message go back to the queue: never lost.
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //!
 //! Either way the job's message changes hands: once `dispatch` returns [`Handover::Taken`], the
 //! transcoder (or task) owns the message and deletes it when the job is published
-//! (CONTRACT.md, message ownership). Until then it is the consumer's, and a job nobody took
+//! (docs/contract.md, message ownership). Until then it is the consumer's, and a job nobody took
 //! goes back to the queue.
 
 mod auto;

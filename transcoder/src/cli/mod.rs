@@ -1,4 +1,4 @@
-//! The command line: every flag also reads an environment variable (CONTRACT.md), and
+//! The command line: every flag also reads an environment variable (docs/contract.md), and
 //! `--help` shows both with the default.
 
 mod healthcheck;
@@ -355,7 +355,7 @@ mod tests {
 
     use super::*;
 
-    /// CONTRACT.md: every flag also reads an environment variable.
+    /// docs/contract.md: every flag also reads an environment variable.
     #[test]
     fn every_flag_of_every_subcommand_reads_an_environment_variable() {
         let cli = Cli::command();

@@ -1,5 +1,5 @@
 //! Progress for a person at a terminal (a bar) or for a log (one line per progress event, as
-//! CONTRACT.md says; the encoder paces its events so a long job stays readable).
+//! docs/contract.md says; the encoder paces its events so a long job stays readable).
 
 use std::io::IsTerminal;
 use std::time::Duration;

@@ -41,7 +41,7 @@ pub struct SubmitArgs {
     pub ca_cert: Option<PathBuf>,
 }
 
-/// Submits the job and shows its progress; the exit code is the job's (CONTRACT.md).
+/// Submits the job and shows its progress; the exit code is the job's (docs/contract.md).
 pub async fn run(args: SubmitArgs) -> ExitCode {
     match submit(args).await {
         Ok(code) => code,

@@ -1,5 +1,5 @@
 //! A cloud job that may own a queue message, and may be cancelled (the caller went away, or
-//! the server is shutting down). The outcome decides the message's fate (CONTRACT.md): deleted
+//! the server is shutting down). The outcome decides the message's fate (docs/contract.md): deleted
 //! when published or permanently failed, handed back otherwise.
 
 use std::time::Duration;

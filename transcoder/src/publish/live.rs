@@ -6,7 +6,7 @@
 //! listed segment (a few at once, retried), publish each rung as an EVENT playlist of the
 //! segments already uploaded, and once every rung has one, a first master playlist. That
 //! master carries bandwidths estimated from the rungs' caps; `finish` replaces it with the
-//! measured one. The order keeps CONTRACT.md's promise: a playlist never names a missing object.
+//! measured one. The order keeps docs/contract.md's promise: a playlist never names a missing object.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Versioned outputs (CONTRACT.md, output section). A job from S3 writes its rungs under a
+//! Versioned outputs (docs/contract.md, output section). A job from S3 writes its rungs under a
 //! version folder of its own (`_v20261207T093000Z-1a2b3c4d/720p/...`) and changes the stable
 //! names at the prefix (`master.m3u8`, `poster.jpg`) only once that version is complete. So a
 //! failing, invalid or stopped re-upload never touches the video that is already out, and a

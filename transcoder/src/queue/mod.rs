@@ -1,4 +1,4 @@
-//! Owning an SQS message while its job runs (CONTRACT.md, message ownership).
+//! Owning an SQS message while its job runs (docs/contract.md, message ownership).
 //!
 //! A [`MessageLease`] keeps the message invisible with a heartbeat from a small task of its
 //! own, which stops when the lease is dropped or settled. The job's outcome settles it: delete

@@ -163,7 +163,7 @@ pub fn sanitize_prefix(raw: &str) -> String {
     out
 }
 
-/// The default output for an upload (CONTRACT.md): `OUTPUT_PREFIX` + the source key without
+/// The default output for an upload (docs/contract.md): `OUTPUT_PREFIX` + the source key without
 /// its extension + `/`, in `OUTPUT_BUCKET`. The two parts are sanitised separately so the key
 /// can never eat into the configured prefix.
 pub fn default_output(source_key: &str, bucket: &str, prefix: &str) -> S3Prefix {
@@ -175,7 +175,7 @@ pub fn default_output(source_key: &str, bucket: &str, prefix: &str) -> S3Prefix 
     // A key that sanitizing had to change (`a//b.mp4`, `x/../y.mp4`, a control character)
     // would share a folder with the key it now reads as (`a/b.mp4`, `x/y.mp4`): it gets a hash
     // of itself in its folder's name. Keys that need no change keep the plain name; so do
-    // `clip.mp4` and `clip.mov`, which share one by CONTRACT.md (their jobs take turns, and
+    // `clip.mp4` and `clip.mov`, which share one by docs/contract.md (their jobs take turns, and
     // the record says which source is out).
     let changed = own.trim_end_matches('/') != stem;
     if changed && !own.is_empty() && own.len() + 10 <= MAX_PREFIX_BYTES {
