@@ -19,12 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 use transcoder::rpc::client::{self, BearerToken, EndpointOptions};
+use transcoder::rpc::Target;
 
 use super::follow::{follow, FollowContext};
 use super::{DispatchError, Dispatcher, Handover, Job};
 
-/// `serve` listens here unless told otherwise, so a URL without a port means it.
-const DEFAULT_PORT: u16 = 50051;
 /// A health check or a call's first answer slower than this counts as no answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -66,14 +65,6 @@ struct Inner {
     /// Cancelled when the pool is drained: the health rounds end.
     stop_rounds: CancellationToken,
     follow: FollowContext,
-}
-
-/// One configured URL.
-#[derive(Debug, Clone)]
-struct Target {
-    scheme: String,
-    host: String,
-    port: u16,
 }
 
 /// One transcoder: one address of one target.
@@ -144,15 +135,17 @@ impl WarmPool {
             .iter()
             .map(|e| e.trim())
             .filter(|e| !e.is_empty())
-            .map(parse_target)
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(Target::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
         if targets.is_empty() {
             return Err("no transcoder endpoints".into());
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 targets,
-                token: BearerToken::new(settings.auth_token.as_deref())?,
+                token: BearerToken::new(settings.auth_token.as_deref())
+                    .map_err(|e| e.to_string())?,
                 ca_cert: settings.ca_cert,
                 jobs_per_endpoint: settings.jobs_per_endpoint.max(1),
                 health_interval: settings.health_interval,
@@ -185,9 +178,7 @@ impl WarmPool {
         for (index, target) in self.inner.targets.iter().enumerate() {
             match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
                 Ok(addresses) => {
-                    let urls: HashSet<String> = addresses
-                        .map(|a| format!("{}://{a}", target.scheme))
-                        .collect();
+                    let urls: HashSet<String> = addresses.map(|a| target.at(a)).collect();
                     self.update_members(index, target, &urls);
                 }
                 // Keep what we had: a DNS hiccup must not empty the pool.
@@ -249,9 +240,8 @@ impl WarmPool {
             if members.iter().any(|m| &m.url == url) {
                 continue;
             }
-            let tls_domain = (target.scheme == "https"
-                && target.host.parse::<std::net::IpAddr>().is_err())
-            .then_some(target.host.as_str());
+            let tls_domain = (target.tls && target.host.parse::<std::net::IpAddr>().is_err())
+                .then_some(target.host.as_str());
             let options = EndpointOptions {
                 ca_cert: self.inner.ca_cert.as_deref(),
                 tls_domain,
@@ -454,32 +444,6 @@ impl Dispatcher for WarmPool {
     }
 }
 
-/// `http://host:port` into its parts; the port defaults to `serve`'s.
-fn parse_target(url: &str) -> Result<Target, String> {
-    let uri: tonic::codegen::http::Uri = url
-        .parse()
-        .map_err(|e| format!("bad transcoder endpoint {url:?}: {e}"))?;
-    let scheme = match uri.scheme_str() {
-        Some(s @ ("http" | "https")) => s.to_string(),
-        _ => {
-            return Err(format!(
-                "transcoder endpoint {url:?} must start with http:// or https://"
-            ))
-        }
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| format!("transcoder endpoint {url:?} names no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    Ok(Target {
-        scheme,
-        host,
-        port: uri.port_u16().unwrap_or(DEFAULT_PORT),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use aws_config::BehaviorVersion;
@@ -570,37 +534,5 @@ mod tests {
         assert_ne!(next.url, slot.url, "a tried member is not tried again");
         pool.release(&next.url, Some(&Refusal::Down("refused".into())));
         assert_eq!(pool.free_slots(), 0);
-    }
-
-    #[test]
-    fn endpoints_parse_into_scheme_host_and_port() {
-        type Parts = (&'static str, &'static str, u16);
-        let cases: &[(&str, Result<Parts, &str>)] = &[
-            ("http://127.0.0.1:50051", Ok(("http", "127.0.0.1", 50051))),
-            (
-                "https://warm.vod.local:8443",
-                Ok(("https", "warm.vod.local", 8443)),
-            ),
-            ("http://transcoder", Ok(("http", "transcoder", 50051))),
-            ("http://[::1]:7000", Ok(("http", "::1", 7000))),
-            ("grpc://x:1", Err("must start with http:// or https://")),
-            (
-                "127.0.0.1:50051",
-                Err("must start with http:// or https://"),
-            ),
-            ("http://", Err("bad transcoder endpoint")),
-        ];
-        for (url, want) in cases {
-            match (parse_target(url), want) {
-                (Ok(t), Ok((scheme, host, port))) => {
-                    assert_eq!(
-                        (t.scheme.as_str(), t.host.as_str(), t.port),
-                        (*scheme, *host, *port)
-                    )
-                }
-                (Err(e), Err(part)) => assert!(e.contains(part), "{url}: {e}"),
-                (got, want) => panic!("{url}: got {got:?}, want {want:?}"),
-            }
-        }
     }
 }

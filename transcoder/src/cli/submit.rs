@@ -57,7 +57,8 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         ca_cert: args.ca_cert.as_deref(),
         tls_domain: None,
     };
-    let channel = client::endpoint(&args.endpoint, &options)?
+    let channel = client::endpoint(&args.endpoint, &options)
+        .map_err(|e| e.to_string())?
         .connect()
         .await
         .map_err(|e| {
@@ -69,7 +70,7 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         })?;
     let mut client = client::client(
         channel,
-        client::BearerToken::new(args.auth_token.as_deref())?,
+        client::BearerToken::new(args.auth_token.as_deref()).map_err(|e| e.to_string())?,
     );
 
     let request = v1::TranscodeRequest {

@@ -1,5 +1,6 @@
-//! Calling a warm transcoder: the endpoint (plain or TLS) and the bearer token. `submit` and
-//! the consumer's warm pool both connect this way.
+//! Calling a warm transcoder: the endpoint (plain or TLS, by [`Target`]'s one rule) and the
+//! bearer token. `submit`, `healthcheck`, split peers and the consumer's warm pool all connect
+//! this way.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,6 +9,46 @@ use proto::v1::transcoder_client::TranscoderClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use super::{Target, TargetError};
+
+/// Why a connection to a transcoder cannot even be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL breaks the rule.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The CA certificate to trust cannot be read.
+    #[error("{}: {source}", path.display())]
+    CaCert {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS could not be configured.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The token cannot travel in a header.
+    #[error("the auth token has characters a header cannot carry")]
+    BadToken,
+}
+
+/// Why a health question got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthError {
+    /// Nothing came back in time.
+    #[error("no answer in {} s", .0.as_secs_f64())]
+    NoAnswer(Duration),
+    /// The server answered with an error (an unknown service: a transcoder too old to say).
+    #[error("{code:?}: {message}")]
+    Refused {
+        /// The gRPC code.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
+}
 
 /// A `Transcoder` client whose every call carries the bearer token, when there is one.
 pub type Client = TranscoderClient<InterceptedService<Channel, BearerToken>>;
@@ -18,12 +59,12 @@ pub struct BearerToken(Option<MetadataValue<Ascii>>);
 
 impl BearerToken {
     /// The token to send, or none.
-    pub fn new(token: Option<&str>) -> Result<Self, String> {
+    pub fn new(token: Option<&str>) -> Result<Self, ConnectError> {
         let value = token
             .map(|t| {
                 format!("Bearer {t}")
                     .parse::<MetadataValue<Ascii>>()
-                    .map_err(|_| "the auth token has characters a header cannot carry".to_string())
+                    .map_err(|_| ConnectError::BadToken)
             })
             .transpose()?;
         Ok(Self(value))
@@ -63,24 +104,34 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a PING may go unanswered before the connection is given up.
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The endpoint for `url` (`http://HOST:PORT`, or `https://` for TLS), with keepalives.
-pub fn endpoint(url: &str, options: &EndpointOptions<'_>) -> Result<Endpoint, String> {
-    let mut endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| format!("bad endpoint {url:?}: {e}"))?
+/// The endpoint for `url` (`http://HOST[:PORT]`, or `https://` for TLS; see [`Target`]), with
+/// keepalives.
+pub fn endpoint(url: &str, options: &EndpointOptions<'_>) -> Result<Endpoint, ConnectError> {
+    let target = Target::parse(url)?;
+    let mut endpoint = Endpoint::from_shared(target.to_string())
+        .map_err(|e| TargetError::Unparsable {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true)
         .tcp_keepalive(Some(KEEPALIVE_INTERVAL));
-    if url.starts_with("https://") {
+    if target.tls {
         let mut tls = ClientTlsConfig::new().with_webpki_roots();
         if let Some(path) = options.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|source| ConnectError::CaCert {
+                path: path.to_path_buf(),
+                source,
+            })?;
             tls = tls.ca_certificate(Certificate::from_pem(pem));
         }
         if let Some(domain) = options.tls_domain {
             tls = tls.domain_name(domain);
         }
-        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| ConnectError::Tls(e.to_string()))?;
     }
     Ok(endpoint)
 }
@@ -105,21 +156,21 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// What the standard health service (`grpc.health.v1`) says of the whole server: `Ok(true)`
 /// when SERVING, `Ok(false)` for any other status, `Err` when it did not answer in `timeout`.
-pub async fn is_serving(channel: Channel, timeout: std::time::Duration) -> Result<bool, String> {
+pub async fn is_serving(channel: Channel, timeout: Duration) -> Result<bool, HealthError> {
     service_is_serving(channel, "", timeout).await
 }
 
 /// Whether the server has a free slot (its [`super::CAPACITY_SERVICE`] health status);
 /// `Err` when it did not answer, or does not publish one (an older transcoder).
-pub async fn has_room(channel: Channel, timeout: std::time::Duration) -> Result<bool, String> {
+pub async fn has_room(channel: Channel, timeout: Duration) -> Result<bool, HealthError> {
     service_is_serving(channel, super::CAPACITY_SERVICE, timeout).await
 }
 
 async fn service_is_serving(
     channel: Channel,
     service: &str,
-    timeout: std::time::Duration,
-) -> Result<bool, String> {
+    timeout: Duration,
+) -> Result<bool, HealthError> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;
@@ -129,8 +180,11 @@ async fn service_is_serving(
         service: service.to_string(),
     };
     match tokio::time::timeout(timeout, health.check(request)).await {
-        Err(_) => Err(format!("no answer in {} s", timeout.as_secs_f64())),
-        Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
+        Err(_) => Err(HealthError::NoAnswer(timeout)),
+        Ok(Err(status)) => Err(HealthError::Refused {
+            code: status.code(),
+            message: status.message().to_string(),
+        }),
         Ok(Ok(response)) => Ok(response.into_inner().status == ServingStatus::Serving as i32),
     }
 }

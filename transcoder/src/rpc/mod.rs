@@ -5,6 +5,9 @@
 
 pub mod client;
 pub mod convert;
+mod target;
+
+pub use target::{Target, TargetError, DEFAULT_PORT};
 
 /// The health service name under which a transcoder says whether it has a free slot
 /// (SERVING) or not (NOT_SERVING): a job or a split range takes one.

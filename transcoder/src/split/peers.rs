@@ -91,12 +91,12 @@ pub async fn encode_remote(
     let failed =
         |what: &str, detail: String| RangeFailure::Failed(format!("{url}: {what}: {detail}"));
     let channel = endpoint(url, &EndpointOptions::default())
-        .map_err(|e| failed("endpoint", e))?
+        .map_err(|e| failed("endpoint", e.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await
         .map_err(|e| failed("connect", error_chain(&e)))?;
-    let token = BearerToken::new(auth_token).map_err(|e| failed("token", e))?;
+    let token = BearerToken::new(auth_token).map_err(|e| failed("token", e.to_string()))?;
     let mut stream = client(channel, token)
         .encode_range(convert::range_request(job))
         .await
