@@ -12,7 +12,7 @@ use transcoder::storage::{default_output, S3Object};
 use crate::dispatch::{Dispatcher, Handover, Job};
 use crate::event::{decode_message, single_upload_notification, Decoded, Filters, Upload};
 use crate::in_flight::{Claim, InFlight};
-use crate::queue::{Backoff, Inbox, Received, SqsError, MAX_BATCH};
+use crate::queue::{Backoff, Inbox, QueueError, Received, MAX_BATCH};
 use transcoder::queue::Settlement;
 
 /// While no slot is free, the loop looks again at least this often.
@@ -125,7 +125,10 @@ impl<D: Dispatcher> Worker<D> {
 
     /// One step: receive up to the free slots (at most 10) and deal with every message.
     /// Shutdown interrupts the long poll, never the handling of received messages.
-    pub async fn try_process_one(&self, shutdown: &CancellationToken) -> Result<Outcome, SqsError> {
+    pub async fn try_process_one(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Outcome, QueueError> {
         let free = self.dispatcher.free_slots();
         if free == 0 {
             return Ok(Outcome::NoCapacity);

@@ -23,7 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::event::{decode_message, one_line, DecodeError, Decoded};
-use crate::queue::{Inbox, Received, SqsError};
+use crate::queue::{Inbox, QueueError, Received};
 pub use scan::HOLD;
 use scan::{resolve, Scan};
 pub use sweep::{sweep_forever, SweepSettings};
@@ -129,7 +129,7 @@ async fn list(sqs: &aws_sdk_sqs::Client, queues: &Queues) -> Result<(), String> 
     let mut scan = Scan::new(dlq);
     let scanned = async {
         while scan.next().await?.is_some() {}
-        Ok::<(), SqsError>(())
+        Ok::<(), QueueError>(())
     }
     .await;
     hand_back(&scan).await;
@@ -190,7 +190,7 @@ async fn move_back(sqs: &aws_sdk_sqs::Client, redrive: Redrive) -> Result<(), St
                 break;
             }
         }
-        Ok::<(), SqsError>(())
+        Ok::<(), QueueError>(())
     }
     .await;
     hand_back(&scan).await;

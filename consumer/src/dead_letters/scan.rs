@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::event::quoted;
-use crate::queue::{Inbox, Received, SqsError, MAX_BATCH};
+use crate::queue::{Inbox, QueueError, Received, MAX_BATCH};
 
 /// How long each message this tool receives stays hidden from everyone else.
 pub const HOLD: Duration = Duration::from_secs(30);
@@ -101,7 +101,7 @@ impl Scan {
     /// The messages of the next receive that this scan had not seen, or `None` when there are
     /// no more: the receive brought nothing, or only messages seen already (possible only once
     /// the scan has lasted longer than [`HOLD`]; going on would go round in circles).
-    pub async fn next(&mut self) -> Result<Option<Vec<Received>>, SqsError> {
+    pub async fn next(&mut self) -> Result<Option<Vec<Received>>, QueueError> {
         let batch = self.dlq.receive_held(MAX_BATCH, WAIT, HOLD).await?;
         if batch.is_empty() {
             return Ok(None);
@@ -140,7 +140,7 @@ impl Scan {
 
     /// Makes every message still held visible again at once; returns those that could not
     /// be (each comes back by itself within [`HOLD`]), with why.
-    pub async fn hand_back(&self) -> Vec<(String, SqsError)> {
+    pub async fn hand_back(&self) -> Vec<(String, QueueError)> {
         let mut failed = Vec::new();
         for m in self.held() {
             if let Err(e) = self.dlq.set_visibility(&m.message, Duration::ZERO).await {

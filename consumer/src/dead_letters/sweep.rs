@@ -13,7 +13,7 @@ use transcoder::storage::{default_output, S3Store};
 
 use super::scan::{resolve, Scan};
 use crate::event::{decode_message, Decoded};
-use crate::queue::SqsError;
+use crate::queue::QueueError;
 use crate::worker::OutputRoot;
 
 /// What the sweep looks at, and how often.
@@ -62,7 +62,7 @@ async fn sweep_once(
                 marked += settle_message(s3, &settings.output, &m.body).await;
             }
         }
-        Ok::<(), SqsError>(())
+        Ok::<(), QueueError>(())
     }
     .await;
     for (message_id, error) in scan.hand_back().await {
