@@ -15,7 +15,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
