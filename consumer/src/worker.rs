@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use transcoder::backoff::Backoff;
 use transcoder::storage::{default_output, S3Object};
 
 use crate::dispatch::{Dispatcher, Handover, Job};
 use crate::event::{decode_message, single_upload_notification, Decoded, Filters, Upload};
 use crate::in_flight::{Claim, InFlight};
-use crate::queue::{Backoff, Inbox, Received, SqsError, MAX_BATCH};
+use crate::queue::{Inbox, Received, SqsError, MAX_BATCH};
 use transcoder::queue::Settlement;
 
 /// While no slot is free, the loop looks again at least this often.

@@ -2,13 +2,10 @@
 //! itself does to a message before a transcoder owns it. Once a transcoder or an ECS task has
 //! taken a job, its message is theirs (`transcoder::queue::MessageLease`), never the consumer's.
 
-mod backoff;
-
 use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-pub use backoff::Backoff;
 use transcoder::queue::{Extend, MessageLease, QueueMessageRef};
 
 /// SQS never returns more than this many messages per receive.
