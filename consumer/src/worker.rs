@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use transcoder::backoff::Backoff;
 use transcoder::storage::{default_output, S3Object};
 
 use crate::dispatch::{Dispatcher, Handover, Job};
 use crate::event::{decode_message, single_upload_notification, Decoded, Filters, Upload};
 use crate::in_flight::{Claim, InFlight};
-use crate::queue::{Backoff, Inbox, QueueError, Received, MAX_BATCH};
+use crate::queue::{Held, Inbox, QueueError, Received, UploadQueue, MAX_BATCH};
 use transcoder::queue::Settlement;
 
 /// While no slot is free, the loop looks again at least this often.
@@ -62,8 +63,8 @@ pub struct OutputRoot {
 }
 
 /// The consumer's loop.
-pub struct Worker<D> {
-    inbox: Inbox,
+pub struct Worker<D, Q = Inbox> {
+    inbox: Q,
     dispatcher: D,
     filters: Filters,
     output: Option<OutputRoot>,
@@ -71,10 +72,10 @@ pub struct Worker<D> {
     in_flight: Arc<InFlight>,
 }
 
-impl<D: Dispatcher> Worker<D> {
+impl<D: Dispatcher, Q: UploadQueue> Worker<D, Q> {
     /// A worker taking messages from `inbox` to `dispatcher`, long-polling for `wait`.
     pub fn new(
-        inbox: Inbox,
+        inbox: Q,
         dispatcher: D,
         filters: Filters,
         output: Option<OutputRoot>,

@@ -5,13 +5,15 @@
 //! A folder per concern: [`probe`] (what the source is, and refusing what it must not be),
 //! [`ladder`], [`encode`] (the ffmpeg command and its progress), [`hls`] (measuring what was
 //! written, the master playlist, growing media playlists), [`job`] (the pipeline and its
-//! errors), [`publish`] (outputs in a safe order, while encoding too), [`manifest`], and
-//! [`storage`] (S3 and local folders), [`liveness`] (signs that a job moves), [`queue`] (owning an
-//! SQS message), [`serve`] (the gRPC
-//! warm transcoder), [`split`] (long sources across peers), [`status`] (telling the outside a job ended), and [`cli`] for the binary.
+//! errors), [`publish`] (outputs in a safe order, while encoding too), [`manifest`],
+//! [`storage`] (S3 and local folders), [`liveness`] (signs that a job moves), [`queue`] (owning
+//! an SQS message), [`serve`] (the gRPC warm transcoder), [`split`] (long sources across
+//! peers), [`status`] (telling the outside a job ended), [`backoff`] (how long to wait before
+//! trying again, for the consumer too), and [`cli`] for the binary.
 #![warn(missing_docs)]
 
 pub mod aws;
+pub mod backoff;
 pub mod child;
 pub mod cli;
 pub mod config;

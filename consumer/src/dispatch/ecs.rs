@@ -15,10 +15,11 @@ use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
     KeyValuePair, NetworkConfiguration, TaskOverride,
 };
+use transcoder::backoff::Backoff;
 use transcoder::status::StatusConfig;
 
 use super::{DispatchError, Dispatcher, Handover, Job};
-use crate::queue::{Backoff, Inbox, MAX_BATCH};
+use crate::queue::{Inbox, MAX_BATCH};
 
 /// Fargate capacity providers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,9 +69,10 @@ pub struct EcsSettings {
     pub attempts: u32,
     /// Visibility given to the message while the task starts.
     pub startup: Duration,
-    /// First retry delay ceiling (doubling up to `backoff_max`).
+    /// The first retry's delay ceiling, doubling up to `backoff_max`; each delay is drawn
+    /// between half its ceiling and the ceiling ([`Backoff`]).
     pub backoff_base: Duration,
-    /// Largest retry delay.
+    /// The largest delay ceiling.
     pub backoff_max: Duration,
     /// Passed on to the task, which reports the job's end itself.
     pub status: StatusConfig,

@@ -1,7 +1,10 @@
-//! The queue, as the consumer uses it: SQS itself is `transcoder::queue`'s (one wrapper and one
-//! error type for both programs); the retry policy for a failing service is here.
+//! The queue, as the consumer's loop uses it: SQS itself is `transcoder::queue`'s (one wrapper
+//! and one error type for both programs). Here is the small trait the loop works through, with
+//! SQS and an in-memory queue behind it.
 
-mod backoff;
+mod memory;
+mod source;
 
-pub use backoff::Backoff;
+pub use memory::{MemoryHold, MemoryQueue, Stored};
+pub use source::{Held, UploadQueue};
 pub use transcoder::queue::{Inbox, QueueError, Received, MAX_BATCH};

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::peers::RangeFailure;
 use super::queue::Worker;
+use crate::backoff::Backoff;
 use crate::transcode::JobError;
 
 /// Tries per range before the job fails: a range failing this often is not a worker's bad
@@ -80,15 +81,19 @@ impl Attempts {
     }
 }
 
-/// How long one worker rests between ranges.
+/// How long one worker rests between ranges. Rests are exact, not jittered: a job has one
+/// worker per peer, so the callers of a peer that may fail together are one per split job
+/// running, no crowd worth spreading; exact rests keep a schedule the tests can state.
 #[derive(Debug)]
 pub struct Rest {
-    next: Duration,
+    backoff: Backoff,
 }
 
 impl Default for Rest {
     fn default() -> Self {
-        Self { next: PEER_PAUSE }
+        Self {
+            backoff: Backoff::without_jitter(PEER_PAUSE, PEER_PAUSE_MAX),
+        }
     }
 }
 
@@ -98,12 +103,10 @@ impl Rest {
     /// at once, again and again; one success ends its run of rests.
     pub fn after(&mut self, worker: &Worker, succeeded: bool) -> Option<Duration> {
         if succeeded || *worker == Worker::Local {
-            self.next = PEER_PAUSE;
+            self.backoff.reset();
             return None;
         }
-        let rest = self.next;
-        self.next = (self.next * 2).min(PEER_PAUSE_MAX);
-        Some(rest)
+        Some(self.backoff.next_delay())
     }
 }
 
