@@ -2,14 +2,14 @@
 //! encode every rung to HLS with one ffmpeg process that decodes the source once, and publish
 //! the renditions, a poster and a `manifest.json` record, master playlist last.
 //!
-//! A folder per concern: [`probe`] (what the source is, and refusing what it must not be),
-//! [`ladder`], [`encode`] (the ffmpeg command and its progress), [`hls`] (measuring what was
-//! written, the master playlist, growing media playlists), [`job`] (the pipeline and its
-//! errors), [`publish`] (outputs in a safe order, while encoding too), [`manifest`],
-//! [`storage`] (S3 and local folders), [`liveness`] (signs that a job moves), [`queue`] (owning
-//! an SQS message), [`serve`] (the gRPC warm transcoder), [`split`] (long sources across
-//! peers), [`status`] (telling the outside a job ended), [`backoff`] (how long to wait before
-//! trying again, for the consumer too), and [`cli`] for the binary.
+//! A folder per concern, stacked one way (docs/architecture.md, "Module ladder"; a test keeps
+//! it so): [`cli`] on top; [`serve`] (the gRPC warm transcoder); [`job`] (running a job from
+//! local files or S3, owning its queue message); [`split`] (long sources across peers);
+//! [`publish`] (outputs in a safe order, while encoding too) and [`rpc`] (the gRPC wire for
+//! both ends); [`transcode`] (the pipeline, its events and errors); [`encode`], [`hls`],
+//! [`aws`], [`status`]; [`probe`], [`ladder`], [`storage`] (S3, local folders, the prefix
+//! lease), [`queue`] (SQS for both programs); and at the bottom [`child`], [`config`],
+//! [`liveness`], [`manifest`], [`telemetry`], [`backoff`].
 #![warn(missing_docs)]
 
 pub mod aws;
