@@ -31,7 +31,7 @@
 #   consumer/bench/chaos.sh                          # 60 clips
 #   UPLOADS=30 consumer/bench/chaos.sh
 #   TRANSCODER=target/debug/transcoder CONSUMER=target/debug/consumer consumer/bench/chaos.sh
-#   CHAOS_KEEP=1 ...                                 # keep the work folder (logs) and say where
+#   BENCH_KEEP=1 ...                                 # keep the work folder (logs) and say where
 #
 # Other knobs: CHAOS_TIMEOUT (seconds for the whole run, 900), FREEZE_SECONDS (30). Progress
 # and each unplayable moment as it happens go to stderr.
@@ -39,16 +39,7 @@ set -euo pipefail
 
 UPLOADS="${UPLOADS:-60}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-work="$(mktemp -d)"
-MOTO_PID=""
-cleanup() {
-  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
-  if [ -n "${CHAOS_KEEP:-}" ]; then echo "logs kept in $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-. "$root/scripts/lib/deps.sh"
-. "$root/scripts/lib/local_aws.sh"
+. "$root/scripts/lib/bench.sh"
 ensure_ffmpeg
 ensure_moto
 TRANSCODER="${TRANSCODER:-$(release_binary transcoder)}"

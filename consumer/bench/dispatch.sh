@@ -30,18 +30,8 @@ set -euo pipefail
 
 BACKLOGS="${BACKLOGS:-100 400 1600}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-work="$(mktemp -d)"
-MOTO_PID=""
+. "$root/scripts/lib/bench.sh"
 consumer_pid=""
-cleanup() {
-  [ -n "$consumer_pid" ] && kill "$consumer_pid" 2>/dev/null || true
-  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-. "$root/scripts/lib/deps.sh"
-. "$root/scripts/lib/local_aws.sh"
 CONSUMER="${CONSUMER:-$(release_binary consumer)}"
 ensure_ffmpeg
 ensure_moto
@@ -65,6 +55,7 @@ for n in $BACKLOGS; do
     OUTPUT_BUCKET="$OUTPUT_BUCKET" POLL_WAIT_SECONDS=1 ECS_STARTUP_SECONDS=3600 LOG_FORMAT=json RUST_LOG=info \
     "$CONSUMER" 2>"$work/consumer.log" &
   consumer_pid=$!
+  pids+=("$consumer_pid")
   peak=0
   while :; do
     handed=$(grep -c '"job handed over"' "$work/consumer.log" || true)

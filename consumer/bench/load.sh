@@ -21,18 +21,7 @@ set -euo pipefail
 
 UPLOADS="${UPLOADS:-200}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-work="$(mktemp -d)"
-MOTO_PID=""
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-. "$root/scripts/lib/deps.sh"
-. "$root/scripts/lib/local_aws.sh"
+. "$root/scripts/lib/bench.sh"
 ensure_ffmpeg
 ensure_moto
 TRANSCODER="${TRANSCODER:-$(release_binary transcoder)}"

@@ -19,16 +19,7 @@ set -euo pipefail
 
 SIZE_MIB="${SIZE_MIB:-1024}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-work="$(mktemp -d)"
-MOTO_PID=""
-cleanup() {
-  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-. "$root/scripts/lib/deps.sh"
-. "$root/scripts/lib/local_aws.sh"
+. "$root/scripts/lib/bench.sh"
 TRANSCODER="${TRANSCODER:-$(release_binary transcoder)}"
 ensure_moto
 python="$MOTO_VENV/bin/python"

@@ -21,16 +21,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-work="$(mktemp -d)"
-MOTO_PID=""
-cleanup() {
-  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-. "$root/scripts/lib/deps.sh"
-. "$root/scripts/lib/local_aws.sh"
+. "$root/scripts/lib/bench.sh"
 ensure_ffmpeg
 ensure_moto
 command -v taskset >/dev/null || { echo "split.sh: taskset (util-linux) is required" >&2; exit 1; }
