@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::status::StatusReporter;
+use common::storage::S3Store;
 use tokio_util::sync::CancellationToken;
-use transcoder::status::StatusReporter;
-use transcoder::storage::S3Store;
 
 use crate::config::{Config, DispatchMode};
 use crate::dead_letters::{sweep_forever, SweepSettings};
@@ -29,7 +29,7 @@ pub async fn run(config: Config) -> ExitCode {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        transcoder::cli::shutdown_signal().await;
+        common::signal::shutdown_signal().await;
         tracing::info!("signal received; shutting down");
         on_signal.cancel();
     });

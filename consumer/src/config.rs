@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use transcoder::telemetry::LogFormat;
+use common::telemetry::LogFormat;
 
 use crate::dead_letters::DeadLetters;
 use crate::dispatch::CapacityProvider;
@@ -103,10 +103,10 @@ pub struct Config {
     pub ecs: EcsArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub output: transcoder::cli::OutputArgs,
+    pub output: common::args::OutputArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub status: transcoder::cli::StatusArgs,
+    pub status: common::args::StatusArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub filters: FilterArgs,

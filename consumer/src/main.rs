@@ -31,7 +31,7 @@ fn main() -> ExitCode {
                 eprintln!("consumer: error: {problem}");
                 return ExitCode::from(1);
             }
-            transcoder::telemetry::init(config.log_format, "info");
+            common::telemetry::init(config.log_format, "info");
             block_on(consumer::app::run(config))
         }
         Cli::Tool(Tool::DeadLetters(args)) => block_on(consumer::dead_letters::run(args)),

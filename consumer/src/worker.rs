@@ -5,16 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::backoff::Backoff;
+use common::storage::{default_output, S3Object};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use transcoder::backoff::Backoff;
-use transcoder::storage::{default_output, S3Object};
 
 use crate::dispatch::{Dispatcher, Handover, Job};
 use crate::event::{decode_message, single_upload_notification, Decoded, Filters, Upload};
 use crate::in_flight::{Claim, InFlight};
 use crate::queue::{Held, Inbox, QueueError, Received, UploadQueue, MAX_BATCH};
-use transcoder::queue::Settlement;
+use common::queue::Settlement;
 
 /// While no slot is free, the loop looks again at least this often.
 const NO_CAPACITY_RECHECK: Duration = Duration::from_secs(5);

@@ -30,7 +30,7 @@ SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY", "PRIVATE")
 def env_names_in_code():
     """Every variable a binary reads (clap's `env = "NAME"`)."""
     names = set()
-    for path in list((ROOT / "transcoder" / "src").rglob("*.rs")) + list((ROOT / "consumer" / "src").rglob("*.rs")):
+    for path in [p for crate in ("common", "transcoder", "consumer") for p in (ROOT / crate / "src").rglob("*.rs")]:
         names.update(re.findall(r'env = "([A-Z0-9_]+)"', path.read_text()))
     return names
 

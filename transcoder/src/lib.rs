@@ -12,8 +12,10 @@
 //! [`liveness`], [`manifest`], [`telemetry`], [`backoff`].
 #![warn(missing_docs)]
 
+// What the consumer shares lives in `common`; the transcoder uses it under the same names.
+pub use common::{backoff, liveness, manifest, queue, rpc, status, storage, telemetry};
+
 pub mod aws;
-pub mod backoff;
 pub mod child;
 pub mod cli;
 pub mod config;
@@ -23,15 +25,8 @@ mod fuzz;
 pub mod hls;
 pub mod job;
 pub mod ladder;
-pub mod liveness;
-pub mod manifest;
 pub mod probe;
 pub mod publish;
-pub mod queue;
-pub mod rpc;
 pub mod serve;
 pub mod split;
-pub mod status;
-pub mod storage;
-pub mod telemetry;
 pub mod transcode;

@@ -340,7 +340,7 @@ fn say(line: &str) {
 
 #[cfg(test)]
 mod tests {
-    use transcoder::queue::QueueMessageRef;
+    use common::queue::QueueMessageRef;
 
     use super::*;
 

@@ -1,15 +1,15 @@
 //! The dead-letter sweep: the consumer's regular look into the dead-letter queue for uploads
 //! whose job died on its message's last delivery. Such a job never wrote its ending and no
 //! later delivery will, so its record would say `processing` for ever; the sweep settles it
-//! (`transcoder::job::settle_abandoned`: `dead_lettered`, once the prefix's lease has lapsed).
+//! (`common::abandoned::settle_abandoned`: `dead_lettered`, once the prefix's lease has lapsed).
 //! It leaves every message where it is, visible again at the end, for an operator to list and
 //! redrive.
 
 use std::time::Duration;
 
+use common::abandoned::{settle_abandoned, Abandoned};
+use common::storage::{default_output, S3Store};
 use tokio_util::sync::CancellationToken;
-use transcoder::job::{settle_abandoned, Abandoned};
-use transcoder::storage::{default_output, S3Store};
 
 use super::scan::{resolve, Scan};
 use crate::event::{decode_message, Decoded};

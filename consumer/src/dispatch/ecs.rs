@@ -15,8 +15,8 @@ use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
     KeyValuePair, NetworkConfiguration, TaskOverride,
 };
-use transcoder::backoff::Backoff;
-use transcoder::status::StatusConfig;
+use common::backoff::Backoff;
+use common::status::StatusConfig;
 
 use super::{DispatchError, Dispatcher, Handover, Job};
 use crate::queue::{Inbox, MAX_BATCH};
@@ -311,8 +311,8 @@ fn overrides_json_size(container: &str, env: &[(&str, String)]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use transcoder::queue::QueueMessageRef;
-    use transcoder::storage::{S3Object, S3Prefix};
+    use common::queue::QueueMessageRef;
+    use common::storage::{S3Object, S3Prefix};
 
     use super::*;
 

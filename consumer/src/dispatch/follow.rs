@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use common::rpc::convert;
+use common::status::{Finish, FinishedJob, StatusReporter};
 use proto::v1::{self, transcode_event::Event};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use transcoder::rpc::convert;
-use transcoder::status::{Finish, FinishedJob, StatusReporter};
 
 use super::Job;
 use crate::in_flight::InFlight;
@@ -127,11 +127,11 @@ fn log_progress(event: Option<&Event>, logged_step: &mut f64) {
         return;
     };
     match event {
-        transcoder::job::JobEvent::Stage(stage) => tracing::info!(?stage, "stage"),
-        transcoder::job::JobEvent::Playable { master } => {
+        common::events::JobEvent::Stage(stage) => tracing::info!(?stage, "stage"),
+        common::events::JobEvent::Playable { master } => {
             tracing::info!(master_playlist = %master, "playable")
         }
-        transcoder::job::JobEvent::Progress(p) => {
+        common::events::JobEvent::Progress(p) => {
             let step = (p.percent / PROGRESS_LOG_STEP).floor();
             if step > *logged_step {
                 *logged_step = step;

@@ -16,13 +16,13 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use auto::Auto;
+use common::queue::QueueMessageRef;
+use common::storage::{S3Object, S3Prefix};
 pub use ecs::{
     job_environment, CapacityProvider, EcsLauncher, EcsSettings, MAX_OVERRIDES_BYTES, STARTED_BY,
 };
 pub use follow::FollowContext;
 pub use pool::{PoolSettings, WarmPool};
-use transcoder::queue::QueueMessageRef;
-use transcoder::storage::{S3Object, S3Prefix};
 
 /// One upload to transcode, and the message it came in.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use common::rpc::client::{self, BearerToken, EndpointOptions};
+use common::rpc::Target;
 use proto::v1;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
-use transcoder::rpc::client::{self, BearerToken, EndpointOptions};
-use transcoder::rpc::Target;
 
 use super::follow::{follow, FollowContext};
 use super::{DispatchError, Dispatcher, Handover, Job};
@@ -449,8 +449,8 @@ impl Dispatcher for WarmPool {
 #[cfg(test)]
 mod tests {
     use aws_config::BehaviorVersion;
-    use transcoder::status::{StatusConfig, StatusReporter};
-    use transcoder::storage::S3Store;
+    use common::status::{StatusConfig, StatusReporter};
+    use common::storage::S3Store;
 
     use super::*;
     use crate::queue::Inbox;

@@ -7,9 +7,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use common::queue::{QueueError, QueueMessageRef, Received, Settlement};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use transcoder::queue::{QueueError, QueueMessageRef, Received, Settlement};
 
 use super::source::{Held, UploadQueue};
 

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use transcoder::queue::{Inbox, MessageLease, QueueError, QueueMessageRef, Received, Settlement};
+use common::queue::{Inbox, MessageLease, QueueError, QueueMessageRef, Received, Settlement};
 
 /// A queue of upload notifications, as the loop uses it.
 pub trait UploadQueue: Send + Sync {

@@ -16,6 +16,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{EncodeSettings, Limits, X264_PRESETS};
 use crate::manifest::ErrorKind;
 use crate::telemetry::LogFormat;
+pub use common::args::{OutputArgs, StatusArgs};
+pub use common::signal::shutdown_signal;
 pub use healthcheck::HealthcheckArgs;
 pub use local::LocalArgs;
 pub use run::RunArgs;
@@ -145,17 +147,6 @@ impl SplitArgs {
     }
 }
 
-/// Default output location for jobs that name none.
-#[derive(Debug, Clone, Args)]
-pub struct OutputArgs {
-    /// Output bucket for jobs that name no output.
-    #[arg(long, env = "OUTPUT_BUCKET")]
-    pub output_bucket: Option<String>,
-    /// Key prefix under the output bucket (the source key without its extension follows).
-    #[arg(long, env = "OUTPUT_PREFIX", default_value = "")]
-    pub output_prefix: String,
-}
-
 /// How jobs on S3 publish: versions and the hold on their prefix (`serve` and `run`).
 #[derive(Debug, Clone, Args)]
 pub struct PublishArgs {
@@ -183,31 +174,6 @@ impl PublishArgs {
         crate::storage::LeaseSettings {
             ttl: std::time::Duration::from_secs(self.prefix_lease_seconds),
             ..Default::default()
-        }
-    }
-}
-
-/// What to do when a job ends, besides its manifest (`run`; the consumer does the same for
-/// the jobs it follows over gRPC).
-#[derive(Debug, Clone, Args)]
-pub struct StatusArgs {
-    /// SQS queue that receives one JSON event per finished job (job id, source, status,
-    /// master playlist, error).
-    #[arg(long, env = "NOTIFY_QUEUE_URL")]
-    pub notify_queue_url: Option<String>,
-    /// Delete the raw upload once its job is done (never after a failure).
-    #[arg(long, env = "DELETE_SOURCE", default_value_t = false, action = clap::ArgAction::Set,
-          value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1,
-          default_missing_value = "true")]
-    pub delete_source: bool,
-}
-
-impl StatusArgs {
-    /// The configuration these flags describe.
-    pub fn config(&self) -> crate::status::StatusConfig {
-        crate::status::StatusConfig {
-            notify_queue_url: self.notify_queue_url.clone(),
-            delete_source: self.delete_source,
         }
     }
 }
@@ -316,22 +282,6 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,
-    }
-}
-
-/// Resolves on SIGTERM (ECS stopping the task, Spot interruptions included) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
     }
 }
 

@@ -18,24 +18,7 @@
 //! progress=end
 //! ```
 
-/// One progress report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
-    /// Share of the source encoded, 0 to 100.
-    pub percent: f64,
-    /// Seconds of output written so far.
-    pub out_time_s: f64,
-    /// Frames encoded so far.
-    pub frame: u64,
-    /// Frames per second, when ffmpeg has measured it.
-    pub fps: Option<f64>,
-    /// Encode speed as a multiple of real time, when measured.
-    pub speed: Option<f64>,
-    /// Seconds left at the current speed, when it can be estimated.
-    pub eta_s: Option<f64>,
-    /// True for ffmpeg's last report.
-    pub finished: bool,
-}
+pub use common::events::Progress;
 
 /// One line of `-progress` output that we care about.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,8 +18,7 @@ pub use versions::{
 
 /// The master playlist's name under the output root.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
-/// The job record's name under the output root.
-pub const MANIFEST: &str = "manifest.json";
+pub use crate::manifest::MANIFEST;
 
 /// Segments uploaded at once: enough to fill a link to S3, few enough to stay polite.
 const UPLOAD_CONCURRENCY: usize = 8;

@@ -4,9 +4,8 @@
 //! `job` build on it.
 
 mod error;
-mod events;
 mod pipeline;
 
+pub use common::events::{JobEvent, Stage};
 pub use error::JobError;
-pub use events::{JobEvent, Stage};
 pub use pipeline::{encode_prepared, prepare, transcode, Prepared, Rendition, Transcoded};

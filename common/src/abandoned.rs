@@ -10,8 +10,7 @@
 
 use time::OffsetDateTime;
 
-use crate::manifest::{ErrorKind, Manifest, Status};
-use crate::publish::MANIFEST;
+use crate::manifest::{ErrorKind, Manifest, Status, MANIFEST};
 use crate::storage::{current_holder, Condition, Holder, S3Sink, StorageError};
 
 /// What became of one prefix's record.

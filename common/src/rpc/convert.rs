@@ -2,9 +2,8 @@
 
 use proto::v1::{self, transcode_event::Event};
 
-use crate::encode::Progress;
+use crate::events::{JobEvent, Progress, Stage};
 use crate::manifest::{ErrorKind, Manifest};
-use crate::transcode::{JobEvent, Stage};
 
 /// A job event as a stream message.
 pub fn event_to_proto(event: JobEvent) -> v1::TranscodeEvent {
