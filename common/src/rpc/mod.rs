@@ -5,8 +5,10 @@
 
 pub mod client;
 pub mod convert;
+mod refusal;
 mod target;
 
+pub use refusal::Refusal;
 pub use target::{Target, TargetError, DEFAULT_PORT};
 
 /// The health service name under which a transcoder says whether it has a free slot

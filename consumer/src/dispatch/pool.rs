@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use common::rpc::client::{self, BearerToken, EndpointOptions};
-use common::rpc::Target;
+use common::rpc::{Refusal, Target};
 use proto::v1;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -99,16 +99,6 @@ impl Member {
 struct Slot {
     url: String,
     channel: Channel,
-}
-
-/// How a call that did not start ended.
-enum Refusal {
-    /// RESOURCE_EXHAUSTED: try the next member.
-    Busy,
-    /// Unreachable, shutting down, or too slow: mark it down and try the next.
-    Down(String),
-    /// The call itself is wrong (auth, arguments): no member will take it.
-    Rejected(String),
 }
 
 impl WarmPool {
@@ -345,24 +335,7 @@ impl WarmPool {
         match tokio::time::timeout(CALL_TIMEOUT, client.transcode(request)).await {
             Err(_) => Err(Refusal::Down("no answer in time".into())),
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(match status.code() {
-                tonic::Code::ResourceExhausted => Refusal::Busy,
-                tonic::Code::Unauthenticated
-                | tonic::Code::PermissionDenied
-                | tonic::Code::InvalidArgument => {
-                    Refusal::Rejected(format!("{:?}: {}", status.code(), status.message()))
-                }
-                code => Refusal::Down(format!(
-                    "{code:?}: {}",
-                    if status.message().is_empty() {
-                        std::error::Error::source(&status)
-                            .map(client::error_chain)
-                            .unwrap_or_default()
-                    } else {
-                        status.message().to_string()
-                    }
-                )),
-            }),
+            Ok(Err(status)) => Err(Refusal::of(&status)),
         }
     }
 }

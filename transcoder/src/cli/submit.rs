@@ -11,7 +11,7 @@ use super::progress_view::ProgressView;
 use super::{report_failure, EXIT_DONE, EXIT_RETRYABLE};
 use crate::config::X264_PRESETS;
 use crate::manifest::ErrorKind;
-use crate::rpc::{client, convert};
+use crate::rpc::{client, convert, Refusal};
 use crate::storage::{S3Object, S3Prefix};
 
 /// Arguments of `transcoder submit`.
@@ -95,12 +95,10 @@ async fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
     let mut stream = client
         .transcode(request)
         .await
-        .map_err(|status| match status.code() {
-            tonic::Code::ResourceExhausted => {
-                format!("the transcoder is busy: {}", status.message())
-            }
-            tonic::Code::Unauthenticated => format!("refused: {}", status.message()),
-            _ => format!("{:?}: {}", status.code(), status.message()),
+        .map_err(|status| match Refusal::of(&status) {
+            Refusal::Busy => format!("the transcoder is busy: {}", status.message()),
+            Refusal::Rejected(why) => format!("refused: {why}"),
+            Refusal::Down(why) => why,
         })?
         .into_inner();
 

@@ -100,9 +100,9 @@ pub async fn encode_remote(
     let mut stream = client(channel, token)
         .encode_range(convert::range_request(job))
         .await
-        .map_err(|status| match status.code() {
-            tonic::Code::ResourceExhausted => RangeFailure::Busy,
-            code => failed("EncodeRange", format!("{code:?}: {}", status.message())),
+        .map_err(|status| match crate::rpc::Refusal::of(&status) {
+            crate::rpc::Refusal::Busy => RangeFailure::Busy,
+            refused => failed("EncodeRange", refused.to_string()),
         })?
         .into_inner();
     loop {
