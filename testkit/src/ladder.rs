@@ -9,6 +9,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The test each crate runs: its `src/` against its table in the workspace's
+/// `docs/architecture.md`; panics naming every problem.
+pub fn assert_crate(manifest_dir: &str, crate_name: &str) {
+    let root = Path::new(manifest_dir);
+    let doc = root.join("../docs/architecture.md");
+    if let Err(problems) = check(&doc, crate_name, &root.join("src")) {
+        panic!("{}", problems.join("\n"));
+    }
+}
+
 /// Checks the crate whose sources are under `src` against the table for `crate_name` in `doc`.
 /// Returns every problem, one line each.
 pub fn check(doc: &Path, crate_name: &str, src: &Path) -> Result<(), Vec<String>> {
