@@ -164,10 +164,10 @@ class Alarms(unittest.TestCase):
         self.assertIn('tracing::info!(already_done = done.already_done, "job done")', queued)
         self.assertIn('tracing::warn!(kind = ?e.kind(), error = %e, "job failed")', queued)
         # `kind = ?e.kind()` logs ErrorKind's derived Debug: the variant names, as is.
-        kinds = (ROOT / "transcoder/src/manifest.rs").read_text()
+        kinds = (ROOT / "common/src/manifest.rs").read_text()
         self.assertRegex(kinds, r"#\[derive\(Debug[^\]]*\]\s*(#\[serde[^\]]*\]\s*)?pub enum ErrorKind \{"
                                 r"[^}]*InvalidInput,[^}]*Internal,")
-        self.assertIn("builder.json()", (ROOT / "transcoder/src/telemetry.rs").read_text())
+        self.assertIn("builder.json()", (ROOT / "common/src/telemetry.rs").read_text())
 
         patterns = {props(n)["MetricTransformations"][0]["MetricName"]: props(n)["FilterPattern"]
                     for n in of_type("AWS::Logs::MetricFilter")}
