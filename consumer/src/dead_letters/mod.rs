@@ -120,12 +120,7 @@ pub async fn run(args: DeadLetters) -> ExitCode {
 
 /// `list`.
 async fn list(sqs: &aws_sdk_sqs::Client, queues: &Queues) -> Result<(), String> {
-    let (_, dlq) = resolve(
-        sqs,
-        &queues.queue_url,
-        queues.dead_letter_queue_url.as_deref(),
-    )
-    .await?;
+    let (_, dlq) = resolve(sqs, queues).await?;
     let mut scan = Scan::new(dlq);
     let scanned = async {
         while scan.next().await?.is_some() {}
@@ -153,12 +148,7 @@ async fn list(sqs: &aws_sdk_sqs::Client, queues: &Queues) -> Result<(), String> 
 
 /// `redrive`.
 async fn move_back(sqs: &aws_sdk_sqs::Client, redrive: Redrive) -> Result<(), String> {
-    let (main, dlq) = resolve(
-        sqs,
-        &redrive.queues.queue_url,
-        redrive.queues.dead_letter_queue_url.as_deref(),
-    )
-    .await?;
+    let (main, dlq) = resolve(sqs, &redrive.queues).await?;
     // None: every message. Each id once, however often it was named.
     let wanted: Option<HashSet<String>> =
         (!redrive.all).then(|| redrive.message_ids.iter().cloned().collect());

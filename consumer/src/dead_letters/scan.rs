@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::Queues;
 use crate::event::quoted;
 use crate::queue::{Inbox, QueueError, Received, MAX_BATCH};
 
@@ -16,44 +17,69 @@ pub const HOLD: Duration = Duration::from_secs(30);
 /// means an empty queue; a short poll (wait 0) may answer empty while messages remain.
 const WAIT: Duration = Duration::from_secs(1);
 
-/// The uploads queue and its dead-letter queue: `dead_letter_queue_url` when given, else the
-/// one the uploads queue's redrive policy names.
-pub async fn resolve(
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    dead_letter_queue_url: Option<&str>,
-) -> Result<(Inbox, Inbox), String> {
-    let main = Inbox::new(sqs.clone(), queue_url.to_string());
-    let named = dead_letter_queue_url.filter(|url| !url.trim().is_empty());
+/// What an uploads queue's redrive policy says of its dead-letter queue.
+pub enum Policy {
+    /// It names this queue, in the same account and region.
+    Names(Inbox),
+    /// The queue has no redrive policy, so no dead-letter queue.
+    None,
+    /// The policy cannot be used; the text completes "the redrive policy of QUEUE ...".
+    Unusable(String),
+}
+
+/// Reads `main`'s redrive policy.
+pub async fn policy_of(main: &Inbox) -> Result<Policy, QueueError> {
+    let Some(policy) = main.redrive_policy().await? else {
+        return Ok(Policy::None);
+    };
+    Ok(match dead_letter_queue_name(&policy) {
+        Ok(name) => Policy::Names(main.sibling(&name)),
+        Err(why) => Policy::Unusable(why),
+    })
+}
+
+/// The uploads queue and its dead-letter queue: `--dead-letter-queue-url` when given, else the
+/// one the uploads queue's redrive policy names. The errors tell an operator what to set.
+pub async fn resolve(sqs: &aws_sdk_sqs::Client, queues: &Queues) -> Result<(Inbox, Inbox), String> {
+    let main = Inbox::new(sqs.clone(), queues.queue_url.clone());
+    let named = queues
+        .dead_letter_queue_url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty());
     let dlq = match named {
         Some(url) => Inbox::new(sqs.clone(), url.to_string()),
-        None => {
-            let policy = main.redrive_policy().await.map_err(|e| e.to_string())?;
-            let Some(policy) = policy else {
+        None => match policy_of(&main).await.map_err(|e| e.to_string())? {
+            Policy::Names(dlq) => dlq,
+            Policy::None => {
                 return Err(format!(
                     "{} has no redrive policy, so no dead-letter queue; name one with \
                      --dead-letter-queue-url (DEAD_LETTER_QUEUE_URL)",
                     main.url()
-                ));
-            };
-            let name = dead_letter_queue_name(&policy).map_err(|why| {
-                format!(
+                ))
+            }
+            Policy::Unusable(why) => {
+                return Err(format!(
                     "the redrive policy of {} {why}; name the dead-letter queue with \
                      --dead-letter-queue-url (DEAD_LETTER_QUEUE_URL)",
                     main.url()
-                )
-            })?;
-            main.sibling(&name)
-        }
+                ))
+            }
+        },
     };
-    // Moving a queue's messages into itself would never end.
+    not_itself(&main, &dlq)?;
+    Ok((main, dlq))
+}
+
+/// Scanning a queue as its own dead-letter queue would hide live uploads, and moving its
+/// messages into itself would never end.
+pub fn not_itself(main: &Inbox, dlq: &Inbox) -> Result<(), String> {
     if dlq.url() == main.url() {
         return Err(format!(
             "the dead-letter queue is QUEUE_URL itself ({})",
             main.url()
         ));
     }
-    Ok((main, dlq))
+    Ok(())
 }
 
 /// The dead-letter queue's name in a RedrivePolicy,

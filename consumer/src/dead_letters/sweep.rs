@@ -11,9 +11,9 @@ use common::abandoned::{settle_abandoned, Abandoned};
 use common::storage::{default_output, S3Store};
 use tokio_util::sync::CancellationToken;
 
-use super::scan::{resolve, Scan};
+use super::scan::{not_itself, policy_of, Policy, Scan, HOLD};
 use crate::event::{decode_message, Decoded};
-use crate::queue::QueueError;
+use crate::queue::{Inbox, QueueError};
 use crate::worker::OutputRoot;
 
 /// What the sweep looks at, and how often.
@@ -53,7 +53,14 @@ async fn sweep_once(
     s3: &S3Store,
     settings: &SweepSettings,
 ) -> Result<usize, String> {
-    let (_, dlq) = resolve(sqs, &settings.queue_url, None).await?;
+    let main = Inbox::new(sqs.clone(), settings.queue_url.clone());
+    let dlq = match policy_of(&main).await.map_err(|e| e.to_string())? {
+        Policy::Names(dlq) => dlq,
+        // No dead-letter queue: no dead letters to look at.
+        Policy::None => return Ok(0),
+        Policy::Unusable(why) => return Err(format!("the redrive policy of {} {why}", main.url())),
+    };
+    not_itself(&main, &dlq)?;
     let mut scan = Scan::new(dlq);
     let mut marked = 0;
     let scanned = async {
@@ -66,7 +73,8 @@ async fn sweep_once(
     }
     .await;
     for (message_id, error) in scan.hand_back().await {
-        tracing::warn!(%message_id, %error, "a dead letter stays hidden for up to 30 s");
+        tracing::warn!(%message_id, %error, hidden_s = HOLD.as_secs(),
+            "a dead letter stays hidden until its hold runs out");
     }
     scanned.map_err(|e| e.to_string())?;
     Ok(marked)
