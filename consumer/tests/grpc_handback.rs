@@ -307,17 +307,11 @@ async fn a_transcoder_full_with_work_it_was_not_sent_gets_nothing_and_no_deliver
     let _clip = stack.upload_clip("queued.mp4", 2.0).await;
     // The transcoder's capacity status says it is full: the consumer does not even receive
     // the upload, which waits in the queue for any consumer with room.
-    let mut looked = 0;
-    while submit.try_wait().unwrap().is_none() {
-        assert_eq!(
-            stack.counts(&stack.queue_url).await.1,
-            0,
-            "received while full"
-        );
-        assert!(consumer.logged("job handed over").is_empty());
-        looked += 1;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let looked = stack
+        .looks_with_nothing_received(&consumer, Duration::from_millis(250), "while full", || {
+            submit.try_wait().unwrap().is_none()
+        })
+        .await;
     assert!(looked >= 8, "the direct job ran for {looked} looks only");
     let done = stack
         .wait_for_status("hls/queued/", "done", JOB_TIMEOUT)
@@ -351,17 +345,14 @@ async fn a_peer_busy_with_a_split_range_looks_full_and_gets_nothing() {
     let consumer =
         Consumer::start(&stack.consumer_env(&[("TRANSCODER_ENDPOINTS", peer.endpoint.clone())]));
     let _clip = stack.upload_clip("queued.mp4", 2.0).await;
-    let mut looked = 0;
-    while !peer.ffmpeg_children().is_empty() {
-        assert_eq!(
-            stack.counts(&stack.queue_url).await.1,
-            0,
-            "received while the peer encodes a range"
-        );
-        assert!(consumer.logged("job handed over").is_empty());
-        looked += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let looked = stack
+        .looks_with_nothing_received(
+            &consumer,
+            Duration::from_millis(100),
+            "while the peer encodes a range",
+            || !peer.ffmpeg_children().is_empty(),
+        )
+        .await;
     // At least 3 s: the consumer, polling every second and checking health every second,
     // would have received within 2 s had the peer looked free.
     assert!(looked >= 30, "the range ran for {looked} looks only");

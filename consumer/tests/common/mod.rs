@@ -217,6 +217,26 @@ impl Stack {
         (submit, clip)
     }
 
+    /// Looks every `every` while `busy()` holds, asserting each time that `consumer` has
+    /// neither received from the uploads queue (`what` says while what) nor handed a job over;
+    /// returns how many looks it took.
+    pub async fn looks_with_nothing_received(
+        &self,
+        consumer: &Consumer,
+        every: Duration,
+        what: &str,
+        mut busy: impl FnMut() -> bool,
+    ) -> u32 {
+        let mut looked = 0;
+        while busy() {
+            assert_eq!(self.counts(&self.queue_url).await.1, 0, "received {what}");
+            assert!(consumer.logged("job handed over").is_empty());
+            looked += 1;
+            tokio::time::sleep(every).await;
+        }
+        looked
+    }
+
     /// The manifest under `prefix` of the output bucket, once it exists.
     pub async fn manifest(&self, prefix: &str) -> Option<Value> {
         let out = self
