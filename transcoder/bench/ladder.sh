@@ -3,7 +3,8 @@
 #
 # WHAT IT MEASURES
 #   Producing the 5-rung HLS ladder (1080p/720p/480p/360p/240p, libx264 veryfast, crf 23 capped
-#   by maxrate, 2 s keyframes, 4 s segments, AAC audio) from one synthetic 1080p30 source, by
+#   by maxrate, segments of 1, 1, 2 then 4 s with a keyframe at each, AAC audio) from one
+#   synthetic 1080p30 source, by
 #   four contenders:
 #     a. transcoder   - `transcoder local SOURCE OUTDIR` (the product), TRANSCODER_PRESET=veryfast
 #     b. hand-written - ONE ffmpeg process: decode once, split, scale, five encoders + HLS muxers
@@ -133,6 +134,10 @@ RUNG_H=(1080 720 480 360 240)
 RUNG_VK=(5000 3000 1400 800 400)
 RUNG_AK=(128 128 128 96 64)
 
+# Keyframes, and so segments, where the transcoder puts them (encode::Schedule): the opening's
+# 1, 1 and 2 s, then every 4 s; the muxer cuts at every keyframe.
+KEYFRAMES="expr:gte(t,if(lt(n_forced,1),0,if(lt(n_forced,2),1,if(lt(n_forced,3),2,4*(n_forced-2)))))"
+
 # Per-rung encoder + HLS options, identical for contenders b, c and d.
 # Usage: rung_output_args OUTDIR INDEX  -> fills the array RUNG_ARGS
 rung_output_args() {
@@ -140,9 +145,9 @@ rung_output_args() {
     local name="${RUNG_NAMES[$i]}" r="${RUNG_VK[$i]}" a="${RUNG_AK[$i]}"
     RUNG_ARGS=(
         -c:v libx264 -preset veryfast -crf 23 -maxrate "${r}k" -bufsize "$((2 * r))k"
-        -profile:v high -g 120 -sc_threshold 0 -force_key_frames "expr:gte(t,n_forced*2)"
+        -profile:v high -g 240 -sc_threshold 0 -force_key_frames "$KEYFRAMES"
         -c:a aac -b:a "${a}k" -ac 2 -ar 48000
-        -f hls -hls_time 4 -hls_playlist_type vod -hls_flags independent_segments
+        -f hls -hls_time 0.5 -hls_playlist_type vod -hls_flags independent_segments
         -hls_segment_filename "$out/$name/seg_%05d.ts" "$out/$name/index.m3u8"
     )
 }
@@ -354,7 +359,7 @@ echo "== ladder benchmark ======================================================
 echo "machine:    $(nproc) cores ($(uname -srm)); $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)"
 echo "ffmpeg:     $FFMPEG_VERSION"
 echo "parameters: ROUNDS=$ROUNDS DURATION=${DURATION}s source=1920x1080@30 testsrc2+noise (x264 crf18)"
-echo "            ladder=${RUNG_NAMES[*]} preset=veryfast hls_time=4 gop=2s"
+echo "            ladder=${RUNG_NAMES[*]} preset=veryfast segments=1,1,2,4s keyframes on segment boundaries"
 echo "transcoder: $TRANSCODER"
 echo "order:      round-robin a,b,c,d per round; wall-clock seconds"
 echo

@@ -26,11 +26,13 @@ pub struct EncodeSettings {
     pub preset: String,
     /// Constant rate factor; each rung is also capped by its maxrate/bufsize (capped CRF).
     pub crf: u8,
-    /// Target HLS segment length in seconds; segments are cut on the keyframe grid.
+    /// HLS segment length in seconds after the opening. Keyframes are forced on segment
+    /// boundaries only, the same instants in every rung, so players switch cleanly.
     pub segment_seconds: u32,
-    /// Keyframes are forced at multiples of this many seconds in every rung, so segment
-    /// boundaries are identical across rungs and players switch cleanly.
-    pub keyframe_seconds: u32,
+    /// The first segment's length in seconds, doubling until `segment_seconds` (1 s: 1, 1, 2,
+    /// then 4 s segments), so that a stream is playable soon; 0 for none
+    /// (`encode::Schedule`).
+    pub opening_seconds: u32,
     /// Rungs to produce, by shorter side; empty for every rung that fits the source.
     pub rungs: Vec<u32>,
     /// The ffmpeg binary.
@@ -68,7 +70,7 @@ impl Default for EncodeSettings {
             preset: "veryfast".into(),
             crf: 23,
             segment_seconds: 4,
-            keyframe_seconds: 2,
+            opening_seconds: 1,
             rungs: Vec::new(),
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),

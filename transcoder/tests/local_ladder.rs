@@ -202,11 +202,24 @@ fn landscape_720p_with_audio_at_the_default_preset() {
     // At the default preset (veryfast) every rung is High profile.
     let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
     assert_eq!(master.matches("CODECS=\"avc1.64").count(), 4, "{master}");
-    // Segments of 4 s on a 2 s keyframe grid: 4 + 2.
-    let media = media_playlist(&out.join("720p/index.m3u8"));
-    let durations: Vec<f32> = media.segments.iter().map(|s| s.duration).collect();
-    assert_eq!(durations, [4.0, 2.0]);
-    assert_eq!(keyframe_times(&out.join("720p/index.m3u8")).len(), 3);
+    // The opening's 1, 1 and 2 s segments, then 4 s ones (the last cut short by the end),
+    // each starting on a keyframe, and no other keyframe: 1 + 1 + 2 + 2.
+    for rung in ["720p", "240p"] {
+        let playlist = out.join(rung).join("index.m3u8");
+        let media = media_playlist(&playlist);
+        let durations: Vec<f32> = media.segments.iter().map(|s| s.duration).collect();
+        assert_eq!(durations, [1.0, 1.0, 2.0, 2.0], "{rung}");
+        assert_eq!(media.target_duration, 2, "{rung}");
+        let keyframes: Vec<f64> = keyframe_times(&playlist)
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let from_first: Vec<f64> = keyframes
+            .iter()
+            .map(|t| ((t - keyframes[0]) * 1000.0).round() / 1000.0)
+            .collect();
+        assert_eq!(from_first, [0.0, 1.0, 2.0, 4.0], "{rung}");
+    }
 
     // Without a terminal, progress is one line per step, climbing to 100%.
     let stdout = String::from_utf8(run.stdout).unwrap();

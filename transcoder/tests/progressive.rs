@@ -105,9 +105,10 @@ async fn a_stream_is_playable_while_encoding_and_plays_through_from_then() {
     let master = get(&s3, OUT, &format!("{prefix}master.m3u8")).await;
     let master = m3u8_rs::parse_master_playlist_res(&master).unwrap();
     assert_eq!(master.variants.len(), 4, "720p to 240p");
-    let keys = list_keys(&s3, OUT, prefix).await;
     for variant in &master.variants {
         let text = get(&s3, OUT, &format!("{prefix}{}", variant.uri)).await;
+        // Listed after the playlist is read: the publisher goes on meanwhile, segments first.
+        let keys = list_keys(&s3, OUT, prefix).await;
         let playlist = m3u8_rs::parse_media_playlist_res(&text).unwrap();
         assert_eq!(
             playlist.playlist_type,

@@ -206,11 +206,16 @@ pub struct EncodeArgs {
     #[arg(long, env = "TRANSCODER_CRF", default_value_t = 23,
           value_parser = clap::value_parser!(u8).range(0..=51))]
     pub crf: u8,
-    /// Target HLS segment length in seconds (segments are cut on a 2 s keyframe grid, or 1 s
-    /// for odd lengths).
+    /// HLS segment length in seconds, after the opening. Keyframes fall on segment boundaries
+    /// only, the same instants in every rung.
     #[arg(long, env = "TRANSCODER_SEGMENT_SECONDS", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=30))]
     pub segment_seconds: u32,
+    /// The first segment's length in seconds; each next one doubles until the segment length
+    /// (1: segments of 1, 1, 2, then 4 s), so that a stream is playable sooner. 0 for none.
+    #[arg(long, env = "TRANSCODER_OPENING_SECONDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=30))]
+    pub opening_seconds: u32,
     /// The ffmpeg binary.
     #[arg(long, env = "FFMPEG", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,
@@ -235,11 +240,7 @@ impl EncodeArgs {
             crf: self.crf,
             segment_seconds: self.segment_seconds,
             rungs: Vec::new(),
-            keyframe_seconds: if self.segment_seconds.is_multiple_of(2) {
-                2
-            } else {
-                1
-            },
+            opening_seconds: self.opening_seconds,
             ffmpeg: self.ffmpeg.clone(),
             ffprobe: self.ffprobe.clone(),
             stall: std::time::Duration::from_secs(self.stall_seconds),

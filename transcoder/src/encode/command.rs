@@ -5,6 +5,7 @@
 
 use std::ffi::{OsStr, OsString};
 
+use super::{Schedule, CUT_EVERY};
 use crate::config::EncodeSettings;
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo, SELF_CONTAINED_DEMUXERS};
@@ -30,11 +31,6 @@ pub struct EncodePlan<'a> {
 }
 
 impl EncodePlan<'_> {
-    /// Frames between forced keyframes (the keyframe grid in frames, rounded up).
-    fn keyframe_interval_frames(&self) -> u32 {
-        (self.fps.as_f64() * f64::from(self.settings.keyframe_seconds)).ceil() as u32
-    }
-
     /// Which frame becomes the poster: one tenth into the video, past black intros and
     /// fade-ins, but early enough to exist in any decodable file.
     fn poster_frame(&self) -> u64 {
@@ -136,15 +132,16 @@ pub fn rung_encoder_args(
     args
 }
 
-/// Rung `rung`'s HLS muxer and output, after `extra` output options.
-pub fn hls_output_args(rung: &Rung, hls_time: &str, extra: &[&str]) -> Vec<OsString> {
+/// Rung `rung`'s HLS muxer and output, after `extra` output options. The muxer cuts at every
+/// keyframe, which the encoder puts on the segment schedule only (`Schedule`).
+pub fn hls_output_args(rung: &Rung, extra: &[&str]) -> Vec<OsString> {
     let mut args: Vec<OsString> = extra.iter().map(OsString::from).collect();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&[
         "-f",
         "hls",
         "-hls_time",
-        hls_time,
+        CUT_EVERY,
         // EVENT, so that ffmpeg rewrites the playlist after every segment (it writes a VOD
         // one only at the end): that is how finished segments are found while it runs.
         // The job turns it into a VOD playlist once ffmpeg is done.
@@ -204,14 +201,14 @@ pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&["-filter_complex", &filter_graph(plan)]);
 
+    let schedule = Schedule::of(s);
     let grid = KeyframeGrid {
-        gop: plan.keyframe_interval_frames() * 2,
-        force: format!("expr:gte(t,n_forced*{})", s.keyframe_seconds),
+        gop: schedule.gop_frames(plan.fps.as_f64()),
+        force: schedule.keyframes_from_start(),
     };
-    let hls_time = s.segment_seconds.to_string();
     for (i, rung) in plan.ladder.iter().enumerate() {
         args.extend(rung_encoder_args(i, rung, plan.source, s, &grid));
-        args.extend(hls_output_args(rung, &hls_time, &[]));
+        args.extend(hls_output_args(rung, &[]));
     }
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&[
@@ -294,7 +291,8 @@ mod tests {
     fn every_rung_gets_an_hls_output_with_the_same_keyframe_grid() {
         let args = args_for(&source());
         assert_eq!(count(&args, "hls"), 4);
-        assert_eq!(count(&args, "expr:gte(t,n_forced*2)"), 4);
+        let keyframes = Schedule::of(&EncodeSettings::default()).keyframes_from_start();
+        assert_eq!(count(&args, &keyframes), 4);
         assert_eq!(count(&args, "libx264"), 4);
         assert_eq!(count(&args, "aac"), 4);
         for name in ["720p", "480p", "360p", "240p"] {

@@ -3,6 +3,7 @@
 mod command;
 mod ffmpeg;
 mod progress;
+mod schedule;
 
 use std::path::Path;
 
@@ -15,6 +16,7 @@ pub use command::{
 };
 pub use ffmpeg::{Deadlines, LineVerdict, RunError};
 pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};
+pub use schedule::{Schedule, CUT_EVERY};
 
 /// ffmpeg's exit code when `-max_error_rate` is crossed.
 const EXIT_TOO_MANY_DECODE_ERRORS: i32 = 69;

@@ -315,7 +315,7 @@ fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
             segment_seconds: job.settings.segment_seconds,
             workers: split.peers.endpoints.len() as u32 + 1,
             first_range_s: split.first_range_seconds,
-            keyframe_seconds: job.settings.keyframe_seconds,
+            opening_seconds: job.settings.opening_seconds,
         },
     )
 }

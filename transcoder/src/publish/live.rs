@@ -30,7 +30,9 @@ use crate::storage::{ObjectKind, OutputSink, StorageError};
 use crate::transcode::{JobError, JobEvent, Prepared};
 
 /// How often ffmpeg's playlists are read: a segment waits at most this long to start uploading.
-const POLL: Duration = Duration::from_millis(250);
+/// Reading five small local files ten times a second costs nothing beside the encode, and the
+/// first segment's wait is part of the time to first playable.
+const POLL: Duration = Duration::from_millis(100);
 /// Segments published one by one as soon as they are uploaded, before updates are paced.
 const LEAD_SEGMENTS: usize = 3;
 

@@ -15,7 +15,7 @@
 //! - `-output_ts_offset` adds the shift libavformat gives the single pass (its first decode
 //!   timestamps are negative: x264's reordering, AAC priming); a later range would not be
 //!   shifted.
-//! - `force_key_frames` counts `t` from the first frame encoded, so the grid is offset by
+//! - `force_key_frames` counts `t` from the first frame encoded, so the schedule is offset by
 //!   where that frame lies.
 //! - A range after the first flags its first packets as a discontinuity (`initial_discontinuity`),
 //!   because its continuity counters restart: demuxers then do not report corrupt packets.
@@ -24,7 +24,9 @@ use std::ffi::{OsStr, OsString};
 
 use super::plan::Range;
 use crate::config::EncodeSettings;
-use crate::encode::{hls_output_args, input_guards, rung_encoder_args, KeyframeGrid, POSTER};
+use crate::encode::{
+    hls_output_args, input_guards, rung_encoder_args, KeyframeGrid, Schedule, POSTER,
+};
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo};
 use crate::transcode::Prepared;
@@ -169,30 +171,18 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
     }
     push(&["-filter_complex", &graph]);
 
-    let first_t = frame_time(r.first_frame, fps);
-    let grid = f64::from(s.keyframe_seconds);
-    // `t` counts from the first encoded frame: shift the grid by where that frame lies in it
-    // (a hair more, so a keyframe due exactly on a frame is not lost to rounding).
-    let grid_offset = first_t - (first_t / grid).floor() * grid;
-    let force_keys = format!(
-        "expr:gte(t,n_forced*{}-{}-0.000001)",
-        s.keyframe_seconds,
-        micros_up(grid_offset)
-    );
+    // The first range starts where the single pass does, opening included. A later one counts
+    // `t` from its first frame, which lies after its cut by as much as a frame (29.97 fps):
+    // its keyframes are shifted by that much, so they land on the single pass's.
+    let schedule = Schedule::of(s);
+    let late = frame_time(r.first_frame, fps) - f64::from(r.start_s);
     let keyframes = KeyframeGrid {
-        gop: (fps.as_f64() * grid).ceil() as u32 * 2,
-        force: force_keys,
-    };
-    // A cut between frames (29.97 fps) makes the range's first segment start that much late;
-    // hls_time shorter by as much keeps every later cut on the single pass's keyframes.
-    let late = first_t - f64::from(r.start_s);
-    let hls_time = if late > 0.0 {
-        format!(
-            "{:.6}",
-            ((f64::from(s.segment_seconds) - late) * 1e6).floor() / 1e6
-        )
-    } else {
-        s.segment_seconds.to_string()
+        gop: schedule.gop_frames(fps.as_f64()),
+        force: if r.start_s == 0 {
+            schedule.keyframes_from_start()
+        } else {
+            schedule.keyframes_after(late)
+        },
     };
     let offset = micros_up(plan.shift_s());
     let start_number = r.first_segment.to_string();
@@ -209,7 +199,7 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
     }
     for (i, rung) in plan.ladder.iter().enumerate() {
         args.extend(rung_encoder_args(i, rung, plan.source, s, &keyframes));
-        args.extend(hls_output_args(rung, &hls_time, &extra));
+        args.extend(hls_output_args(rung, &extra));
     }
     args
 }
@@ -298,7 +288,7 @@ mod tests {
             segment_seconds: 4,
             workers: 2,
             first_range_s: 8,
-            keyframe_seconds: 2,
+            opening_seconds: 1,
         };
         let ranges = plan_ranges(120.0, fps, shape);
         let plan = RangePlan {
@@ -341,12 +331,13 @@ mod tests {
         // packet 373 (3 packets before 8 s come after the keyframe), the one at 68 s with 3186.
         let drop = "noise=drop=lt(n\\,178)+gte(n\\,2991)";
         assert_eq!(after(&args, "-bsf:a"), [drop; 4]);
-        assert_eq!(after(&args, "-start_number"), ["2"; 4]);
+        // After the opening's 1, 1 and 2 s segments and one of 4 s.
+        assert_eq!(after(&args, "-start_number"), ["4"; 4]);
         assert_eq!(after(&args, "-output_ts_offset"), ["0.066667"; 4]);
-        assert_eq!(after(&args, "-hls_time"), ["4"; 4]);
+        assert_eq!(after(&args, "-hls_time"), [crate::encode::CUT_EVERY; 4]);
         assert_eq!(
             after(&args, "-force_key_frames"),
-            ["expr:gte(t,n_forced*2-0.000000-0.000001)"; 4]
+            ["expr:gte(t,n_forced*4-0.000000-0.000001)"; 4]
         );
         assert_eq!(
             after(&args, "-hls_segment_options"),
@@ -369,6 +360,11 @@ mod tests {
         );
         assert!(!first.contains(&"-copyts".to_string()));
         assert!(after(&first, "-hls_segment_options").is_empty());
+        assert_eq!(
+            after(&first, "-force_key_frames")[0],
+            Schedule::new(4, 1).keyframes_from_start(),
+            "the opening, as the single pass"
+        );
         let last = args(2, "veryfast");
         assert!(after(&last, "-t").is_empty());
         // Read from 3006 AAC frames (64.128 s, on the 3-frame grid).

@@ -28,7 +28,10 @@ pub fn range_request(job: &RangeJob) -> v1::RangeRequest {
         preset: job.settings.preset.clone(),
         crf: u32::from(job.settings.crf),
         segment_seconds: job.settings.segment_seconds,
-        keyframe_seconds: job.settings.keyframe_seconds,
+        // Peers older than the opening read this as their keyframe grid: on segment boundaries
+        // only, as this version encodes.
+        keyframe_seconds: job.settings.segment_seconds,
+        opening_seconds: job.settings.opening_seconds,
         fps_num: job.fps.num,
         fps_den: job.fps.den,
         rungs: job
@@ -67,15 +70,8 @@ pub fn range_job(request: v1::RangeRequest, base: &EncodeSettings) -> Result<Ran
     if !X264_PRESETS.contains(&request.preset.as_str()) || request.crf > 51 {
         return Err(bad("unknown preset or crf"));
     }
-    let valid_grid = request.keyframe_seconds > 0
-        && request.segment_seconds > 0
-        && request
-            .segment_seconds
-            .is_multiple_of(request.keyframe_seconds);
-    if !valid_grid || request.fps_num == 0 || request.fps_den == 0 {
-        return Err(bad(
-            "segment and keyframe seconds and the frame rate must be positive",
-        ));
+    if request.segment_seconds == 0 || request.fps_num == 0 || request.fps_den == 0 {
+        return Err(bad("segment seconds and the frame rate must be positive"));
     }
     let odd =
         |r: &v1::RungSpec| r.width == 0 || r.height == 0 || r.width % 2 == 1 || r.height % 2 == 1;
@@ -86,7 +82,7 @@ pub fn range_job(request: v1::RangeRequest, base: &EncodeSettings) -> Result<Ran
         preset: request.preset,
         crf: request.crf as u8,
         segment_seconds: request.segment_seconds,
-        keyframe_seconds: request.keyframe_seconds,
+        opening_seconds: request.opening_seconds,
         rungs: Vec::new(),
         ..base.clone()
     };

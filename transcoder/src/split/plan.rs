@@ -2,6 +2,7 @@
 //! where one pass would put them. (Audio is cut between AAC packets near each cut, where the
 //! single pass itself moves to the next segment: see `command`.)
 
+use crate::encode::Schedule;
 use crate::probe::Rational;
 
 /// One range of the source, encoded whole (every rung) by one worker.
@@ -32,8 +33,9 @@ pub struct SplitShape {
     /// The first range's length in seconds, rounded up to the grid: short, so that the stream
     /// is playable soon.
     pub first_range_s: u32,
-    /// Seconds between keyframes (the job's `keyframe_seconds`).
-    pub keyframe_seconds: u32,
+    /// The job's opening (`opening_seconds`): its short segments come before the first cut,
+    /// and shift the numbers of every later segment.
+    pub opening_seconds: u32,
 }
 
 impl SplitShape {
@@ -42,25 +44,15 @@ impl SplitShape {
         self.segment_seconds.max(1)
     }
 
-    /// The longest range at a frame rate that is not a whole number (29.97): the range's first
-    /// frame lies up to a frame after its cut, and ffmpeg's HLS muxer counts segment lengths
-    /// from that frame, so the error grows by that much per segment; it must stay under a
-    /// keyframe interval less a frame, i.e. fewer segments than frames per keyframe interval.
-    fn longest_range_s(&self, fps: Rational) -> Option<u32> {
-        if fps.num.is_multiple_of(fps.den) {
-            return None;
-        }
-        let frames_per_keyframe = (f64::from(self.keyframe_seconds) * fps.as_f64()).floor() as u32;
-        let seconds = frames_per_keyframe.saturating_sub(1) * self.segment_seconds;
-        Some((seconds / self.grid_s()).max(1) * self.grid_s())
+    /// The segment schedule the ranges' encoders share.
+    pub fn schedule(&self) -> Schedule {
+        Schedule::new(self.segment_seconds, self.opening_seconds)
     }
 }
 
 /// Cuts a `duration_s` source into ranges. The coordinator encodes a short first range, then
 /// takes the next free range, which is the last once every peer has one; so every worker gets
 /// an equal share of the whole, the coordinator's split into the first range and the last.
-/// At a frame rate that is not a whole number, shares are capped (`longest_range_s`) and there
-/// are more ranges than workers.
 pub fn plan_ranges(duration_s: f64, fps: Rational, shape: SplitShape) -> Vec<Range> {
     let grid = shape.grid_s();
     let first = shape.first_range_s.max(1).div_ceil(grid) * grid;
@@ -68,17 +60,10 @@ pub fn plan_ranges(duration_s: f64, fps: Rational, shape: SplitShape) -> Vec<Ran
     if f64::from(first) < duration_s {
         cuts.push(first);
         let workers = shape.workers.max(1);
-        let mut share =
+        let share =
             ((duration_s / f64::from(workers) / f64::from(grid)).ceil() as u32).max(1) * grid;
-        let mut peer_shares = workers - 1;
-        if let Some(longest) = shape.longest_range_s(fps) {
-            if share > longest {
-                share = longest;
-                peer_shares = u32::MAX;
-            }
-        }
         let mut cut = first;
-        for _ in 0..peer_shares {
+        for _ in 1..workers {
             cut += share;
             // A cut less than one grid step before the end would leave a sliver of a range.
             if f64::from(cut + grid) > duration_s {
@@ -101,7 +86,7 @@ pub fn plan_ranges(duration_s: f64, fps: Rational, shape: SplitShape) -> Vec<Ran
                 end_s,
                 first_frame: frame_at(start_s),
                 end_frame: end_s.map(frame_at),
-                first_segment: start_s / shape.segment_seconds.max(1),
+                first_segment: shape.schedule().segment_at(start_s),
             }
         })
         .collect()
@@ -122,7 +107,7 @@ mod tests {
             segment_seconds: 4,
             workers,
             first_range_s: 8,
-            keyframe_seconds: 2,
+            opening_seconds: 1,
         }
     }
 
@@ -163,7 +148,8 @@ mod tests {
                 end_s: Some(68),
                 first_frame: 240,
                 end_frame: Some(2040),
-                first_segment: 2,
+                // After the opening's 1, 1 and 2 s segments and one of 4 s.
+                first_segment: 4,
             }
         );
         // At 29.97 fps, frame 240 is at 8.008 s: the first frame at or after 8 s is 240
@@ -174,20 +160,13 @@ mod tests {
     }
 
     #[test]
-    fn ranges_at_29_97_fps_stay_under_58_segments() {
-        // 59 frames per 2 s keyframe interval: at most 58 segments of 4 s, 232 s.
-        let ranges = plan_ranges(3600.0, NTSC, shape(2));
-        assert!(ranges.len() > 3, "more ranges than workers");
-        assert!(ranges
-            .iter()
-            .filter_map(|r| r.end_s.map(|end| end - r.start_s))
-            .all(|len| len <= 232));
-        assert_eq!(ranges[1].end_s, Some(8 + 232));
+    fn at_29_97_fps_a_range_is_as_long_as_at_30() {
+        // Every keyframe is a cut, so a range's length cannot drift off the grid.
         assert_eq!(
-            plan_ranges(3600.0, FPS30, shape(2)).len(),
-            3,
-            "30 fps: no limit"
+            bounds(&plan_ranges(3600.0, NTSC, shape(2))),
+            bounds(&plan_ranges(3600.0, FPS30, shape(2)))
         );
+        assert_eq!(plan_ranges(3600.0, NTSC, shape(2)).len(), 3);
     }
 
     #[test]

@@ -146,7 +146,7 @@ mod tests {
             segment_seconds: 4,
             workers: 2,
             first_range_s: 8,
-            keyframe_seconds: 2,
+            opening_seconds: 1,
         };
         plan_ranges(120.0, Rational { num: 30, den: 1 }, shape)
     }
