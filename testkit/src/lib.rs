@@ -5,6 +5,7 @@
 pub mod cloud;
 pub mod held_request;
 pub mod ladder;
+pub mod slow_download;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

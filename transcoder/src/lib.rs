@@ -9,7 +9,8 @@
 //! both ends); [`transcode`] (the pipeline, its events and errors); [`encode`], [`hls`],
 //! [`aws`], [`status`]; [`probe`], [`ladder`], [`storage`] (S3, local folders, the prefix
 //! lease), [`queue`] (SQS for both programs); and at the bottom [`child`], [`config`],
-//! [`liveness`], [`manifest`], [`telemetry`], [`backoff`].
+//! [`input`] (a file, or a stream fed while it downloads), [`liveness`], [`manifest`],
+//! [`telemetry`], [`backoff`].
 #![warn(missing_docs)]
 
 // What the consumer shares lives in `common`; the transcoder uses it under the same names.
@@ -23,6 +24,7 @@ pub mod encode;
 #[cfg(test)]
 mod fuzz;
 pub mod hls;
+pub mod input;
 pub mod job;
 pub mod ladder;
 pub mod probe;

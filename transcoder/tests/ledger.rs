@@ -412,6 +412,7 @@ async fn a_job_transcodes_exactly_the_bytes_it_recorded() {
             &dir.path().join("s"),
             1 << 20,
             &Liveness::default(),
+            &|_| {},
         )
         .await;
     let error = got.expect_err("the recorded ETag no longer matches");
@@ -431,6 +432,7 @@ async fn a_job_transcodes_exactly_the_bytes_it_recorded() {
             &dir.path().join("s"),
             1 << 20,
             &Liveness::default(),
+            &|_| {},
         )
         .await
         .unwrap();

@@ -259,3 +259,68 @@ async fn a_job_that_fails_after_going_public_takes_back_what_it_published() {
     let record = only_a_failed_record(&s3, "hls/cut/").await;
     assert!(record["playable_at"].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_is_playable_before_its_download_ends_whatever_its_layout() {
+    let (moto, s3, mut env) = moto_with_buckets().await;
+    env.push(("OUTPUT_PREFIX", "hls/".into()));
+    let seconds = 12.0;
+    let dir = scratch();
+    // ffmpeg's MP4 puts its index at the end, as phones and cameras do; faststart puts it
+    // first; Matroska streams as it is.
+    let layouts: [(&str, &[&str]); 3] = [
+        ("end.mp4", &[]),
+        ("first.mp4", &["-movflags", "+faststart"]),
+        ("clip.mkv", &[]),
+    ];
+    for (name, extra) in layouts {
+        let clip = dir.path().join(name);
+        make_clip(
+            &clip,
+            &format!("testsrc2=s=640x360:r={FPS}"),
+            seconds,
+            true,
+            extra,
+        );
+        upload(&s3, RAW, name, &clip).await;
+        // The whole download lasts 12 s or more; the ranged reads of head and index do not wait.
+        let size = std::fs::metadata(&clip).unwrap().len() as usize;
+        let slow = testkit::slow_download::SlowDownload::start(
+            &moto.endpoint,
+            &format!("GET /{RAW}/{name}"),
+            size / 12,
+        );
+        let mut env = env.clone();
+        env.push(("AWS_ENDPOINT_URL", slow.endpoint.clone()));
+        let server = Server::start(&env, &[]);
+        let (mut submit, lines) = spawn_submit(&env, &server.endpoint, &format!("s3://raw/{name}"));
+        let (_, line) = wait_for_line(&lines, "playable ").expect("a playable line");
+        assert!(
+            !slow.finished(),
+            "{name}: playable ({line}) only after the download ended"
+        );
+        assert!(submit.wait().unwrap().success(), "{name}");
+        assert!(slow.finished(), "{name}: the download ran to its end");
+
+        // The published stream is the whole source, in every rung.
+        let stem = name.split('.').next().unwrap();
+        let prefix = format!("hls/{stem}/");
+        let record: serde_json::Value =
+            serde_json::from_slice(&get(&s3, OUT, &format!("{prefix}manifest.json")).await)
+                .unwrap();
+        assert_eq!(record["status"], "done", "{name}: {record}");
+        let master = get(&s3, OUT, &format!("{prefix}master.m3u8")).await;
+        let master = m3u8_rs::parse_master_playlist_res(&master).unwrap();
+        assert_eq!(master.variants.len(), 2, "{name}: 360p and 240p");
+        for variant in &master.variants {
+            let (listed, end) = published_seconds(&s3, &format!("{prefix}{}", variant.uri)).await;
+            assert!(end, "{name} {}", variant.uri);
+            assert!(
+                (listed - seconds).abs() < 0.1,
+                "{name} {}: {listed} s",
+                variant.uri
+            );
+        }
+        drop(server);
+    }
+}

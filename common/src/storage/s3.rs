@@ -77,9 +77,43 @@ impl S3Store {
         }
     }
 
+    /// Bytes `[start, end)` of `object` (a ranged GET, `If-Match` its `etag` when given), for
+    /// the few small pieces read before the download: a source's head and its index. At most
+    /// `end - start` bytes are read, whatever the server sends.
+    pub async fn get_range(
+        &self,
+        object: &S3Object,
+        etag: Option<&str>,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let output = self
+            .get(
+                object,
+                etag,
+                Some(format!("bytes={start}-{}", end.max(start + 1) - 1)),
+            )
+            .await?;
+        let mut bytes = Vec::new();
+        output
+            .body
+            .into_async_read()
+            .take(end.saturating_sub(start))
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| StorageError::S3 {
+                operation: "GetObject",
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                message: format!("ranged read interrupted: {e}"),
+            })?;
+        Ok(bytes)
+    }
+
     /// Streams `object` into the file `dest` (never the whole object in memory), refusing more
     /// than `max_bytes`, and only the bytes with `etag` when given (`If-Match`: what the job
-    /// recorded is what it transcodes). Returns what was downloaded.
+    /// recorded is what it transcodes). Tells `arrived` the bytes written so far after each
+    /// write, so that a reader can follow the file as it grows. Returns what was downloaded.
     pub async fn download(
         &self,
         object: &S3Object,
@@ -87,32 +121,9 @@ impl S3Store {
         dest: &Path,
         max_bytes: u64,
         liveness: &Liveness,
+        arrived: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<ObjectInfo, StorageError> {
-        let result = self
-            .client
-            .get_object()
-            .bucket(&object.bucket)
-            .key(&object.key)
-            .set_if_match(etag.map(str::to_string))
-            .send()
-            .await;
-        let output = match result {
-            Ok(output) => output,
-            Err(err) if precondition_failed(&err) => {
-                return Err(StorageError::SourceChanged {
-                    bucket: object.bucket.clone(),
-                    key: object.key.clone(),
-                    etag: etag.unwrap_or_default().to_string(),
-                })
-            }
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Err(StorageError::SourceMissing {
-                    bucket: object.bucket.clone(),
-                    key: object.key.clone(),
-                })
-            }
-            Err(err) => return Err(s3_error("GetObject", &object.bucket, &object.key, err)),
-        };
+        let output = self.get(object, etag, None).await?;
         let etag = output.e_tag().map(str::to_string);
         let declared = output.content_length().unwrap_or(0).max(0) as u64;
         if declared > max_bytes {
@@ -143,6 +154,7 @@ impl S3Store {
                 .await
                 .map_err(StorageError::io(dest))?;
             size += n as u64;
+            arrived(size);
             // Bytes arriving are progress: a long download keeps its message.
             liveness.beat();
         }
@@ -156,6 +168,39 @@ impl S3Store {
             .await
             .map_err(StorageError::io(dest))?;
         Ok(ObjectInfo { etag, size })
+    }
+
+    /// GetObject of `object`, whole or `range`, only while it holds `etag` when given.
+    async fn get(
+        &self,
+        object: &S3Object,
+        etag: Option<&str>,
+        range: Option<String>,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StorageError> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .set_if_match(etag.map(str::to_string))
+            .set_range(range)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output),
+            Err(err) if precondition_failed(&err) => Err(StorageError::SourceChanged {
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                etag: etag.unwrap_or_default().to_string(),
+            }),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                Err(StorageError::SourceMissing {
+                    bucket: object.bucket.clone(),
+                    key: object.key.clone(),
+                })
+            }
+            Err(err) => Err(s3_error("GetObject", &object.bucket, &object.key, err)),
+        }
     }
 
     /// Deletes `object` (the raw upload, once its job is done and `DELETE_SOURCE` asks for it)

@@ -162,13 +162,14 @@ pub fn hls_output_args(rung: &Rung, extra: &[&str]) -> Vec<OsString> {
     args
 }
 
-/// What every ffmpeg that reads a source is held to, before its `-i`: only the `file`
-/// protocol, only self-contained demuxers (no playlist, concat script or URL is followed), and
-/// no decoded frame larger than the pixel limit, whatever the source declared.
-pub fn input_guards(settings: &EncodeSettings) -> Vec<OsString> {
+/// What every ffmpeg that reads a source is held to, before its `-i`: only `protocol` (`file`,
+/// or `pipe` for a stream we feed), only self-contained demuxers (no playlist, concat script or
+/// URL is followed), and no decoded frame larger than the pixel limit, whatever the source
+/// declared.
+pub fn input_guards(settings: &EncodeSettings, protocol: &str) -> Vec<OsString> {
     [
         "-protocol_whitelist",
-        "file",
+        protocol,
         "-format_whitelist",
         SELF_CONTAINED_DEMUXERS,
         "-max_pixels",
@@ -179,8 +180,9 @@ pub fn input_guards(settings: &EncodeSettings) -> Vec<OsString> {
     .collect()
 }
 
-/// The whole argument vector for `ffmpeg`, to run with the work folder as its current folder.
-pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
+/// The whole argument vector for `ffmpeg`, to run with the work folder as its current folder,
+/// reading `input_url` through `protocol` only.
+pub fn ffmpeg_args(input_url: &OsStr, protocol: &str, plan: &EncodePlan<'_>) -> Vec<OsString> {
     let s = plan.settings;
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
@@ -192,7 +194,7 @@ pub fn ffmpeg_args(input_url: &OsStr, plan: &EncodePlan<'_>) -> Vec<OsString> {
     // More than half the frames failing to decode means an encrypted or broken stream: ffmpeg
     // then exits 69, which we report as invalid input instead of publishing garbage.
     push(&["-max_error_rate", "0.5"]);
-    args.extend(input_guards(s));
+    args.extend(input_guards(s, protocol));
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&["-i"]);
     // The input is an OsStr (a path need not be UTF-8), so it goes in directly, and `push`
@@ -253,7 +255,7 @@ mod tests {
             fps: source.output_frame_rate(),
             settings: &settings,
         };
-        ffmpeg_args(OsStr::new("file:/in/clip.mp4"), &plan)
+        ffmpeg_args(OsStr::new("file:/in/clip.mp4"), "file", &plan)
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect()

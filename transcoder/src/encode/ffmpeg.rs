@@ -11,7 +11,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::time::Instant;
 
+use tokio_util::task::AbortOnDropHandle;
+
 use crate::child::{killing_signal, tool_command};
+use crate::input::SourceInput;
 
 /// Lines of stderr kept for the error message: enough to see why, bounded whatever a hostile
 /// file makes the decoder print.
@@ -87,18 +90,21 @@ pub enum LineVerdict {
 }
 
 /// Runs `program args` in `cwd`, handing every stdout line to `on_line`, which answers whether
-/// the progress moved or the run must stop. A run past its `deadlines` is killed (a stuck
-/// decoder must not hold a job, and its message, for hours).
+/// the progress moved or the run must stop, and feeding it `input` on stdin when that is a
+/// stream. A run past its `deadlines` is killed (a stuck decoder must not hold a job, and its
+/// message, for hours).
 pub async fn run(
     program: &Path,
     args: &[OsString],
     cwd: &Path,
+    input: Option<&SourceInput>,
     deadlines: Deadlines,
     mut on_line: impl FnMut(&str) -> LineVerdict,
 ) -> Result<(), RunError> {
     let mut child = tool_command(program)
         .args(args)
         .current_dir(cwd)
+        .stdin(input.map_or_else(Stdio::null, SourceInput::stdin))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -107,6 +113,10 @@ pub async fn run(
             source,
         })?;
 
+    // The feeder stops with the run, whichever way it ends.
+    let _feeding = input
+        .and_then(|input| input.feed(&mut child))
+        .map(AbortOnDropHandle::new);
     // stderr is drained in its own task so a chatty decoder can never fill the pipe and stall
     // ffmpeg while we wait on stdout.
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -205,9 +215,14 @@ mod tests {
             "echo $$ > pid\necho progress=continue\nexec sleep 600",
         );
         let started = std::time::Instant::now();
-        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| {
-            LineVerdict::Moved
-        })
+        let result = run(
+            &program,
+            &[],
+            dir.path(),
+            None,
+            deadlines(300, 60_000),
+            |_| LineVerdict::Moved,
+        )
         .await;
         assert!(
             matches!(result, Err(RunError::Stalled { .. })),
@@ -225,9 +240,14 @@ mod tests {
             dir.path(),
             "echo $$ > pid\nwhile true; do echo progress=continue; sleep 0.05; done",
         );
-        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| {
-            LineVerdict::Same
-        })
+        let result = run(
+            &program,
+            &[],
+            dir.path(),
+            None,
+            deadlines(300, 60_000),
+            |_| LineVerdict::Same,
+        )
         .await;
         assert!(
             matches!(result, Err(RunError::Stalled { .. })),
@@ -243,7 +263,7 @@ mod tests {
             dir.path(),
             "echo $$ > pid\nwhile true; do echo progress=continue; sleep 0.05; done",
         );
-        let result = run(&program, &[], dir.path(), deadlines(300, 700), |_| {
+        let result = run(&program, &[], dir.path(), None, deadlines(300, 700), |_| {
             LineVerdict::Moved
         })
         .await;
@@ -261,9 +281,14 @@ mod tests {
             dir.path(),
             "echo $$ > pid\nwhile true; do echo progress=continue; sleep 0.05; done",
         );
-        let result = run(&program, &[], dir.path(), deadlines(60_000, 60_000), |_| {
-            LineVerdict::Stop("enough".into())
-        })
+        let result = run(
+            &program,
+            &[],
+            dir.path(),
+            None,
+            deadlines(60_000, 60_000),
+            |_| LineVerdict::Stop("enough".into()),
+        )
         .await;
         assert!(
             matches!(&result, Err(RunError::Stopped { reason }) if reason == "enough"),
@@ -280,10 +305,17 @@ mod tests {
             "for i in 1 2 3 4 5 6; do echo progress=continue; sleep 0.1; done",
         );
         let mut seen = 0;
-        let result = run(&program, &[], dir.path(), deadlines(300, 60_000), |_| {
-            seen += 1;
-            LineVerdict::Moved
-        })
+        let result = run(
+            &program,
+            &[],
+            dir.path(),
+            None,
+            deadlines(300, 60_000),
+            |_| {
+                seen += 1;
+                LineVerdict::Moved
+            },
+        )
         .await;
         assert!(result.is_ok(), "{result:?}");
         assert_eq!(seen, 6);

@@ -8,8 +8,9 @@ mod schedule;
 use std::path::Path;
 
 use crate::config::EncodeSettings;
+use crate::input::SourceInput;
 use crate::ladder::Rung;
-use crate::probe::{file_url, Rational, SourceInfo};
+use crate::probe::{Rational, SourceInfo};
 pub use command::{
     ffmpeg_args, filter_graph, hls_output_args, input_guards, rung_encoder_args, EncodePlan,
     KeyframeGrid, MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
@@ -59,7 +60,7 @@ impl EncodeError {
 
 /// Encodes `input` into `work_dir` (one folder per rung, plus the poster), reporting progress.
 pub async fn encode(
-    input: &Path,
+    input: &SourceInput,
     source: &SourceInfo,
     ladder: &[Rung],
     fps: Rational,
@@ -76,12 +77,13 @@ pub async fn encode(
         fps,
         settings,
     };
-    let args = ffmpeg_args(&file_url(input), &plan);
+    let args = ffmpeg_args(&input.url(), input.protocol(), &plan);
     let longest = Some(longest_believable(source.duration_s));
     run_encoder_bounded(
         settings,
         &args,
         work_dir,
+        Some(input),
         source.duration_s,
         longest,
         on_progress,
@@ -104,16 +106,26 @@ pub async fn run_encoder(
     duration_s: f64,
     on_progress: impl FnMut(Progress),
 ) -> Result<(), EncodeError> {
-    run_encoder_bounded(settings, args, work_dir, duration_s, None, on_progress).await
+    run_encoder_bounded(
+        settings,
+        args,
+        work_dir,
+        None,
+        duration_s,
+        None,
+        on_progress,
+    )
+    .await
 }
 
 /// [`run_encoder`], stopped as [`EncodeError::LongerThanDeclared`] once its output passes
 /// `longest_s` seconds: the limits were checked against what the source declares, and a
 /// header that says 10 s over hours of samples must not fill the disk.
-pub async fn run_encoder_bounded(
+async fn run_encoder_bounded(
     settings: &EncodeSettings,
     args: &[std::ffi::OsString],
     work_dir: &Path,
+    input: Option<&SourceInput>,
     duration_s: f64,
     longest_s: Option<f64>,
     mut on_progress: impl FnMut(Progress),
@@ -125,7 +137,7 @@ pub async fn run_encoder_bounded(
         wall: settings.encode_wall(duration_s),
     };
     let mut furthest = f64::NEG_INFINITY;
-    let result = ffmpeg::run(&settings.ffmpeg, args, work_dir, deadlines, |line| {
+    let result = ffmpeg::run(&settings.ffmpeg, args, work_dir, input, deadlines, |line| {
         let report = tracker.feed(line);
         // The output's position, not the percentage (which stops at 99.9), says both whether
         // the run moves and whether it has passed what the source declares.

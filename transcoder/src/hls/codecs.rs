@@ -36,7 +36,7 @@ pub fn avc1_codec_string(sps: [u8; 3]) -> String {
 /// Reads the first video access unit of `segment` (a file we wrote) and returns its codec
 /// string.
 pub async fn video_codec_string(ffmpeg: &Path, segment: &Path) -> Result<String, HlsError> {
-    let url = crate::probe::file_url(segment);
+    let url = crate::input::file_url(segment);
     let output = crate::child::tool_command(ffmpeg)
         .args(["-hide_banner", "-nostdin", "-v", "error"])
         .args(["-protocol_whitelist", "file", "-format_whitelist", "mpegts"])

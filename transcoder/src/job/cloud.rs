@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
+use super::fetch::Fetch;
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
-use crate::encode::POSTER;
+use crate::encode::{EncodeError, RunError, POSTER};
+use crate::input::SourceInput;
 use crate::liveness::Liveness;
 use crate::manifest::{ErrorKind, Manifest, SourceRecord, Status};
 use crate::publish::{
@@ -23,7 +25,7 @@ use crate::split::{
 use crate::storage::{
     LeaseSettings, ObjectKind, OutputSink, PrefixLease, S3Object, S3Prefix, S3Sink, S3Store,
 };
-use crate::transcode::{encode_prepared, prepare, Transcoded};
+use crate::transcode::{encode_prepared, prepare, Prepared, Transcoded};
 
 /// What to transcode and where to.
 #[derive(Debug, Clone)]
@@ -206,25 +208,20 @@ async fn run(
     tokio::fs::create_dir(&out)
         .await
         .map_err(JobError::output(&out))?;
-    let downloading = std::time::Instant::now();
-    let downloaded = store
-        .download(
-            &job.source,
-            head.etag.as_deref(),
-            &input,
-            job.limits.max_input_bytes,
-            liveness,
-        )
-        .await?;
-    tracing::info!(
-        bytes = downloaded.size,
-        seconds = downloading.elapsed().as_secs_f64(),
-        "downloaded source"
-    );
-
-    let prepared = prepare(&input, &job.settings, &job.limits, events).await?;
+    let mut fetch = Fetch::start(
+        store,
+        &job.source,
+        &head,
+        &input,
+        job.limits.max_input_bytes,
+        liveness,
+    )
+    .await;
+    let (source_input, prepared) = prepare_fetched(&mut fetch, job, events).await?;
     let ranges = split_ranges(job, &prepared);
     let (transcoded, record) = if ranges.len() > 1 {
+        // Ranges seek into the source: the coordinator's and the peers' need the whole file.
+        let downloaded = fetch.finished().await?;
         let template = RangeJob {
             job_id: job.job_id.clone(),
             source: job.source.clone(),
@@ -254,21 +251,17 @@ async fn run(
             }
         }
     } else {
-        let mut live = LivePublisher::new(
-            dest.clone(),
-            out.clone(),
-            &prepared,
-            job.settings.segment_seconds,
-            job.settings.ffmpeg.clone(),
+        one_pass(
+            &dest,
+            &out,
+            &mut fetch,
+            source_input,
+            prepared,
+            job,
             manifest,
-        );
-        match encode_and_publish(&mut live, &input, &out, prepared, job, events).await {
-            Ok(transcoded) => (transcoded, live.record().clone()),
-            Err(error) => {
-                live.retract().await;
-                return Err(error);
-            }
-        }
+            events,
+        )
+        .await?
     };
     liveness.mark_publishing();
     dest.switch(&transcoded.master).await?;
@@ -320,12 +313,108 @@ fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
     )
 }
 
-/// Encodes while `live` publishes, then publishes the rest and the measured master.
+/// Probes the source as a stream when `fetch` offers one, else once it is downloaded. A stream
+/// that cannot be probed is probed again as the downloaded file, whose verdict is the one the
+/// source gets: the stream only ever makes a job faster.
+async fn prepare_fetched(
+    fetch: &mut Fetch,
+    job: &CloudJob,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<(SourceInput, Prepared), JobError> {
+    if let Some(streamed) = fetch.streamed().cloned() {
+        match prepare(&streamed, &job.settings, &job.limits, events).await {
+            Ok(prepared) => return Ok((streamed, prepared)),
+            Err(error) => {
+                tracing::info!(%error, "could not probe the source as a stream; probing the downloaded file");
+            }
+        }
+    }
+    fetch.finished().await?;
+    let file = fetch.file();
+    let prepared = prepare(&file, &job.settings, &job.limits, events).await?;
+    Ok((file, prepared))
+}
+
+/// The single pass: encodes while publishing. An encode of a stream that fails is done again
+/// from the downloaded file, after taking back what it published: a source whose layout defeats
+/// reading it in order (an MP4 whose audio and video are far apart) is slower, never failed.
+#[allow(clippy::too_many_arguments)]
+async fn one_pass(
+    dest: &Destination<S3Sink>,
+    out: &std::path::Path,
+    fetch: &mut Fetch,
+    input: SourceInput,
+    prepared: Prepared,
+    job: &CloudJob,
+    record: Manifest,
+    events: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<(Transcoded, Manifest), JobError> {
+    let streamed = matches!(input, SourceInput::Streamed(_));
+    let live_publisher = || {
+        LivePublisher::new(
+            dest.clone(),
+            out.to_path_buf(),
+            &prepared,
+            job.settings.segment_seconds,
+            job.settings.ffmpeg.clone(),
+            record.clone(),
+        )
+    };
+    let mut live = live_publisher();
+    let first =
+        encode_and_publish(&mut live, fetch, &input, out, prepared.clone(), job, events).await;
+    let error = match first {
+        Ok(transcoded) => return Ok((transcoded, live.record().clone())),
+        Err(error) => error,
+    };
+    live.retract().await;
+    if !(streamed && may_be_the_stream(&error)) {
+        return Err(error);
+    }
+    // A download that failed is the error to report; a complete one gets a second encode.
+    fetch.finished().await?;
+    tracing::warn!(%error, "the encode of the streamed source failed; encoding the downloaded file");
+    tokio::fs::remove_dir_all(out)
+        .await
+        .and_then(|()| std::fs::create_dir(out))
+        .map_err(JobError::output(out))?;
+    let mut live = live_publisher();
+    let file = fetch.file();
+    match encode_and_publish(&mut live, fetch, &file, out, prepared, job, events).await {
+        Ok(transcoded) => Ok((transcoded, live.record().clone())),
+        Err(error) => {
+            live.retract().await;
+            Err(error)
+        }
+    }
+}
+
+/// Whether an encode of a stream may have failed for reading a stream (ffmpeg gave up on what
+/// it read), and so deserves a second encode from the file. A killed or stalled ffmpeg, a full
+/// disk or a failed upload would fail the same way again, and is reported as it is.
+fn may_be_the_stream(error: &JobError) -> bool {
+    match error {
+        JobError::Incomplete { .. } | JobError::Hls(_) => true,
+        JobError::Encode(
+            EncodeError::Undecodable { .. } | EncodeError::LongerThanDeclared { .. },
+        ) => true,
+        JobError::Encode(EncodeError::Ffmpeg(RunError::Exited {
+            signal: None,
+            stderr_tail,
+            ..
+        })) => !crate::child::ran_out_of_resources(stderr_tail),
+        _ => false,
+    }
+}
+
+/// Encodes while `live` publishes, then publishes the rest and the measured master, once the
+/// download has ended well.
 async fn encode_and_publish(
     live: &mut LivePublisher<S3Sink>,
-    input: &std::path::Path,
+    fetch: &mut Fetch,
+    input: &SourceInput,
     out: &std::path::Path,
-    prepared: super::Prepared,
+    prepared: Prepared,
     job: &CloudJob,
     events: &(dyn Fn(JobEvent) + Send + Sync),
 ) -> Result<Transcoded, JobError> {
@@ -351,8 +440,12 @@ async fn encode_and_publish(
             }
         }
     };
-    // The source is no longer needed; free the disk before the last uploads.
-    let _ = tokio::fs::remove_file(input).await;
+    // A stream ends early when its download fails: nothing is published from a source that did
+    // not arrive whole. Then the source is no longer needed; free the disk before the last
+    // uploads.
+    let downloaded = fetch.finished().await?;
+    tracing::info!(bytes = downloaded.size, "source downloaded and encoded");
+    let _ = tokio::fs::remove_file(fetch.file_path()).await;
 
     events(JobEvent::Stage(Stage::Upload));
     let sink = live.sink();

@@ -10,6 +10,7 @@ use tracing::Instrument;
 use super::{transcode, JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::POSTER;
+use crate::input::SourceInput;
 use crate::manifest::{Manifest, SourceRecord};
 use crate::publish::{publish_master, publish_renditions, MANIFEST, MASTER_PLAYLIST};
 use crate::storage::{LocalFolder, ObjectKind, OutputSink};
@@ -77,7 +78,8 @@ async fn run(
         .prefix(".transcoder-work-")
         .tempdir_in(out)
         .map_err(JobError::output(out))?;
-    let transcoded = transcode(&job.input, work.path(), &job.settings, &job.limits, events).await?;
+    let input = SourceInput::File(job.input.clone());
+    let transcoded = transcode(&input, work.path(), &job.settings, &job.limits, events).await?;
 
     events(JobEvent::Stage(Stage::Publish));
     // An earlier run's rung folders may hold more segments than this run writes.

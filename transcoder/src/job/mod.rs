@@ -3,6 +3,7 @@
 //! a time. The pipeline, its events and its errors are `transcode`'s, re-exported here.
 
 mod cloud;
+mod fetch;
 mod local;
 mod queued;
 

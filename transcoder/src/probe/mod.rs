@@ -8,10 +8,13 @@
 mod ffprobe_json;
 mod source;
 
-use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
+use tokio_util::task::AbortOnDropHandle;
+
 use crate::config::{EncodeSettings, Limits};
+use crate::input::SourceInput;
 pub use ffprobe_json::parse_ffprobe_json;
 pub use source::{AudioStream, Rational, SourceInfo, VideoStream};
 
@@ -140,17 +143,17 @@ fn describe_refused(demuxer: &str) -> String {
     }
 }
 
-/// Probes `path` and checks it against `limits`. Reads only that file.
+/// Probes `input` and checks it against `limits`. Reads only that file or stream.
 pub async fn probe(
-    path: &Path,
+    input: &SourceInput,
     settings: &EncodeSettings,
     limits: &Limits,
 ) -> Result<SourceInfo, ProbeError> {
     let io_err = |source| ProbeError::Io {
-        path: path.display().to_string(),
+        path: input.url().to_string_lossy().into_owned(),
         source,
     };
-    let size = tokio::fs::metadata(path).await.map_err(io_err)?.len();
+    let size = input.size().await.map_err(io_err)?;
     if size == 0 {
         return Err(ProbeError::Empty);
     }
@@ -164,17 +167,24 @@ pub async fn probe(
     let mut command = crate::child::tool_command(&settings.ffprobe);
     command
         .args(["-hide_banner", "-v", "error"])
-        .args(["-protocol_whitelist", "file"])
+        .args(["-protocol_whitelist", input.protocol()])
         .args(["-format_whitelist", SELF_CONTAINED_DEMUXERS])
         .args(["-print_format", "json", "-show_format", "-show_streams"])
-        .arg(file_url(path));
-    let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
+        .arg(input.url())
+        .stdin(input.stdin())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let spawn_error = |source| ProbeError::Spawn {
+        program: settings.ffprobe.display().to_string(),
+        source,
+    };
+    let mut child = command.spawn().map_err(spawn_error)?;
+    // Dropped with the probe: a stream stops being fed when ffprobe ends or times out.
+    let _feeding = input.feed(&mut child).map(AbortOnDropHandle::new);
+    let output = tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output())
         .await
         .map_err(|_| ProbeError::Timeout)?
-        .map_err(|source| ProbeError::Spawn {
-            program: settings.ffprobe.display().to_string(),
-            source,
-        })?;
+        .map_err(spawn_error)?;
     if !output.status.success() {
         return Err(classify_ffprobe_failure(
             &output.status,
@@ -185,15 +195,6 @@ pub async fn probe(
     let info = parse_ffprobe_json(&output.stdout)?;
     check(&info, limits)?;
     Ok(info)
-}
-
-/// `file:` + an absolute path: ffmpeg then never reads the name as another protocol
-/// (`concat:a|b`, `http://`), whatever characters it holds.
-pub fn file_url(path: &Path) -> std::ffi::OsString {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut url = std::ffi::OsString::from("file:");
-    url.push(absolute.as_os_str());
-    url
 }
 
 /// Turns a failed ffprobe run into the reason a user can act on. A signal or a machine out of
@@ -347,16 +348,6 @@ mod tests {
         assert!(
             !ProbeError::Timeout.is_invalid_input(),
             "a timeout is retried"
-        );
-    }
-
-    #[test]
-    fn file_url_is_absolute_and_prefixed() {
-        let url = file_url(Path::new("clip.mp4"));
-        let url = url.to_string_lossy();
-        assert!(
-            url.starts_with("file:/") && url.ends_with("/clip.mp4"),
-            "{url}"
         );
     }
 }

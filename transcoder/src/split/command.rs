@@ -130,7 +130,7 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
     push(&["-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats"]);
     push(&["-progress", "pipe:1", "-stats_period", "1"]);
     push(&["-max_error_rate", "0.5"]);
-    args.extend(input_guards(s));
+    args.extend(input_guards(s, "file"));
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     // The first range reads as the single pass does; the others keep the source's clock.
     if r.start_s > 0 {
@@ -236,7 +236,7 @@ pub fn poster_args(
     let at = frame_time(frame, prepared.fps);
     let strings = |items: &[&str]| items.iter().map(OsString::from).collect::<Vec<_>>();
     let mut args = strings(&["-hide_banner", "-nostdin", "-y", "-v", "error"]);
-    args.extend(input_guards(settings));
+    args.extend(input_guards(settings, "file"));
     args.extend(strings(&["-ss", &format!("{at:.6}"), "-i"]));
     args.push(input_url.to_os_string());
     let filter = format!(

@@ -10,9 +10,10 @@ use super::stitch::{RangeOutput, RungOutput, SegmentOut};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::{run_encoder, MEDIA_PLAYLIST};
 use crate::hls;
+use crate::input::{file_url, SourceInput};
 use crate::ladder::Rung;
 use crate::liveness::Liveness;
-use crate::probe::{self, file_url, Rational, SourceInfo};
+use crate::probe::{self, Rational, SourceInfo};
 use crate::publish::upload_segments;
 use crate::storage::{OutputSink, S3Object, S3Prefix, S3Store};
 use crate::transcode::{JobError, JobEvent, Stage};
@@ -66,10 +67,11 @@ pub async fn run_range_job(
             &input,
             limits.max_input_bytes,
             &Liveness::default(),
+            &|_| {},
         )
         .await?;
     events(JobEvent::Stage(Stage::Probe));
-    let source = probe::probe(&input, &job.settings, limits).await?;
+    let source = probe::probe(&SourceInput::File(input.clone()), &job.settings, limits).await?;
     tracing::info!(
         range = job.range.index,
         seconds = started.elapsed().as_secs_f64(),

@@ -8,6 +8,7 @@ use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::{self, MEDIA_PLAYLIST, POSTER};
 use crate::hls::{self, RenditionStats, Variant};
+use crate::input::SourceInput;
 use crate::ladder::{compute_ladder, select_rungs, Rung};
 use crate::manifest::RenditionRecord;
 use crate::probe::{self, Rational, SourceInfo};
@@ -70,7 +71,7 @@ pub struct Prepared {
 
 /// Probes `input` and chooses its ladder.
 pub async fn prepare(
-    input: &Path,
+    input: &SourceInput,
     settings: &EncodeSettings,
     limits: &Limits,
     events: &(dyn Fn(JobEvent) + Send + Sync),
@@ -103,7 +104,7 @@ pub async fn prepare(
 
 /// Transcodes `input` into `work_dir`: one folder per rung and `poster.jpg`.
 pub async fn transcode(
-    input: &Path,
+    input: &SourceInput,
     work_dir: &Path,
     settings: &EncodeSettings,
     limits: &Limits,
@@ -115,7 +116,7 @@ pub async fn transcode(
 
 /// Encodes a prepared source into `work_dir` and measures what was written.
 pub async fn encode_prepared(
-    input: &Path,
+    input: &SourceInput,
     work_dir: &Path,
     prepared: Prepared,
     settings: &EncodeSettings,
