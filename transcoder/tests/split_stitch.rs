@@ -154,6 +154,19 @@ async fn split_equals_single_pass(source: &Path, fps: f64) {
     let playable = stdout.find("playable s3://out/hls/long/master.m3u8");
     let done = stdout.find("done: ");
     assert!(playable.is_some() && playable < done, "{stdout}");
+    // The first range is published as it grows: playable before any range has landed (the
+    // job's progress moves as ranges land).
+    let first_landed = stdout.lines().position(|line| {
+        line.strip_prefix("progress ")
+            .and_then(|rest| rest.split('%').next())
+            .and_then(|percent| percent.trim().parse::<f64>().ok())
+            .is_some_and(|percent| percent > 0.0)
+    });
+    let playable_line = stdout.lines().position(|l| l.starts_with("playable "));
+    assert!(
+        first_landed.is_some() && playable_line < first_landed,
+        "playable before the first range landed: {stdout}"
+    );
 
     let joined = dir.path().join("joined");
     download_prefix(&s3, "hls/long/", &joined).await;

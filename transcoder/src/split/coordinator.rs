@@ -17,9 +17,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::command::poster_args;
-use super::dispatch::{self, Report};
+use super::dispatch::{self, range_folder, Report};
 use super::peers::Peers;
 use super::plan::Range;
 use super::progress::{job_progress, range_seconds};
@@ -30,7 +31,7 @@ use super::worker::RangeJob;
 use crate::encode::run_encoder;
 use crate::input::file_url;
 use crate::manifest::Manifest;
-use crate::publish::Destination;
+use crate::publish::{Destination, LivePublisher};
 use crate::storage::S3Sink;
 use crate::transcode::{JobError, JobEvent, Prepared, Transcoded};
 
@@ -99,6 +100,26 @@ impl<'a> Coordinator<'a> {
         let poster = make_poster(job);
         tokio::pin!(poster);
         let mut poster_made = None;
+        // The first range, encoded here, is published as it grows, as a single pass is: the
+        // stream is playable after its first segments, not after the whole range.
+        let stop_live = CancellationToken::new();
+        let watching = {
+            let mut live = LivePublisher::new(
+                job.dest.clone(),
+                range_folder(job.work_dir, 0),
+                job.prepared,
+                job.template.settings.segment_seconds,
+                job.template.settings.ffmpeg.clone(),
+                published.record().clone(),
+            );
+            let stop = stop_live.clone();
+            async move {
+                let result = live.watch(events, &stop).await;
+                (live, result)
+            }
+        };
+        tokio::pin!(watching);
+        let mut live_done = false;
 
         let source_s = job.prepared.source.duration_s;
         let mut attempts = Attempts::default();
@@ -111,6 +132,12 @@ impl<'a> Coordinator<'a> {
                 }
                 // Workers stop only once the queue is finished; this keeps them polled.
                 _ = &mut work => None,
+                // It returns by itself only on a failed upload (stopping, it is awaited below).
+                (live, Err(error)) = &mut watching, if !live_done => {
+                    live_done = true;
+                    published.adopt(&live);
+                    break Err(error);
+                }
             };
             let Some(Report {
                 mut entry,
@@ -127,6 +154,16 @@ impl<'a> Coordinator<'a> {
             let index = entry.range.index;
             match result {
                 Ok(output) => {
+                    if index == 0 && !live_done {
+                        // Its playlists are the joined stream's from now on.
+                        stop_live.cancel();
+                        let (live, result) = (&mut watching).await;
+                        live_done = true;
+                        published.adopt(&live);
+                        if let Err(error) = result {
+                            break Err(error);
+                        }
+                    }
                     tracing::info!(
                         range = index,
                         %worker,
@@ -163,6 +200,12 @@ impl<'a> Coordinator<'a> {
             }
         };
         queue.finish();
+        if !live_done {
+            // A job that failed first takes back what the live publisher put out too.
+            stop_live.cancel();
+            let (live, _) = (&mut watching).await;
+            published.adopt(&live);
+        }
         outcome?;
         match poster_made {
             Some(made) => made?,

@@ -92,14 +92,17 @@ pub async fn work(
     }
 }
 
+/// Where range `index` is encoded on this transcoder.
+pub fn range_folder(work_dir: &std::path::Path, index: u32) -> std::path::PathBuf {
+    work_dir.join(format!("range-{index:05}"))
+}
+
 /// Encodes a range on this transcoder, in a folder of its own that is emptied after.
 async fn encode_here(
     job: &SplitJob<'_>,
     range_job: &RangeJob,
 ) -> Result<RangeOutput, RangeFailure> {
-    let dir = job
-        .work_dir
-        .join(format!("range-{:05}", range_job.range.index));
+    let dir = range_folder(job.work_dir, range_job.range.index);
     let quiet = |_: JobEvent| {};
     let result = encode_range(
         job.input,
@@ -110,8 +113,11 @@ async fn encode_here(
         &quiet,
     )
     .await;
-    // Its segments are uploaded; the disk is for the next range.
-    let _ = tokio::fs::remove_dir_all(&dir).await;
+    // Its segments are uploaded; the disk is for the next range. The first range's stays: the
+    // coordinator's live publisher may still be reading it.
+    if range_job.range.index != 0 {
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
     result.map_err(|error| match error.kind() {
         ErrorKind::InvalidInput => RangeFailure::Invalid(error.to_string()),
         ErrorKind::Internal => RangeFailure::Failed(error.to_string()),

@@ -11,7 +11,7 @@ use super::master::{master_playlist, renditions, rung_playlist};
 use super::stitch::{joined_playlist, RangeOutput};
 use crate::encode::POSTER;
 use crate::manifest::Manifest;
-use crate::publish::{announce_playable, retract, with_retries, MASTER_PLAYLIST};
+use crate::publish::{announce_playable, retract, with_retries, LivePublisher, MASTER_PLAYLIST};
 use crate::storage::{ObjectKind, OutputSink};
 use crate::transcode::{JobError, JobEvent, Transcoded};
 
@@ -36,6 +36,16 @@ impl Published {
     /// The record as last written.
     pub fn record(&self) -> &Manifest {
         &self.record
+    }
+
+    /// Takes over what the first range's live publisher did: the objects it published, and its
+    /// record once the stream was playable (the master is then not announced again).
+    pub fn adopt<S: OutputSink + Clone + 'static>(&mut self, live: &LivePublisher<S>) {
+        self.objects
+            .extend(live.published_objects().iter().cloned());
+        if live.record().playable_at.is_some() {
+            self.record = live.record().clone();
+        }
     }
 
     /// The finished ranges.
@@ -63,7 +73,7 @@ impl Published {
             let playlist = joined_playlist(&growth.ranges, &rung.name, false);
             self.put(job, &rung_playlist(&rung.name), playlist).await?;
         }
-        if growth.first {
+        if growth.first && self.record.playable_at.is_none() {
             let master = master_playlist(job.prepared, &growth.ranges, None).into_bytes();
             announce_playable(job.dest, master, &mut self.record, events).await?;
             self.objects.push(MASTER_PLAYLIST.to_string());
