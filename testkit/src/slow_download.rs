@@ -83,7 +83,7 @@ fn trickle(mut from: TcpStream, mut to: TcpStream, slow: &AtomicBool, bytes_per_
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let limit = if slow.load(Ordering::SeqCst) {
-            step
+            step.min(buf.len())
         } else {
             buf.len()
         };

@@ -94,7 +94,15 @@ fn extinfs(playlist: &Path) -> Vec<String> {
 async fn a_split_job_is_the_single_pass_joined_from_ranges_on_two_transcoders() {
     let dir = scratch();
     let source = clip(dir.path(), "long.mp4");
-    split_equals_single_pass(&source, 30.0).await;
+    split_equals_single_pass(&source, 30.0, Download::Slow).await;
+}
+
+/// How the coordinator's download goes.
+#[derive(PartialEq)]
+enum Download {
+    Fast,
+    /// Trickled over about 10 s: the first range must go public before it ends.
+    Slow,
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,17 +118,29 @@ async fn ntsc_frame_rates_and_44_1_khz_audio_join_as_exactly() {
         true,
         &["-ar", "44100"],
     );
-    split_equals_single_pass(&source, 30000.0 / 1001.0).await;
+    split_equals_single_pass(&source, 30000.0 / 1001.0, Download::Fast).await;
 }
 
 /// Splits `source` across a coordinator and a peer and compares the result with the single
 /// pass of `transcoder local`, packet by packet.
-async fn split_equals_single_pass(source: &Path, fps: f64) {
-    let (_moto, s3, env) = setup().await;
+async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {
+    let (moto, s3, env) = setup().await;
     let dir = scratch();
     upload(&s3, RAW, "long.mp4", source).await;
     let peer = Server::start(&env, &[]);
-    let coordinator = coordinator(&env, &[&peer.endpoint]);
+    let size = std::fs::metadata(source).unwrap().len() as usize;
+    let slow = testkit::slow_download::SlowDownload::start(
+        &moto.endpoint,
+        &format!("GET /{RAW}/long.mp4"),
+        if download == Download::Slow {
+            size / 10
+        } else {
+            usize::MAX / 2
+        },
+    );
+    let mut coordinator_env = env.clone();
+    coordinator_env.push(("AWS_ENDPOINT_URL", slow.endpoint.clone()));
+    let coordinator = coordinator(&coordinator_env, &[&peer.endpoint]);
 
     let submit = {
         let env = env.clone();
@@ -135,6 +155,8 @@ async fn split_equals_single_pass(source: &Path, fps: f64) {
     // Both transcoders encode at once.
     let deadline = Instant::now() + Duration::from_secs(120);
     let (mut peer_worked, mut both_at_once) = (false, false);
+    // When the stable master first exists, and when the coordinator's download ended.
+    let (mut playable_at, mut downloaded_at) = (None, None);
     while !submit.is_finished() && Instant::now() < deadline {
         let (here, there) = (
             !coordinator.ffmpeg_children().is_empty(),
@@ -142,10 +164,23 @@ async fn split_equals_single_pass(source: &Path, fps: f64) {
         );
         peer_worked |= there;
         both_at_once |= here && there;
-        std::thread::sleep(Duration::from_millis(50));
+        if downloaded_at.is_none() && slow.finished() {
+            downloaded_at = Some(Instant::now());
+        }
+        let master = s3.head_object().bucket(OUT).key("hls/long/master.m3u8");
+        if playable_at.is_none() && master.send().await.is_ok() {
+            playable_at = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let run = submit.join().unwrap();
     assert!(run.status.success(), "{}", describe(&run));
+    if download == Download::Slow {
+        assert!(
+            playable_at.is_some_and(|at| at < downloaded_at.unwrap_or(Instant::now())),
+            "the first range streams while the source downloads: {playable_at:?} {downloaded_at:?}"
+        );
+    }
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         peer_worked && both_at_once,

@@ -97,12 +97,14 @@ fn longest_believable(declared_s: f64) -> f64 {
     declared_s + (declared_s * 0.1).max(5.0)
 }
 
-/// Runs an encoding ffmpeg command in `work_dir`, reporting progress over `duration_s` seconds
-/// of output, and tells a source that cannot be decoded from a failure of ours.
+/// Runs an encoding ffmpeg command in `work_dir`, feeding it `input` when that is a stream,
+/// reporting progress over `duration_s` seconds of output, and tells a source that cannot be
+/// decoded from a failure of ours.
 pub async fn run_encoder(
     settings: &EncodeSettings,
     args: &[std::ffi::OsString],
     work_dir: &Path,
+    input: Option<&SourceInput>,
     duration_s: f64,
     on_progress: impl FnMut(Progress),
 ) -> Result<(), EncodeError> {
@@ -110,7 +112,7 @@ pub async fn run_encoder(
         settings,
         args,
         work_dir,
-        None,
+        input,
         duration_s,
         None,
         on_progress,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub use mp4_order::{
     faststart_order, read_head, HeadVerdict, LayoutError, Piece, MAX_HEAD_BYTES, MAX_TAIL_BYTES,
 };
-pub use stream::{Arrival, Streamed};
+pub use stream::{Arrival, Downloaded, Streamed};
 
 /// Where a tool reads the source from.
 #[derive(Debug, Clone)]

@@ -18,6 +18,44 @@ pub struct Arrival {
     pub bytes: u64,
     /// The download stopped before the end and will write nothing more.
     pub failed: bool,
+    /// The download ended well: the file is whole.
+    pub complete: bool,
+}
+
+/// Waits for a download to end well: what reads the source as a file (seeking into it) needs
+/// all of it.
+#[derive(Debug, Clone)]
+pub struct Downloaded(watch::Receiver<Arrival>);
+
+impl Downloaded {
+    /// Follows the download that reports to `arrival`.
+    pub fn new(arrival: watch::Receiver<Arrival>) -> Self {
+        Self(arrival)
+    }
+
+    /// A file that is already whole.
+    pub fn already() -> Self {
+        let (_, arrival) = watch::channel(Arrival {
+            complete: true,
+            ..Arrival::default()
+        });
+        Self(arrival)
+    }
+
+    /// Waits until the file is whole; an error when the download failed instead.
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        let stopped = || std::io::Error::other("the source's download failed");
+        let ended = self
+            .0
+            .wait_for(|a| a.complete || a.failed)
+            .await
+            .map_err(|_| stopped())?;
+        if ended.complete {
+            Ok(())
+        } else {
+            Err(stopped())
+        }
+    }
 }
 
 /// A source streamed from a file that is still being written.
@@ -145,7 +183,7 @@ mod tests {
             std::io::Write::write_all(&mut file, &object[part.clone()]).unwrap();
             arrived.send_replace(Arrival {
                 bytes: part.end as u64,
-                failed: false,
+                ..Arrival::default()
             });
         }
         feeding.await.unwrap().unwrap();
@@ -162,7 +200,7 @@ mod tests {
         std::fs::write(&path, [7u8; 100]).unwrap();
         let (arrived, arrival) = watch::channel(Arrival {
             bytes: 100,
-            failed: false,
+            ..Arrival::default()
         });
         let whole = vec![Piece::Object { start: 0, end: 200 }];
         let streamed = Streamed::new(path.clone(), 200, whole.clone(), arrival.clone());
@@ -170,8 +208,11 @@ mod tests {
         arrived.send_replace(Arrival {
             bytes: 100,
             failed: true,
+            complete: false,
         });
         assert!(feeding.await.unwrap().is_err());
+        assert!(Downloaded::new(arrived.subscribe()).wait().await.is_err());
+        Downloaded::already().wait().await.unwrap();
 
         // A reader that closes its end early (ffprobe done) is not an error.
         let streamed = Streamed::new(path, 200, whole, arrival);

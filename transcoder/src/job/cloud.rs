@@ -220,12 +220,11 @@ async fn run(
     let (source_input, prepared) = prepare_fetched(&mut fetch, job, events).await?;
     let ranges = split_ranges(job, &prepared);
     let (transcoded, record) = if ranges.len() > 1 {
-        // Ranges seek into the source: the coordinator's and the peers' need the whole file.
-        let downloaded = fetch.finished().await?;
         let template = RangeJob {
             job_id: job.job_id.clone(),
             source: job.source.clone(),
-            source_etag: downloaded.etag.clone(),
+            // Peers download only these bytes, as this job does.
+            source_etag: head.etag.clone(),
             // Peers write their segments into this job's version folder.
             output: dest.version().prefix().clone(),
             settings: job.settings.clone(),
@@ -236,6 +235,10 @@ async fn run(
         let split = SplitJob {
             dest: &dest,
             input: &input,
+            // The first range reads as the single pass does, from the stream when there is one;
+            // the others and the poster seek, and wait for the whole file.
+            first_input: source_input,
+            whole: fetch.whole(),
             work_dir: &out,
             prepared: &prepared,
             template,
@@ -243,7 +246,16 @@ async fn run(
             ranges,
         };
         let mut coordinator = Coordinator::new(split, manifest);
-        match coordinator.run(events).await {
+        let result = match coordinator.run(events).await {
+            // Nothing is done from a source that did not arrive whole.
+            Ok(transcoded) => fetch
+                .finished()
+                .await
+                .map(|_| transcoded)
+                .map_err(Into::into),
+            Err(error) => Err(error),
+        };
+        match result {
             Ok(transcoded) => (transcoded, coordinator.record().clone()),
             Err(error) => {
                 coordinator.retract().await;

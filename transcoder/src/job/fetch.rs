@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::input::{self, Arrival, HeadVerdict, Piece, SourceInput, Streamed};
+use crate::input::{self, Arrival, Downloaded, HeadVerdict, Piece, SourceInput, Streamed};
 use crate::liveness::Liveness;
 use crate::storage::{ObjectInfo, S3Object, S3Store, StorageError};
 
@@ -30,6 +30,7 @@ pub struct Fetch {
     download: Option<AbortOnDropHandle<Result<ObjectInfo, StorageError>>>,
     downloaded: Option<ObjectInfo>,
     streamed: Option<SourceInput>,
+    whole: Downloaded,
 }
 
 impl Fetch {
@@ -44,15 +45,13 @@ impl Fetch {
         liveness: &Liveness,
     ) -> Self {
         let (arrived, arrival) = watch::channel(Arrival::default());
+        let whole = Downloaded::new(arrival.clone());
         let download = {
             let (store, object, path) = (store.clone(), object.clone(), path.to_path_buf());
             let (etag, liveness) = (head.etag.clone(), liveness.clone());
             tokio::spawn(async move {
                 let report = |bytes| {
-                    arrived.send_replace(Arrival {
-                        bytes,
-                        failed: false,
-                    });
+                    arrived.send_modify(|a| a.bytes = bytes);
                 };
                 let result = store
                     .download(
@@ -64,9 +63,10 @@ impl Fetch {
                         &report,
                     )
                     .await;
-                if result.is_err() {
-                    arrived.send_modify(|a| a.failed = true);
-                }
+                arrived.send_modify(|a| match &result {
+                    Ok(_) => a.complete = true,
+                    Err(_) => a.failed = true,
+                });
                 result
             })
         };
@@ -83,6 +83,7 @@ impl Fetch {
             download: Some(AbortOnDropHandle::new(download)),
             downloaded: None,
             streamed,
+            whole,
         }
     }
 
@@ -111,6 +112,11 @@ impl Fetch {
     /// The complete local file, once `finished`.
     pub fn file(&self) -> SourceInput {
         SourceInput::File(self.path.clone())
+    }
+
+    /// A way to wait for the whole file without owning the download.
+    pub fn whole(&self) -> Downloaded {
+        self.whole.clone()
     }
 
     /// Where the local file is.

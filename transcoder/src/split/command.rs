@@ -119,8 +119,9 @@ fn micros_up(seconds: f64) -> String {
     format!("{:.6}", (seconds * 1e6).ceil() / 1e6)
 }
 
-/// The whole argument vector for a range, to run in its work folder.
-pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
+/// The whole argument vector for a range, to run in its work folder, reading `input_url`
+/// through `protocol` only (`pipe` for the first range of a source still downloading).
+pub fn range_args(input_url: &OsStr, protocol: &str, plan: &RangePlan<'_>) -> Vec<OsString> {
     let s = plan.settings;
     let r = plan.range;
     let fps = plan.fps;
@@ -130,7 +131,7 @@ pub fn range_args(input_url: &OsStr, plan: &RangePlan<'_>) -> Vec<OsString> {
     push(&["-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats"]);
     push(&["-progress", "pipe:1", "-stats_period", "1"]);
     push(&["-max_error_rate", "0.5"]);
-    args.extend(input_guards(s, "file"));
+    args.extend(input_guards(s, protocol));
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     // The first range reads as the single pass does; the others keep the source's clock.
     if r.start_s > 0 {
@@ -298,7 +299,7 @@ mod tests {
             settings: &settings,
             range: &ranges[range_index],
         };
-        range_args(OsStr::new("file:/in/source"), &plan)
+        range_args(OsStr::new("file:/in/source"), "file", &plan)
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect()

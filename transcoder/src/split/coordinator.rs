@@ -29,7 +29,7 @@ use super::queue::Queue;
 use super::retry::{split_error, AfterFailure, Attempts};
 use super::worker::RangeJob;
 use crate::encode::run_encoder;
-use crate::input::file_url;
+use crate::input::{file_url, Downloaded, SourceInput};
 use crate::manifest::Manifest;
 use crate::publish::{Destination, LivePublisher};
 use crate::storage::S3Sink;
@@ -42,6 +42,10 @@ pub struct SplitJob<'a> {
     pub dest: &'a Destination<S3Sink>,
     /// The source, downloaded.
     pub input: &'a Path,
+    /// What the first range reads: the source as a stream while it downloads, or the file.
+    pub first_input: SourceInput,
+    /// The whole file, which every other range and the poster wait for (they seek).
+    pub whole: Downloaded,
     /// A folder for this transcoder's ranges and the poster.
     pub work_dir: &'a Path,
     /// The probed source and its ladder.
@@ -223,7 +227,20 @@ impl<'a> Coordinator<'a> {
 
 /// The poster, from the source at a tenth of its length, as a single pass picks it.
 async fn make_poster(job: &SplitJob<'_>) -> Result<(), JobError> {
+    job.whole
+        .clone()
+        .wait()
+        .await
+        .map_err(JobError::output(job.input))?;
     let args = poster_args(&file_url(job.input), job.prepared, &job.template.settings);
-    run_encoder(&job.template.settings, &args, job.work_dir, 1.0, |_| {}).await?;
+    run_encoder(
+        &job.template.settings,
+        &args,
+        job.work_dir,
+        None,
+        1.0,
+        |_| {},
+    )
+    .await?;
     Ok(())
 }

@@ -15,6 +15,7 @@ use super::queue::{Queue, Waiting, Worker};
 use super::retry::Rest;
 use super::stitch::RangeOutput;
 use super::worker::{encode_range, RangeJob};
+use crate::input::SourceInput;
 use crate::manifest::ErrorKind;
 use crate::transcode::JobEvent;
 
@@ -104,8 +105,18 @@ async fn encode_here(
 ) -> Result<RangeOutput, RangeFailure> {
     let dir = range_folder(job.work_dir, range_job.range.index);
     let quiet = |_: JobEvent| {};
+    // The first range reads from the start, so it can read a source still downloading; the
+    // others seek into it, and wait for the whole file.
+    let input = if range_job.range.index == 0 {
+        job.first_input.clone()
+    } else {
+        if let Err(error) = job.whole.clone().wait().await {
+            return Err(RangeFailure::Failed(error.to_string()));
+        }
+        SourceInput::File(job.input.to_path_buf())
+    };
     let result = encode_range(
-        job.input,
+        &input,
         &job.prepared.source,
         range_job,
         &dir,

@@ -10,7 +10,7 @@ use super::stitch::{RangeOutput, RungOutput, SegmentOut};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::{run_encoder, MEDIA_PLAYLIST};
 use crate::hls;
-use crate::input::{file_url, SourceInput};
+use crate::input::SourceInput;
 use crate::ladder::Rung;
 use crate::liveness::Liveness;
 use crate::probe::{self, Rational, SourceInfo};
@@ -71,7 +71,8 @@ pub async fn run_range_job(
         )
         .await?;
     events(JobEvent::Stage(Stage::Probe));
-    let source = probe::probe(&SourceInput::File(input.clone()), &job.settings, limits).await?;
+    let input = SourceInput::File(input);
+    let source = probe::probe(&input, &job.settings, limits).await?;
     tracing::info!(
         range = job.range.index,
         seconds = started.elapsed().as_secs_f64(),
@@ -85,7 +86,7 @@ pub async fn run_range_job(
 /// Encodes `job.range` of the local `input` into `work_dir`, uploads its segments to `sink`
 /// and returns them.
 pub async fn encode_range<S: OutputSink>(
-    input: &Path,
+    input: &SourceInput,
     source: &SourceInfo,
     job: &RangeJob,
     work_dir: &Path,
@@ -113,11 +114,16 @@ pub async fn encode_range<S: OutputSink>(
         seconds = expected_s,
         "encoding a range"
     );
-    let args = range_args(&file_url(input), &plan);
+    let args = range_args(&input.url(), input.protocol(), &plan);
     let encoding = Instant::now();
-    run_encoder(&job.settings, &args, work_dir, expected_s, |p| {
-        events(JobEvent::Progress(p))
-    })
+    run_encoder(
+        &job.settings,
+        &args,
+        work_dir,
+        Some(input),
+        expected_s,
+        |p| events(JobEvent::Progress(p)),
+    )
     .await?;
     let encode_s = encoding.elapsed().as_secs_f64();
 
