@@ -127,7 +127,15 @@ async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {
     let (moto, s3, env) = setup().await;
     let dir = scratch();
     upload(&s3, RAW, "long.mp4", source).await;
-    let peer = Server::start(&env, &[]);
+    // The peer's reads go through a proxy that tells whether it ever read the whole source.
+    let peer_reads = testkit::slow_download::SlowDownload::start(
+        &moto.endpoint,
+        &format!("GET /{RAW}/long.mp4"),
+        usize::MAX / 2,
+    );
+    let mut peer_env = env.clone();
+    peer_env.push(("AWS_ENDPOINT_URL", peer_reads.endpoint.clone()));
+    let peer = Server::start(&peer_env, &[]);
     let size = std::fs::metadata(source).unwrap().len() as usize;
     let slow = testkit::slow_download::SlowDownload::start(
         &moto.endpoint,
@@ -185,6 +193,10 @@ async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {
     assert!(
         peer_worked && both_at_once,
         "the peer took a range alongside"
+    );
+    assert!(
+        !peer_reads.finished(),
+        "the peer read its range's bytes of the MP4, never the whole source"
     );
     let playable = stdout.find("playable s3://out/hls/long/master.m3u8");
     let done = stdout.find("done: ");

@@ -112,7 +112,8 @@ impl StorageError {
         matches!(self, Self::SourceMissing { .. } | Self::TooLarge { .. })
     }
 
-    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+    /// The error of an I/O failure on the local `path`.
+    pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
         move |source| Self::Io {
             path: path.display().to_string(),
             source,

@@ -4,6 +4,7 @@
 //! or `pipe:0`, never a URL and never a name taken from the upload.
 
 mod mp4_order;
+mod mp4_span;
 mod stream;
 
 use std::ffi::OsString;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub use mp4_order::{
     faststart_order, read_head, HeadVerdict, LayoutError, Piece, MAX_HEAD_BYTES, MAX_TAIL_BYTES,
 };
+pub use mp4_span::{byte_span, first_media, moov_location, probe_span};
 pub use stream::{Arrival, Downloaded, Streamed};
 
 /// Where a tool reads the source from.

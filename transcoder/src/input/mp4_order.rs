@@ -119,11 +119,11 @@ pub enum LayoutError {
 
 /// A parsed box header; all positions are absolute offsets in the object.
 #[derive(Debug, Clone, Copy)]
-struct BoxHeader {
-    kind: [u8; 4],
-    start: u64,
-    body: u64,
-    end: u64,
+pub(crate) struct BoxHeader {
+    pub(crate) kind: [u8; 4],
+    pub(crate) start: u64,
+    pub(crate) body: u64,
+    pub(crate) end: u64,
 }
 
 /// The result of reading a box header from bytes that may stop before it does.
@@ -139,23 +139,23 @@ enum HeadWalk {
     FirstMdat(BoxHeader),
 }
 
-fn malformed(offset: u64, problem: &'static str) -> LayoutError {
+pub(crate) fn malformed(offset: u64, problem: &'static str) -> LayoutError {
     LayoutError::Malformed { offset, problem }
 }
 
-fn too_large(what: &'static str, len: u64, max: u64) -> LayoutError {
+pub(crate) fn too_large(what: &'static str, len: u64, max: u64) -> LayoutError {
     LayoutError::TooLarge { what, len, max }
 }
 
 /// Where `[at, end)` lies in a buffer holding the object's bytes from offset `base`.
-fn local_range(base: u64, at: u64, end: u64) -> Option<Range<usize>> {
+pub(crate) fn local_range(base: u64, at: u64, end: u64) -> Option<Range<usize>> {
     let start = usize::try_from(at.checked_sub(base)?).ok()?;
     let end = usize::try_from(end.checked_sub(base)?).ok()?;
     (start <= end).then_some(start..end)
 }
 
 /// The `N` bytes at offset `at`, if `bytes` (starting at offset `base`) holds them all.
-fn array_at<const N: usize>(bytes: &[u8], base: u64, at: u64) -> Option<[u8; N]> {
+pub(crate) fn array_at<const N: usize>(bytes: &[u8], base: u64, at: u64) -> Option<[u8; N]> {
     let range = local_range(base, at, at.checked_add(N as u64)?)?;
     bytes.get(range)?.try_into().ok()
 }
@@ -199,7 +199,12 @@ fn read_header(bytes: &[u8], base: u64, at: u64, limit: u64) -> Result<Header, L
 }
 
 /// Like `read_header`, for bytes that should hold the whole container.
-fn read_whole_header(bytes: &[u8], base: u64, at: u64, end: u64) -> Result<BoxHeader, LayoutError> {
+pub(crate) fn read_whole_header(
+    bytes: &[u8],
+    base: u64,
+    at: u64,
+    end: u64,
+) -> Result<BoxHeader, LayoutError> {
     match read_header(bytes, base, at, end)? {
         Header::Complete(header) => Ok(header),
         Header::Short(_) => Err(malformed(at, "box header is cut off")),
@@ -319,7 +324,11 @@ fn first_mdat_for(
 }
 
 /// Finds the one `moov` among the top-level boxes of the tail.
-fn find_index_in_tail(tail: &[u8], tail_start: u64, size: u64) -> Result<BoxHeader, LayoutError> {
+pub(crate) fn find_index_in_tail(
+    tail: &[u8],
+    tail_start: u64,
+    size: u64,
+) -> Result<BoxHeader, LayoutError> {
     let mut index: Option<BoxHeader> = None;
     let mut at = tail_start;
     while at < size {

@@ -68,9 +68,7 @@ impl RangePlan<'_> {
     /// before the cut, on a boundary of 3 frames (64 ms), so that the range's own AAC packets
     /// fall on the single pass's and the seek is exact in microseconds.
     fn seek_frames(&self) -> u64 {
-        let cut = u64::from(self.range.start_s) * SAMPLE_RATE;
-        let preroll = AUDIO_PREROLL_FRAMES * AAC_FRAME;
-        cut.saturating_sub(preroll) / (3 * AAC_FRAME) * 3
+        seek_frames(self.range.start_s)
     }
 
     fn seek_s(&self) -> f64 {
@@ -108,6 +106,26 @@ impl RangePlan<'_> {
         let frames = (keyframe_s - self.shift_s()) * SAMPLE_RATE as f64 / AAC_FRAME as f64;
         (frames - 1e-9).ceil().max(0.0) as u64 + 1
     }
+}
+
+/// Where a range cut at `start_s` is read from, in AAC frames from the start: at least the
+/// pre-roll before the cut, on a boundary of 3 frames (64 ms), so that the range's own AAC
+/// packets fall on the single pass's and the seek is exact in microseconds.
+fn seek_frames(start_s: u32) -> u64 {
+    let cut = u64::from(start_s) * SAMPLE_RATE;
+    let preroll = AUDIO_PREROLL_FRAMES * AAC_FRAME;
+    cut.saturating_sub(preroll) / (3 * AAC_FRAME) * 3
+}
+
+/// The source seconds ffmpeg reads for `range`: from its seek point (0 for the first range) to
+/// its end and the margin past it (`None`: to the source's end). What a peer downloads.
+pub fn input_window(range: &Range) -> (f64, Option<f64>) {
+    let start = if range.start_s > 0 {
+        (seek_frames(range.start_s) * AAC_FRAME) as f64 / SAMPLE_RATE as f64
+    } else {
+        0.0
+    };
+    (start, range.end_s.map(|end| f64::from(end) + TAIL_MARGIN_S))
 }
 
 fn frame_time(frame: u64, fps: Rational) -> f64 {

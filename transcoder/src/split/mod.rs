@@ -26,6 +26,7 @@ mod progress;
 mod published;
 mod queue;
 mod retry;
+mod source;
 pub mod stitch;
 pub mod worker;
 

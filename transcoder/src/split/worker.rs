@@ -4,15 +4,16 @@
 use std::path::Path;
 use std::time::Instant;
 
+use super::command::input_window;
 use super::command::{range_args, RangePlan};
 use super::plan::Range;
+use super::source::fetch_for_range;
 use super::stitch::{RangeOutput, RungOutput, SegmentOut};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::{run_encoder, MEDIA_PLAYLIST};
 use crate::hls;
 use crate::input::SourceInput;
 use crate::ladder::Rung;
-use crate::liveness::Liveness;
 use crate::probe::{self, Rational, SourceInfo};
 use crate::publish::upload_segments;
 use crate::storage::{OutputSink, S3Object, S3Prefix, S3Store};
@@ -59,23 +60,24 @@ pub async fn run_range_job(
     .map_err(JobError::output(work_root.unwrap_or(Path::new("TMPDIR"))))?;
     let input = work.path().join("source");
     // Only the bytes the coordinator read: a range of a replaced upload would corrupt the
-    // stream.
-    store
-        .download(
-            &job.source,
-            job.source_etag.as_deref(),
-            &input,
-            limits.max_input_bytes,
-            &Liveness::default(),
-            &|_| {},
-        )
-        .await?;
+    // stream. And of an MP4 only what this range reads.
+    let (object, fetched) = fetch_for_range(
+        store,
+        &job.source,
+        job.source_etag.as_deref(),
+        &input,
+        input_window(&job.range),
+        limits.max_input_bytes,
+    )
+    .await?;
     events(JobEvent::Stage(Stage::Probe));
     let input = SourceInput::File(input);
     let source = probe::probe(&input, &job.settings, limits).await?;
     tracing::info!(
         range = job.range.index,
         seconds = started.elapsed().as_secs_f64(),
+        bytes = fetched,
+        of = object.size,
         "range source ready"
     );
     let out = work.path().join("out");
