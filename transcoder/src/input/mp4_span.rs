@@ -516,6 +516,7 @@ fn parse_track<'a>(moov: &'a [u8], trak: &BoxHeader, movie: Option<f64>) -> Res<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::mp4_order::tests::XorShift;
     use std::path::PathBuf;
     use std::process::{Command, Output, Stdio};
     use std::sync::OnceLock;
@@ -1039,18 +1040,6 @@ mod tests {
         };
         let windows = [&WINDOWS[..], &[(58.3, Some(60.3)), (1.0, Some(3.0))]].concat();
         plays_the_same_from_the_spans("delayed", &file, &windows);
-    }
-
-    /// xorshift64: enough randomness for mutations, without a dependency.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n.max(1) as u64) as usize
-        }
     }
 
     #[test]
