@@ -198,6 +198,7 @@ class CpuWindow:
         machine = self.machine_busy() - self.machine
         ours = self.tree() - self.ours
         cores = os.cpu_count() or 1
+        self.ours_s = ours
         return seconds, max(0.0, machine - ours) / max(1e-9, seconds * cores)
 
 
@@ -525,6 +526,9 @@ class Bench:
         row["others_share"] = round(others, 3)
         if done is not None:
             row["cpu_s"] = round(product() - cpu0, 1)  # the transcoders (ffmpeg included) and the consumer
+            # The rest of the bench's CPU meanwhile: moto serving the job's requests (and this
+            # harness's polls), which shares the cores with the encode here but not on AWS.
+            row["emulator_cpu_s"] = round(window.ours_s - row["cpu_s"], 1)
 
         # The job's own figures, and who ran it.
         for t, offset in zip(self.transcoders, offsets):
@@ -568,6 +572,8 @@ class Bench:
               + (f"{f(r['done_s'])} (the job's own created_at -> done {f(r.get('job_seconds_to_done'))})"
                  if measure_done else NOT_MEASURED)
               + (f", {r['cpu_s']:.1f} CPU s" if r.get("cpu_s") is not None else "")
+              + (f" (moto and this harness: {r['emulator_cpu_s']:.1f} CPU s)"
+                 if r.get("emulator_cpu_s") is not None else "")
               + f"; others used {r['others_share']:.0%} of the machine meanwhile"
               + (f"; FAILED: {r['error']}" if r.get("error") else ""), flush=True)
 
