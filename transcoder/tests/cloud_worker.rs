@@ -321,18 +321,27 @@ async fn a_busy_server_refuses_and_a_vanished_client_stops_ffmpeg() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The slot is free again: the next job is accepted and completes.
-    let third = transcoder(
-        &env,
-        &[
-            "submit",
-            "--endpoint",
-            &server.endpoint,
-            "s3://raw/short.mp4",
-            "--preset",
-            "ultrafast",
-        ],
-    );
+    // The slot is free again once the stopped job has recorded its end (a few S3 calls after
+    // its ffmpeg is gone): the next job is accepted and completes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let third = loop {
+        let third = transcoder(
+            &env,
+            &[
+                "submit",
+                "--endpoint",
+                &server.endpoint,
+                "s3://raw/short.mp4",
+                "--preset",
+                "ultrafast",
+            ],
+        );
+        let busy = String::from_utf8_lossy(&third.stderr).contains("busy");
+        if !busy || Instant::now() > deadline {
+            break third;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(third.status.success(), "{}", describe(&third));
     assert!(!list_keys(&s3, OUT, "hls/long/")
         .await
