@@ -324,3 +324,46 @@ async fn a_source_is_playable_before_its_download_ends_whatever_its_layout() {
         drop(server);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_announces_only_bytes_already_in_its_file() {
+    // What streams the source reads the file up to the announced size: a byte announced before
+    // it is written would reach ffmpeg as the end of the source, and the video as truncated.
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use transcoder::liveness::Liveness;
+    use transcoder::storage::{S3Object, S3Store};
+    let (moto, s3, _env) = moto_with_buckets().await;
+    let dir = scratch();
+    let source = dir.path().join("object");
+    let object: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&source, &object).unwrap();
+    upload(&s3, RAW, "object", &source).await;
+    let store = S3Store::new(&moto.config().await);
+    let dest = dir.path().join("download");
+    let (announced, behind) = (AtomicU64::new(0), AtomicU64::new(0));
+    let got = store
+        .download(
+            &S3Object::parse(&format!("s3://{RAW}/object")).unwrap(),
+            None,
+            &dest,
+            1 << 30,
+            &Liveness::default(),
+            &|bytes| {
+                announced.fetch_add(1, Ordering::Relaxed);
+                let on_disk = std::fs::metadata(&dest).map_or(0, |m| m.len());
+                if on_disk < bytes {
+                    behind.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.size, object.len() as u64);
+    assert!(announced.load(Ordering::Relaxed) > 10, "announced as it went");
+    assert_eq!(
+        behind.load(Ordering::Relaxed),
+        0,
+        "every announced byte was in the file"
+    );
+    assert!(std::fs::read(&dest).unwrap() == object);
+}

@@ -146,27 +146,29 @@ impl S3Store {
         let mut chunk = vec![0u8; 256 * 1024];
         let mut size = 0u64;
         loop {
-            let n = body.read(&mut chunk).await.map_err(interrupted)?;
+            let n = fill(&mut body, &mut chunk).await.map_err(interrupted)?;
             if n == 0 {
                 break;
             }
+            // A tokio write returns once its bytes are handed to a background thread; the
+            // flush waits until they are in the file, so a reader told `size` finds them there.
             tokio::io::AsyncWriteExt::write_all(&mut file, &chunk[..n])
                 .await
                 .map_err(StorageError::io(dest))?;
+            tokio::io::AsyncWriteExt::flush(&mut file)
+                .await
+                .map_err(StorageError::io(dest))?;
             size += n as u64;
+            if size > max_bytes {
+                return Err(StorageError::TooLarge {
+                    size,
+                    max: max_bytes,
+                });
+            }
             arrived(size);
             // Bytes arriving are progress: a long download keeps its message.
             liveness.beat();
         }
-        if size > max_bytes {
-            return Err(StorageError::TooLarge {
-                size,
-                max: max_bytes,
-            });
-        }
-        tokio::io::AsyncWriteExt::flush(&mut file)
-            .await
-            .map_err(StorageError::io(dest))?;
         Ok(ObjectInfo { etag, size })
     }
 
@@ -225,6 +227,23 @@ impl S3Store {
 
 /// True when S3 refused a conditional request because its condition did not hold (412), or
 /// because another conditional write to the same key was in progress (409).
+/// Reads into `buffer` until it is full or the body ends; the bytes read. Whole chunks make
+/// fewer writes, and fewer flushes, than the body's own small pieces.
+async fn fill(
+    body: &mut (impl tokio::io::AsyncRead + Unpin),
+    buffer: &mut [u8],
+) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let n = body.read(&mut buffer[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
 fn precondition_failed<E, R>(err: &aws_sdk_s3::error::SdkError<E, R>) -> bool
 where
     R: std::fmt::Debug,
