@@ -359,7 +359,10 @@ async fn a_download_announces_only_bytes_already_in_its_file() {
         .await
         .unwrap();
     assert_eq!(got.size, object.len() as u64);
-    assert!(announced.load(Ordering::Relaxed) > 10, "announced as it went");
+    assert!(
+        announced.load(Ordering::Relaxed) > 10,
+        "announced as it went"
+    );
     assert_eq!(
         behind.load(Ordering::Relaxed),
         0,

@@ -72,7 +72,9 @@ impl SourceInput {
         let streamed = Arc::clone(streamed);
         Some(tokio::spawn(async move {
             if let Err(error) = streamed.feed(stdin).await {
-                tracing::debug!(%error, "stopped feeding the source");
+                // The tool saw the stream end early; its output comes out short, and the
+                // job reads the file instead (see `JobError::may_come_from_reading_a_stream`).
+                tracing::warn!(%error, "stopped feeding the source");
             }
         }))
     }

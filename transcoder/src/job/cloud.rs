@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::fetch::Fetch;
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
-use crate::encode::{EncodeError, RunError, POSTER};
+use crate::encode::POSTER;
 use crate::input::SourceInput;
 use crate::liveness::Liveness;
 use crate::manifest::{ErrorKind, Manifest, SourceRecord, Status};
@@ -238,6 +238,7 @@ async fn run(
             // The first range reads as the single pass does, from the stream when there is one;
             // the others and the poster seek, and wait for the whole file.
             first_input: source_input,
+            first_stream_failed: Default::default(),
             whole: fetch.whole(),
             work_dir: &out,
             prepared: &prepared,
@@ -380,7 +381,7 @@ async fn one_pass(
         Err(error) => error,
     };
     live.retract().await;
-    if !(streamed && may_be_the_stream(&error)) {
+    if !(streamed && error.may_come_from_reading_a_stream()) {
         return Err(error);
     }
     // A download that failed is the error to report; a complete one gets a second encode.
@@ -398,24 +399,6 @@ async fn one_pass(
             live.retract().await;
             Err(error)
         }
-    }
-}
-
-/// Whether an encode of a stream may have failed for reading a stream (ffmpeg gave up on what
-/// it read), and so deserves a second encode from the file. A killed or stalled ffmpeg, a full
-/// disk or a failed upload would fail the same way again, and is reported as it is.
-fn may_be_the_stream(error: &JobError) -> bool {
-    match error {
-        JobError::Incomplete { .. } | JobError::Hls(_) => true,
-        JobError::Encode(
-            EncodeError::Undecodable { .. } | EncodeError::LongerThanDeclared { .. },
-        ) => true,
-        JobError::Encode(EncodeError::Ffmpeg(RunError::Exited {
-            signal: None,
-            stderr_tail,
-            ..
-        })) => !crate::child::ran_out_of_resources(stderr_tail),
-        _ => false,
     }
 }
 

@@ -14,6 +14,7 @@
 //! `published` writes what `landed` and `master` say the stream is.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -28,6 +29,7 @@ use super::published::Published;
 use super::queue::Queue;
 use super::retry::{split_error, AfterFailure, Attempts};
 use super::worker::RangeJob;
+
 use crate::encode::run_encoder;
 use crate::input::{file_url, Downloaded, SourceInput};
 use crate::manifest::Manifest;
@@ -44,6 +46,9 @@ pub struct SplitJob<'a> {
     pub input: &'a Path,
     /// What the first range reads: the source as a stream while it downloads, or the file.
     pub first_input: SourceInput,
+    /// Set when the first range failed reading the stream: a retry reads the file, as a single
+    /// pass does (an MP4 whose layout defeats reading in order is slower, never failed).
+    pub first_stream_failed: AtomicBool,
     /// The whole file, which every other range and the poster wait for (they seek).
     pub whole: Downloaded,
     /// A folder for this transcoder's ranges and the poster.

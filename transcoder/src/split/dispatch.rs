@@ -4,6 +4,7 @@
 //! busy peer's: the range goes straight back for another worker, uncounted, as nothing went
 //! wrong.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,7 +108,10 @@ async fn encode_here(
     let quiet = |_: JobEvent| {};
     // The first range reads from the start, so it can read a source still downloading; the
     // others seek into it, and wait for the whole file.
-    let input = if range_job.range.index == 0 {
+    let streamed = range_job.range.index == 0
+        && matches!(job.first_input, SourceInput::Streamed(_))
+        && !job.first_stream_failed.load(Ordering::Relaxed);
+    let input = if streamed {
         job.first_input.clone()
     } else {
         if let Err(error) = job.whole.clone().wait().await {
@@ -128,6 +132,15 @@ async fn encode_here(
     // coordinator's live publisher may still be reading it.
     if range_job.range.index != 0 {
         let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+    if let Err(error) = &result {
+        if streamed && error.may_come_from_reading_a_stream() {
+            // Not the source's verdict yet: it is tried again from the file.
+            job.first_stream_failed.store(true, Ordering::Relaxed);
+            return Err(RangeFailure::Failed(format!(
+                "reading the source as a stream: {error}; the next try reads the file"
+            )));
+        }
     }
     result.map_err(|error| match error.kind() {
         ErrorKind::InvalidInput => RangeFailure::Invalid(error.to_string()),

@@ -1,7 +1,7 @@
 //! The one place that answers: is this failure the source's fault (exit 2, `invalid_input`,
 //! never retried) or not (exit 1, `internal`, worth retrying)?
 
-use crate::encode::EncodeError;
+use crate::encode::{EncodeError, RunError};
 use crate::hls::HlsError;
 use crate::manifest::ErrorKind;
 use crate::probe::ProbeError;
@@ -84,6 +84,25 @@ impl JobError {
             ErrorKind::InvalidInput
         } else {
             ErrorKind::Internal
+        }
+    }
+
+    /// Whether an encode of a stream may have failed for reading a stream (ffmpeg gave up on
+    /// what it read), and so deserves a second encode from the file. A killed or stalled
+    /// ffmpeg, a full disk or a failed upload would fail the same way again, and is reported
+    /// as it is.
+    pub fn may_come_from_reading_a_stream(&self) -> bool {
+        match self {
+            Self::Incomplete { .. } | Self::Hls(_) => true,
+            Self::Encode(
+                EncodeError::Undecodable { .. } | EncodeError::LongerThanDeclared { .. },
+            ) => true,
+            Self::Encode(EncodeError::Ffmpeg(RunError::Exited {
+                signal: None,
+                stderr_tail,
+                ..
+            })) => !crate::child::ran_out_of_resources(stderr_tail),
+            _ => false,
         }
     }
 
