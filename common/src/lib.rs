@@ -3,7 +3,8 @@
 //! job's record ([`manifest`], [`abandoned`]), the gRPC wire ([`rpc`]: endpoints, the client,
 //! message conversions) and the job's [`events`], telling the outside a job ended
 //! ([`status`]), the settings both read ([`args`]), retries ([`backoff`]), signs that a job
-//! moves ([`liveness`]), logging ([`telemetry`]) and shutdown signals ([`signal`]).
+//! moves ([`liveness`]), logging ([`telemetry`]), shutdown signals ([`signal`]) and one-shot ECS
+//! tasks ([`tasks`]).
 //!
 //! Stacked one way like the binaries' own modules (docs/architecture.md, "Module ladder").
 #![warn(missing_docs)]
@@ -19,4 +20,5 @@ pub mod rpc;
 pub mod signal;
 pub mod status;
 pub mod storage;
+pub mod tasks;
 pub mod telemetry;

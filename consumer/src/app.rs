@@ -157,13 +157,7 @@ fn start_dead_letter_sweep(
 fn ecs_settings(config: &Config) -> EcsSettings {
     let ecs = &config.ecs;
     EcsSettings {
-        cluster: ecs.cluster.clone().unwrap_or_default(),
-        task_definition: ecs.task_definition.clone().unwrap_or_default(),
-        container_name: ecs.container_name.clone(),
-        subnets: ecs.subnets.clone(),
-        security_groups: ecs.security_groups.clone(),
-        capacity_provider: ecs.capacity_provider,
-        assign_public_ip: ecs.assign_public_ip,
+        placement: ecs.placement.placement(),
         attempts: ecs.run_task_attempts,
         startup: Duration::from_secs(ecs.startup_seconds),
         backoff_base: Duration::from_secs(1),

@@ -9,8 +9,8 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
 use common::telemetry::LogFormat;
 
 use crate::dead_letters::DeadLetters;
-use crate::dispatch::CapacityProvider;
 use crate::event::Filters;
+use common::tasks::TaskPlacementArgs;
 
 /// The command line: the service ([`Config`]) when no subcommand is given, else a tool.
 #[derive(Debug)]
@@ -157,31 +157,9 @@ pub struct WarmArgs {
 /// How to start an ECS task.
 #[derive(Debug, Clone, Args)]
 pub struct EcsArgs {
-    /// The ECS cluster (name or ARN).
-    #[arg(long, env = "ECS_CLUSTER")]
-    pub cluster: Option<String>,
-    /// The one-shot transcoder's task definition (family, family:revision or ARN).
-    #[arg(long, env = "ECS_TASK_DEFINITION")]
-    pub task_definition: Option<String>,
-    /// The container in that task definition that runs `transcoder run`.
-    #[arg(long, env = "ECS_CONTAINER_NAME", default_value = "transcoder")]
-    pub container_name: String,
-    /// Comma-separated subnet ids for the task's network interface (awsvpc).
-    #[arg(long, env = "ECS_SUBNETS", value_delimiter = ',')]
-    pub subnets: Vec<String>,
-    /// Comma-separated security group ids for the task.
-    #[arg(long, env = "ECS_SECURITY_GROUPS", value_delimiter = ',')]
-    pub security_groups: Vec<String>,
-    /// Capacity provider: FARGATE_SPOT (about 70% cheaper, may be interrupted; the task then
-    /// hands its message back) or FARGATE.
-    #[arg(long, env = "ECS_CAPACITY_PROVIDER", value_enum, default_value_t = CapacityProvider::FargateSpot)]
-    pub capacity_provider: CapacityProvider,
-    /// Give the task a public IP (needed in a public subnet without a NAT gateway or VPC
-    /// endpoints, to pull the image and reach S3).
-    #[arg(long, env = "ECS_ASSIGN_PUBLIC_IP", default_value_t = false, action = clap::ArgAction::Set,
-          value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1,
-          default_missing_value = "true")]
-    pub assign_public_ip: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub placement: TaskPlacementArgs,
     /// RunTask attempts per upload when ECS answers with failures (no capacity) or throttles;
     /// with FARGATE_SPOT, the attempts after the first two use FARGATE.
     #[arg(long, env = "ECS_RUN_TASK_ATTEMPTS", default_value_t = 5,
@@ -270,15 +248,7 @@ impl Config {
             problems.push("TRANSCODER_ENDPOINTS (--endpoints) is required");
         }
         if ecs {
-            if self.ecs.cluster.is_none() {
-                problems.push("ECS_CLUSTER (--cluster) is required");
-            }
-            if self.ecs.task_definition.is_none() {
-                problems.push("ECS_TASK_DEFINITION (--task-definition) is required");
-            }
-            if self.ecs.subnets.is_empty() {
-                problems.push("ECS_SUBNETS (--subnets) is required: Fargate tasks use awsvpc");
-            }
+            problems.extend(self.ecs.placement.missing());
         }
         if problems.is_empty() {
             Ok(())
@@ -435,8 +405,11 @@ mod tests {
             "FARGATE",
         ])
         .unwrap();
-        assert_eq!(config.ecs.capacity_provider.as_str(), "FARGATE");
+        assert_eq!(config.ecs.placement.capacity_provider.as_str(), "FARGATE");
         let default = Config::try_parse_from(["consumer", "--queue-url", "q"]).unwrap();
-        assert_eq!(default.ecs.capacity_provider, CapacityProvider::FargateSpot);
+        assert_eq!(
+            default.ecs.placement.capacity_provider,
+            common::tasks::CapacityProvider::FargateSpot
+        );
     }
 }

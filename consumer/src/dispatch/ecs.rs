@@ -10,61 +10,22 @@
 
 use std::time::Duration;
 
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
-    KeyValuePair, NetworkConfiguration, TaskOverride,
-};
+use aws_sdk_ecs::types::TaskOverride;
 use common::backoff::Backoff;
 use common::status::StatusConfig;
+use common::tasks::{LaunchError, TaskLauncher, TaskPlacement};
 
 use super::{DispatchError, Dispatcher, Handover, Job};
 use crate::queue::{Inbox, MAX_BATCH};
 
-/// Fargate capacity providers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[value(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CapacityProvider {
-    /// Spot capacity: cheaper, interruptible.
-    FargateSpot,
-    /// On-demand capacity.
-    Fargate,
-}
-
-impl CapacityProvider {
-    /// The name ECS knows it by.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::FargateSpot => "FARGATE_SPOT",
-            Self::Fargate => "FARGATE",
-        }
-    }
-}
-
-/// ECS refuses RunTask overrides larger than this (the JSON of `overrides`).
-pub const MAX_OVERRIDES_BYTES: usize = 8192;
-/// Spot attempts before falling back to FARGATE.
-const SPOT_ATTEMPTS: u32 = 2;
 /// Tags the tasks, so `aws ecs list-tasks --started-by` finds ours.
 pub const STARTED_BY: &str = "vod-consumer";
 
 /// How to start tasks.
 #[derive(Debug, Clone)]
 pub struct EcsSettings {
-    /// Cluster name or ARN.
-    pub cluster: String,
-    /// Task definition of the one-shot transcoder.
-    pub task_definition: String,
-    /// Its container that runs `transcoder run`.
-    pub container_name: String,
-    /// awsvpc subnets.
-    pub subnets: Vec<String>,
-    /// awsvpc security groups.
-    pub security_groups: Vec<String>,
-    /// Spot or on-demand.
-    pub capacity_provider: CapacityProvider,
-    /// A public IP for the task.
-    pub assign_public_ip: bool,
+    /// Where the tasks run.
+    pub placement: TaskPlacement,
     /// RunTask attempts per job.
     pub attempts: u32,
     /// Visibility given to the message while the task starts.
@@ -81,24 +42,16 @@ pub struct EcsSettings {
 /// Starts ECS tasks.
 #[derive(Debug, Clone)]
 pub struct EcsLauncher {
-    ecs: aws_sdk_ecs::Client,
+    tasks: TaskLauncher,
     inbox: Inbox,
     settings: EcsSettings,
-}
-
-/// Why one RunTask attempt did not start a task.
-enum AttemptError {
-    /// Worth another attempt: `failures[]`, throttling, a server or network error.
-    Retry(String),
-    /// Another attempt would fail the same way (no such cluster, bad parameters, no right).
-    Permanent(String),
 }
 
 impl EcsLauncher {
     /// A launcher using `ecs`; `inbox` is the queue the jobs' messages come from.
     pub fn new(ecs: aws_sdk_ecs::Client, inbox: Inbox, settings: EcsSettings) -> Self {
         Self {
-            ecs,
+            tasks: TaskLauncher::new(ecs, settings.placement.clone()),
             inbox,
             settings,
         }
@@ -107,109 +60,7 @@ impl EcsLauncher {
     /// The container overrides that carry `job` to `transcoder run`.
     pub fn overrides(&self, job: &Job) -> Result<TaskOverride, DispatchError> {
         let env = job_environment(job, &self.settings.status);
-        let size = overrides_json_size(&self.settings.container_name, &env);
-        if size > MAX_OVERRIDES_BYTES {
-            return Err(DispatchError(format!(
-                "the job's overrides are {size} bytes, over ECS's limit of {MAX_OVERRIDES_BYTES}"
-            )));
-        }
-        let environment = env
-            .into_iter()
-            .map(|(name, value)| KeyValuePair::builder().name(name).value(value).build())
-            .collect();
-        Ok(TaskOverride::builder()
-            .container_overrides(
-                ContainerOverride::builder()
-                    .name(&self.settings.container_name)
-                    .set_environment(Some(environment))
-                    .build(),
-            )
-            .build())
-    }
-
-    async fn run_task(
-        &self,
-        job: &Job,
-        attempt: u32,
-        provider: CapacityProvider,
-        overrides: &TaskOverride,
-    ) -> Result<String, AttemptError> {
-        let s = &self.settings;
-        let network = AwsVpcConfiguration::builder()
-            .set_subnets(Some(s.subnets.clone()))
-            .set_security_groups(Some(s.security_groups.clone()))
-            .assign_public_ip(if s.assign_public_ip {
-                AssignPublicIp::Enabled
-            } else {
-                AssignPublicIp::Disabled
-            })
-            .build()
-            .map_err(|e| AttemptError::Permanent(e.to_string()))?;
-        let strategy = CapacityProviderStrategyItem::builder()
-            .capacity_provider(provider.as_str())
-            .weight(1)
-            .build()
-            .map_err(|e| AttemptError::Permanent(e.to_string()))?;
-        let result = self
-            .ecs
-            .run_task()
-            .cluster(&s.cluster)
-            .task_definition(&s.task_definition)
-            .count(1)
-            .capacity_provider_strategy(strategy)
-            .network_configuration(
-                NetworkConfiguration::builder()
-                    .awsvpc_configuration(network)
-                    .build(),
-            )
-            .overrides(overrides.clone())
-            .started_by(STARTED_BY)
-            .client_token(client_token(&job.job_id, attempt))
-            .send()
-            .await;
-        let output = match result {
-            Ok(output) => output,
-            Err(e) => {
-                let text = DisplayErrorContext(&e).to_string();
-                let code = e.code().unwrap_or_default();
-                let retry = matches!(
-                    code,
-                    "ThrottlingException" | "ServerException" | "ServiceUnavailable"
-                ) || e.as_service_error().is_none();
-                return Err(if retry {
-                    AttemptError::Retry(text)
-                } else {
-                    AttemptError::Permanent(text)
-                });
-            }
-        };
-        if let Some(arn) = output.tasks().first().and_then(|t| t.task_arn()) {
-            return Ok(arn.to_string());
-        }
-        let reasons: Vec<String> = output
-            .failures()
-            .iter()
-            .map(|f| {
-                format!(
-                    "{}{}",
-                    f.reason().unwrap_or("unknown reason"),
-                    f.detail().map(|d| format!(" ({d})")).unwrap_or_default()
-                )
-            })
-            .collect();
-        Err(AttemptError::Retry(if reasons.is_empty() {
-            "RunTask started no task and gave no reason".into()
-        } else {
-            format!("RunTask failures: {}", reasons.join("; "))
-        }))
-    }
-
-    /// The provider for attempt `n` (from 1): Spot falls back to FARGATE after two tries.
-    fn provider_for(&self, attempt: u32) -> CapacityProvider {
-        match self.settings.capacity_provider {
-            CapacityProvider::FargateSpot if attempt > SPOT_ATTEMPTS => CapacityProvider::Fargate,
-            configured => configured,
-        }
+        self.tasks.overrides(None, &env).map_err(DispatchError)
     }
 }
 
@@ -233,17 +84,22 @@ impl Dispatcher for EcsLauncher {
         let mut backoff = Backoff::new(self.settings.backoff_base, self.settings.backoff_max);
         let mut last = String::new();
         for attempt in 1..=self.settings.attempts {
-            let provider = self.provider_for(attempt);
-            match self.run_task(&job, attempt, provider, &overrides).await {
+            let provider = self.tasks.provider_for(attempt);
+            let token = client_token(&job.job_id, attempt);
+            match self
+                .tasks
+                .run_task(provider, &overrides, STARTED_BY, &token)
+                .await
+            {
                 Ok(task_arn) => {
                     tracing::info!(job_id = %job.job_id, message_id = %job.message.message_id,
                         %task_arn, capacity_provider = provider.as_str(), attempt, "task started");
                     return Ok(Handover::Taken { by: task_arn });
                 }
-                Err(AttemptError::Permanent(why)) => {
+                Err(LaunchError::Permanent(why)) => {
                     return Err(DispatchError(format!("RunTask refused: {why}")))
                 }
-                Err(AttemptError::Retry(why)) => {
+                Err(LaunchError::Retry(why)) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(job_id = %job.job_id, capacity_provider = provider.as_str(),
                         attempt, error = %why, retry_in_ms = delay.as_millis() as u64,
@@ -294,19 +150,6 @@ pub fn job_environment(job: &Job, status: &StatusConfig) -> Vec<(&'static str, S
         env.push(("DELETE_SOURCE", "true".into()));
     }
     env
-}
-
-/// The size ECS counts: the overrides as JSON.
-fn overrides_json_size(container: &str, env: &[(&str, String)]) -> usize {
-    let environment: Vec<_> = env
-        .iter()
-        .map(|(name, value)| serde_json::json!({ "name": name, "value": value }))
-        .collect();
-    serde_json::json!({
-        "containerOverrides": [{ "name": container, "environment": environment }]
-    })
-    .to_string()
-    .len()
 }
 
 #[cfg(test)]
@@ -369,8 +212,8 @@ mod tests {
         // characters, each escaped as \u00XX (six bytes).
         let worst = "\u{1}".repeat(1024);
         let env = job_environment(&job(&worst), &StatusConfig::default());
-        let size = overrides_json_size("transcoder", &env);
+        let size = common::tasks::launch::overrides_json_size("transcoder", None, &env);
         assert!(size > 6 * 1024, "{size}");
-        assert!(size <= MAX_OVERRIDES_BYTES, "{size}");
+        assert!(size <= common::tasks::MAX_OVERRIDES_BYTES, "{size}");
     }
 }

@@ -18,9 +18,8 @@ use std::time::Duration;
 pub use auto::Auto;
 use common::queue::QueueMessageRef;
 use common::storage::{S3Object, S3Prefix};
-pub use ecs::{
-    job_environment, CapacityProvider, EcsLauncher, EcsSettings, MAX_OVERRIDES_BYTES, STARTED_BY,
-};
+pub use common::tasks::{CapacityProvider, MAX_OVERRIDES_BYTES};
+pub use ecs::{job_environment, EcsLauncher, EcsSettings, STARTED_BY};
 pub use follow::FollowContext;
 pub use pool::{PoolSettings, WarmPool};
 
