@@ -3,13 +3,15 @@
 
 use crate::storage::S3Store;
 
-/// S3 and SQS clients sharing one configuration.
+/// S3, SQS and ECS clients sharing one configuration.
 #[derive(Debug, Clone)]
 pub struct Aws {
     /// Sources and outputs.
     pub s3: S3Store,
     /// Queue messages the jobs own.
     pub sqs: aws_sdk_sqs::Client,
+    /// Range tasks of split jobs.
+    pub ecs: aws_sdk_ecs::Client,
 }
 
 impl Aws {
@@ -19,6 +21,7 @@ impl Aws {
         Self {
             s3: S3Store::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            ecs: aws_sdk_ecs::Client::new(&config),
         }
     }
 }

@@ -14,7 +14,7 @@
 #![warn(missing_docs)]
 
 // What the consumer shares lives in `common`; the transcoder uses it under the same names.
-pub use common::{backoff, liveness, manifest, queue, rpc, status, storage, telemetry};
+pub use common::{backoff, liveness, manifest, queue, rpc, status, storage, tasks, telemetry};
 
 pub mod aws;
 pub mod child;

@@ -5,6 +5,7 @@ mod healthcheck;
 mod local;
 mod progress_view;
 mod run;
+mod run_range;
 mod serve;
 mod submit;
 
@@ -21,6 +22,7 @@ pub use common::signal::shutdown_signal;
 pub use healthcheck::HealthcheckArgs;
 pub use local::LocalArgs;
 pub use run::RunArgs;
+pub use run_range::RunRangeArgs;
 pub use serve::ServeArgs;
 pub use submit::SubmitArgs;
 
@@ -59,6 +61,10 @@ pub enum Command {
     /// Run one job from S3 to S3 and exit, as an ECS task does; the job comes from the
     /// environment (JOB_SOURCE, JOB_OUTPUT, JOB_QUEUE_URL, JOB_RECEIPT_HANDLE) or the flags.
     Run(RunArgs),
+    /// Run one range of a split job and exit, as a range task does: the range comes from
+    /// RANGE_JOB, set by the coordinator that started the task, and its result goes to
+    /// RANGE_RESULT.
+    RunRange(RunRangeArgs),
     /// Submit a job to a warm transcoder and follow its progress.
     Submit(SubmitArgs),
     /// Ask a warm transcoder's gRPC health service whether it serves: exit 0 if SERVING, 1
@@ -107,15 +113,24 @@ pub struct CloudArgs {
     pub split: SplitArgs,
 }
 
-/// Splitting long sources across other warm transcoders.
+/// Splitting long sources across other warm transcoders and one-shot ECS tasks.
 #[derive(Debug, Clone, Args)]
 pub struct SplitArgs {
     /// gRPC URLs of other warm transcoders (comma-separated). A source longer than
     /// --split-min-seconds is then cut into ranges that this transcoder and every peer encode
-    /// at once. Without peers, every job is one pass.
+    /// at once. Without peers or --split-tasks, every job is one pass.
     #[arg(long, env = "TRANSCODER_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
-    /// Sources longer than this are split across the peers.
+    /// Ranges that may run on one-shot ECS tasks at once, each on a task of its own
+    /// (`transcoder run-range` in the ECS_TASK_DEFINITION task, placed as ECS_* says): a long
+    /// source finishes in minutes when the warm pool is small. 0: none.
+    #[arg(long, env = "SPLIT_TASKS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub split_tasks: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub placement: common::tasks::TaskPlacementArgs,
+    /// Sources longer than this are split across the peers and range tasks.
     #[arg(long, env = "SPLIT_MIN_SECONDS", default_value_t = 300.0)]
     pub split_min_seconds: f64,
     /// The first range's length (rounded up to whole segments): the
@@ -129,9 +144,29 @@ pub struct SplitArgs {
 }
 
 impl SplitArgs {
-    /// The settings jobs use.
-    pub fn settings(&self) -> crate::split::SplitSettings {
-        crate::split::SplitSettings {
+    /// The settings jobs use; range tasks start with `ecs`. An error names what range tasks
+    /// miss.
+    pub fn settings(
+        &self,
+        ecs: &aws_sdk_ecs::Client,
+    ) -> Result<crate::split::SplitSettings, String> {
+        let tasks = if self.split_tasks == 0 {
+            None
+        } else {
+            let missing = self.placement.missing();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "SPLIT_TASKS={}: {}",
+                    self.split_tasks,
+                    missing.join("; ")
+                ));
+            }
+            Some(crate::split::tasks::TaskRunners {
+                launcher: common::tasks::TaskLauncher::new(ecs.clone(), self.placement.placement()),
+                count: self.split_tasks,
+            })
+        };
+        Ok(crate::split::SplitSettings {
             min_seconds: Some(self.split_min_seconds),
             first_range_seconds: self.split_first_range_seconds,
             peers: crate::split::Peers {
@@ -143,7 +178,8 @@ impl SplitArgs {
                     .collect(),
                 auth_token: self.peer_auth_token.clone(),
             },
-        }
+            tasks,
+        })
     }
 }
 
@@ -281,6 +317,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Local(args) => local::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::RunRange(args) => run_range::run(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,
     }

@@ -76,6 +76,14 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_RETRYABLE);
         }
     };
+    let aws = Aws::from_env().await;
+    let split = match args.cloud.split.settings(&aws.ecs) {
+        Ok(split) => split,
+        Err(e) => {
+            eprintln!("transcoder: error: {e}");
+            return ExitCode::from(EXIT_RETRYABLE);
+        }
+    };
     let job = CloudJob {
         job_id: args
             .job_id
@@ -86,7 +94,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         settings: args.job.settings(),
         limits: args.job.limits.limits(),
         work_root: args.cloud.work_dir.clone(),
-        split: args.cloud.split.settings(),
+        split,
         version: crate::storage::new_version_name(),
         keep_replaced: args.cloud.publish.keep_replaced(),
         lease: args.cloud.publish.lease(),
@@ -122,7 +130,6 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
         on_signal.cancel();
     });
-    let aws = Aws::from_env().await;
     let view = ProgressView::new();
     let outcome = run_owned_job(
         &aws.s3,

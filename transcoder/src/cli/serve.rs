@@ -62,6 +62,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_RETRYABLE);
         }
     }
+    let aws = Aws::from_env().await;
+    let split = match args.cloud.split.settings(&aws.ecs) {
+        Ok(split) => split,
+        Err(e) => {
+            eprintln!("transcoder: error: {e}");
+            return ExitCode::from(EXIT_RETRYABLE);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -83,7 +91,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         visibility_extension: Duration::from_secs(args.cloud.queue.visibility_extension_seconds),
         max_receive_count: args.cloud.queue.max_receive_count,
         work_root: args.cloud.work_dir.clone(),
-        split: args.cloud.split.settings(),
+        split,
         keep_replaced: args.cloud.publish.keep_replaced(),
         lease: args.cloud.publish.lease(),
     };
@@ -92,7 +100,6 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         tls,
         drain: Duration::from_secs(args.drain_seconds),
     };
-    let aws = Aws::from_env().await;
     match serve::run(listener, aws, config, options, shutdown_signal()).await {
         Ok(()) => ExitCode::from(EXIT_DONE),
         Err(e) => {

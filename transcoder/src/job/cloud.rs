@@ -244,6 +244,7 @@ async fn run(
             prepared: &prepared,
             template,
             peers: &job.split.peers,
+            tasks: job.split.tasks.as_ref(),
             ranges,
         };
         let mut coordinator = Coordinator::new(split, manifest);
@@ -300,8 +301,8 @@ async fn run(
     })
 }
 
-/// The ranges of a job worth splitting: a source longer than the threshold, with peers to
-/// share it. Fewer than two ranges means one pass.
+/// The ranges of a job worth splitting: a source longer than the threshold, with peers or
+/// range tasks to share it. Fewer than two ranges means one pass.
 fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
     let split = &job.split;
     let long = split
@@ -311,7 +312,7 @@ fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
     // program streams would need a margin before every cut).
     let format = &prepared.source.format_name;
     let seekable = format.contains("mov") || format.contains("matroska");
-    if !long || !seekable || split.peers.endpoints.is_empty() {
+    if !long || !seekable || split.helpers() == 0 {
         return Vec::new();
     }
     plan_ranges(
@@ -319,7 +320,7 @@ fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
         prepared.fps,
         SplitShape {
             segment_seconds: job.settings.segment_seconds,
-            workers: split.peers.endpoints.len() as u32 + 1,
+            workers: split.helpers() + 1,
             first_range_s: split.first_range_seconds,
             opening_seconds: job.settings.opening_seconds,
         },

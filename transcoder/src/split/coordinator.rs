@@ -28,6 +28,7 @@ use super::progress::{job_progress, range_seconds};
 use super::published::Published;
 use super::queue::Queue;
 use super::retry::{split_error, AfterFailure, Attempts};
+use super::tasks::TaskRunners;
 use super::worker::RangeJob;
 
 use crate::encode::run_encoder;
@@ -59,6 +60,8 @@ pub struct SplitJob<'a> {
     pub template: RangeJob,
     /// The peers.
     pub peers: &'a Peers,
+    /// Range tasks, when configured.
+    pub tasks: Option<&'a TaskRunners>,
     /// The ranges, in order from 0.
     pub ranges: Vec<Range>,
 }
@@ -90,7 +93,7 @@ impl<'a> Coordinator<'a> {
     ) -> Result<Transcoded, JobError> {
         let job = &self.job;
         let published = &mut self.published;
-        let workers = dispatch::workers(job.peers).await;
+        let workers = dispatch::workers(job.peers, job.tasks).await;
         let queue = Arc::new(Queue::new(&job.ranges, workers.len()));
         let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
         tracing::info!(

@@ -15,6 +15,7 @@ use super::peers::{encode_remote, expand_peers, Peers, RangeFailure};
 use super::queue::{Queue, Waiting, Worker};
 use super::retry::Rest;
 use super::stitch::RangeOutput;
+use super::tasks::{encode_on_task, TaskRunners};
 use super::worker::{encode_range, RangeJob};
 use crate::input::SourceInput;
 use crate::manifest::ErrorKind;
@@ -32,8 +33,9 @@ pub struct Report {
     pub took: Duration,
 }
 
-/// This transcoder first, then one worker per peer address (see `expand_peers`).
-pub async fn workers(peers: &Peers) -> Vec<Worker> {
+/// This transcoder first, then one worker per peer address (see `expand_peers`), then the
+/// range-task slots.
+pub async fn workers(peers: &Peers, tasks: Option<&TaskRunners>) -> Vec<Worker> {
     let mut workers = vec![Worker::Local];
     workers.extend(
         expand_peers(&peers.endpoints)
@@ -41,6 +43,7 @@ pub async fn workers(peers: &Peers) -> Vec<Worker> {
             .into_iter()
             .map(Worker::Peer),
     );
+    workers.extend((0..tasks.map_or(0, |t| t.count)).map(Worker::Task));
     workers
 }
 
@@ -73,8 +76,17 @@ pub async fn work(
             Worker::Peer(url) => {
                 encode_remote(url, job.peers.auth_token.as_deref(), &range_job).await
             }
+            Worker::Task(_) => match job.tasks {
+                Some(tasks) => encode_on_task(tasks, job.dest.version(), &range_job).await,
+                None => Err(RangeFailure::Unavailable("no range tasks".into())),
+            },
         };
         let succeeded = result.is_ok();
+        if let Err(RangeFailure::Unavailable(why)) = &result {
+            tracing::error!(%worker, error = %why, "this worker can take no range of the job");
+            queue.put_back(entry);
+            return;
+        }
         if result == Err(RangeFailure::Busy) {
             queue.put_back(entry);
         } else if report

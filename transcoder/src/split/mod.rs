@@ -1,12 +1,12 @@
 //! Split and stitch: a long source is cut into time ranges on the segment grid, each range's
-//! whole ladder is encoded by a different warm transcoder (this one included), and the ranges'
-//! segments join into playlists a player cannot tell from one pass.
+//! whole ladder is encoded by a different worker (this transcoder, a warm peer, or a one-shot
+//! ECS task), and the ranges' segments join into playlists a player cannot tell from one pass.
 //!
 //! [`plan`] chooses the cuts, [`command`] is the ffmpeg command for one range (continuous
 //! timestamps, keyframes on the shared grid, audio cut between AAC packets where the single
 //! pass starts a segment), [`worker`] runs a range, [`peers`] asks another transcoder to,
-//! [`coordinator`] runs a job's ranges and publishes as they land, and [`stitch`] joins the
-//! playlists.
+//! [`tasks`] starts an ECS task to, [`coordinator`] runs a job's ranges and publishes as they
+//! land, and [`stitch`] joins the playlists.
 //!
 //! The coordinator's pieces, private to it: `queue` (which worker takes which range),
 //! `dispatch` (each worker's loop), `retry` (what a range's failure means, how long a failing
@@ -28,6 +28,7 @@ mod queue;
 mod retry;
 mod source;
 pub mod stitch;
+pub mod tasks;
 pub mod worker;
 
 pub use coordinator::{Coordinator, SplitJob};
@@ -44,4 +45,13 @@ pub struct SplitSettings {
     pub first_range_seconds: u32,
     /// The other transcoders.
     pub peers: Peers,
+    /// One-shot ECS tasks that take ranges too, when configured.
+    pub tasks: Option<tasks::TaskRunners>,
+}
+
+impl SplitSettings {
+    /// Workers besides this transcoder: peers as configured, and task slots.
+    pub fn helpers(&self) -> u32 {
+        self.peers.endpoints.len() as u32 + self.tasks.as_ref().map_or(0, |t| t.count)
+    }
 }

@@ -1,4 +1,5 @@
-//! The other warm transcoders a coordinator hands ranges to, over the same gRPC service.
+//! The other warm transcoders a coordinator hands ranges to, over the same gRPC service, and
+//! what a worker answers when it returns no range.
 
 use std::time::Duration;
 
@@ -31,13 +32,16 @@ pub enum RangeFailure {
     Invalid(String),
     /// Anything else (unreachable, crashed, storage): another worker may succeed.
     Failed(String),
+    /// The worker can take no range of this job (RunTask is refused): the range goes back,
+    /// uncounted, and the worker stops.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for RangeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Busy => write!(f, "busy"),
-            Self::Invalid(m) | Self::Failed(m) => write!(f, "{m}"),
+            Self::Invalid(m) | Self::Failed(m) | Self::Unavailable(m) => write!(f, "{m}"),
         }
     }
 }
@@ -140,7 +144,7 @@ pub async fn encode_remote(
 
 /// The peer's segments go into our playlists: they must be the rungs asked for, each with
 /// segments named as ffmpeg names them, never a URL or a path elsewhere.
-fn is_what_was_asked(output: &RangeOutput, job: &RangeJob) -> bool {
+pub(super) fn is_what_was_asked(output: &RangeOutput, job: &RangeJob) -> bool {
     let segment_name = |uri: &str| {
         uri.strip_prefix("seg_")
             .and_then(|rest| rest.strip_suffix(".ts"))

@@ -26,6 +26,8 @@ pub enum Worker {
     Local,
     /// A peer, by URL.
     Peer(String),
+    /// One of the job's range-task slots: each range it takes runs on a new ECS task.
+    Task(u32),
 }
 
 impl std::fmt::Display for Worker {
@@ -33,6 +35,7 @@ impl std::fmt::Display for Worker {
         match self {
             Self::Local => write!(f, "local"),
             Self::Peer(url) => write!(f, "{url}"),
+            Self::Task(slot) => write!(f, "ecs task slot {slot}"),
         }
     }
 }

@@ -7,7 +7,7 @@ use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment};
 use crate::hls::{peak_segment_bitrate, RenditionStats, SegmentSample};
 
 /// One segment a range produced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SegmentOut {
     /// Its name in the rung folder (`seg_00012.ts`).
     pub uri: String,
@@ -18,7 +18,7 @@ pub struct SegmentOut {
 }
 
 /// One rung of one range.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RungOutput {
     /// The rung's name (`720p`).
     pub name: String,
