@@ -3,6 +3,7 @@
 //! HLS parser. Nothing here is a mock: every helper drives a real program.
 
 pub mod cloud;
+pub mod ecs;
 pub mod held_request;
 pub mod ladder;
 pub mod slow_download;

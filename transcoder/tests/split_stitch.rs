@@ -125,7 +125,6 @@ async fn ntsc_frame_rates_and_44_1_khz_audio_join_as_exactly() {
 /// pass of `transcoder local`, packet by packet.
 async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {
     let (moto, s3, env) = setup().await;
-    let dir = scratch();
     upload(&s3, RAW, "long.mp4", source).await;
     // The peer's reads go through a proxy that tells whether it ever read the whole source.
     let peer_reads = testkit::slow_download::SlowDownload::start(
@@ -215,8 +214,121 @@ async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {
         "playable before the first range landed: {stdout}"
     );
 
+    joined_equals_single_pass(&s3, source, fps).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_job_runs_ranges_on_ecs_tasks_it_starts() {
+    // No peer: the coordinator starts a Fargate task per range (RunTask), and the harness that
+    // stands in for ECS runs each task's `transcoder run-range` as a process.
+    let (moto, s3, env) = setup().await;
+    let dir = scratch();
+    let source = clip(dir.path(), "long.mp4");
+    upload(&s3, RAW, "long.mp4", &source).await;
+    let ecs = aws_sdk_ecs::Client::new(&moto.config().await);
+    let placement = testkit::ecs::fargate_cluster(&ecs, &moto.endpoint).await;
+    let agent = testkit::ecs::EcsAgentHarness::start(
+        moto.config().await,
+        testkit::ecs::CLUSTER,
+        2,
+        env.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    );
+    let mut coordinator_env = env.clone();
+    coordinator_env.extend(placement);
+    coordinator_env.push(("SPLIT_TASKS", "2".into()));
+    let coordinator = coordinator(&coordinator_env, &[]);
+    let run = transcoder(
+        &env,
+        &[
+            "submit",
+            "--endpoint",
+            &coordinator.endpoint,
+            "s3://raw/long.mp4",
+        ],
+    );
+    assert!(run.status.success(), "{}", describe(&run));
+
+    let runs = agent.runs();
+    let logs: Vec<&str> = runs.iter().map(|r| r.stderr.as_str()).collect();
+    assert!(
+        runs.len() >= 2,
+        "a task per range beside the coordinator's: {logs:?}"
+    );
+    for task in &runs {
+        assert_eq!(task.started_by, "vod-split");
+        assert_eq!(task.command, ["run-range"]);
+        assert_eq!(task.exit_code, Some(0), "{}", task.stderr);
+        // The overrides carry the range and where its result goes, nothing else.
+        assert_eq!(
+            task.overrides.keys().collect::<Vec<_>>(),
+            ["RANGE_JOB", "RANGE_RESULT"]
+        );
+        assert!(task.overrides["RANGE_RESULT"].starts_with("s3://out/hls/long/"));
+    }
+    assert_eq!(agent.most_at_once(), 2, "both task slots worked at once");
+    // The coordinator read every result and removed it.
+    let left = s3
+        .list_objects_v2()
+        .bucket(OUT)
+        .prefix("hls/long/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = left.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(!keys.iter().any(|k| k.contains("/ranges/")), "{keys:?}");
+    joined_equals_single_pass(&s3, &source, 30.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_range_task_that_dies_without_a_result_is_redone() {
+    // A task that ends without leaving a result (killed, out of memory) stops; DescribeTasks
+    // says so, and the range goes to another worker.
+    let (moto, s3, env) = setup().await;
+    let dir = scratch();
+    let source = clip(dir.path(), "long.mp4");
+    upload(&s3, RAW, "long.mp4", &source).await;
+    let ecs = aws_sdk_ecs::Client::new(&moto.config().await);
+    let placement = testkit::ecs::fargate_cluster(&ecs, &moto.endpoint).await;
+    // Every task's S3 is out of reach: it can neither read its range nor leave a result.
+    let mut task_env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    task_env.push(("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()));
+    let agent = testkit::ecs::EcsAgentHarness::start(
+        moto.config().await,
+        testkit::ecs::CLUSTER,
+        1,
+        task_env,
+    );
+    let mut coordinator_env = env.clone();
+    coordinator_env.extend(placement);
+    coordinator_env.push(("SPLIT_TASKS", "1".into()));
+    let coordinator = coordinator(&coordinator_env, &[]);
+    let run = transcoder(
+        &env,
+        &[
+            "submit",
+            "--endpoint",
+            &coordinator.endpoint,
+            "s3://raw/long.mp4",
+        ],
+    );
+    assert!(run.status.success(), "{}", describe(&run));
+    let runs = agent.runs();
+    assert!(!runs.is_empty());
+    assert!(runs.iter().all(|r| r.exit_code != Some(0)), "{runs:#?}");
+    joined_equals_single_pass(&s3, &source, 30.0).await;
+}
+
+/// Downloads the split job's published output and compares it with the single pass of
+/// `transcoder local` on `source`, packet by packet.
+async fn joined_equals_single_pass(s3: &aws_sdk_s3::Client, source: &Path, fps: f64) {
+    let dir = scratch();
     let joined = dir.path().join("joined");
-    download_prefix(&s3, "hls/long/", &joined).await;
+    download_prefix(s3, "hls/long/", &joined).await;
     let record = manifest(&joined);
     assert_eq!(record["status"], "done");
     assert!(record["playable_at"].is_string());

@@ -6,14 +6,12 @@
 pub mod ecs_proxy;
 pub mod outage;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
@@ -22,8 +20,8 @@ pub use testkit::*;
 
 pub const RAW: &str = "raw";
 pub const OUT: &str = "out";
-pub const CLUSTER: &str = "vod";
-pub const TASK_FAMILY: &str = "transcoder-job";
+#[allow(unused_imports)]
+pub use testkit::ecs::{CLUSTER, TASK_FAMILY};
 
 /// moto with everything a pipeline needs, and clients on it.
 pub struct Stack {
@@ -129,43 +127,7 @@ impl Stack {
     /// a subnet Fargate's awsvpc accepts (moto needs DNS hostnames on its VPC). Returns the
     /// consumer's ECS settings.
     pub async fn ecs_setup(&self) -> Vec<(&'static str, String)> {
-        self.ecs
-            .create_cluster()
-            .cluster_name(CLUSTER)
-            .capacity_providers("FARGATE")
-            .capacity_providers("FARGATE_SPOT")
-            .send()
-            .await
-            .unwrap();
-        self.ecs
-            .register_task_definition()
-            .family(TASK_FAMILY)
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu("2048")
-            .memory("4096")
-            .container_definitions(
-                ContainerDefinition::builder()
-                    .name("transcoder")
-                    .image("vod/transcoder:latest")
-                    .command("run")
-                    .essential(true)
-                    // moto sums container memory and fails on a container without it.
-                    .memory(4096)
-                    .cpu(2048)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let subnet = fargate_subnet(&self.moto.endpoint);
-        vec![
-            ("ECS_CLUSTER", CLUSTER.into()),
-            ("ECS_TASK_DEFINITION", TASK_FAMILY.into()),
-            ("ECS_CONTAINER_NAME", "transcoder".into()),
-            ("ECS_SUBNETS", subnet),
-            ("ECS_SECURITY_GROUPS", String::new()),
-        ]
+        testkit::ecs::fargate_cluster(&self.ecs, &self.moto.endpoint).await
     }
 
     /// Uploads a fresh test clip as `key`; returns its bytes' path's folder (kept alive).
@@ -364,53 +326,6 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .await
         .unwrap();
     attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
-}
-
-/// One EC2 Query API call to moto, by hand: the test needs three EC2 calls, not the whole
-/// EC2 SDK crate. moto reads the service from the credential scope and checks no signature.
-fn ec2_query(endpoint: &str, params: &str) -> String {
-    let address = endpoint.strip_prefix("http://").unwrap();
-    let body = format!("{params}&Version=2016-11-15");
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{params}: {response}");
-    response
-}
-
-/// The text of the first `<tag>` in `xml`.
-fn xml_value(xml: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open).unwrap() + open.len();
-    let end = start + xml[start..].find('<').unwrap();
-    xml[start..end].to_string()
-}
-
-/// A subnet in a VPC with DNS hostnames on, which moto's Fargate RunTask needs.
-fn fargate_subnet(endpoint: &str) -> String {
-    let vpc = xml_value(
-        &ec2_query(endpoint, "Action=CreateVpc&CidrBlock=10.20.0.0%2F16"),
-        "vpcId",
-    );
-    ec2_query(
-        endpoint,
-        &format!("Action=ModifyVpcAttribute&VpcId={vpc}&EnableDnsHostnames.Value=true"),
-    );
-    xml_value(
-        &ec2_query(
-            endpoint,
-            &format!("Action=CreateSubnet&VpcId={vpc}&CidrBlock=10.20.1.0%2F24"),
-        ),
-        "subnetId",
-    )
 }
 
 /// A running `consumer`, killed when dropped. Its stderr (the log, JSON lines) is collected.
