@@ -2,7 +2,9 @@
 starts but runs no container, so this watches the cluster and starts each new task's container
 as ECS would: the task definition's command and environment under the container overrides of
 the RunTask call, its initProcessEnabled, and the credentials of the task definition's task
-role, all read back from moto rather than from the caller."""
+role, all read back from moto rather than from the caller. When a container exits, the task is
+stopped with the exit code in its reason, as ECS reports an essential container's end. At most
+`runners` containers run at once; the other tasks wait, as tasks wait for capacity."""
 
 import threading
 import time
@@ -11,10 +13,15 @@ from containers import Container
 
 
 class EcsAgent:
-    def __init__(self, emulator, scratch, cluster, dockerfile="transcoder.Dockerfile"):
+    def __init__(self, emulator, scratch, cluster, dockerfile="transcoder.Dockerfile", runners=None):
         self.emulator, self.scratch, self.cluster = emulator, scratch, cluster
         self.dockerfile = dockerfile
-        self.containers = {}  # task ARN -> Container
+        self.runners = runners
+        self.containers = {}  # task ARN -> Container, in the order they started
+        self.started_at, self.ended_at = {}, {}  # task ARN -> time.time()
+        self.tasks = {}  # task ARN -> the task as DescribeTasks gave it
+        self._waiting = []  # tasks seen, not started yet
+        self._seen = set()
         self._stop = threading.Event()
         self.errors = []
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -26,18 +33,37 @@ class EcsAgent:
         for container in self.containers.values():
             container.stop(grace=5)
 
+    def running(self):
+        return [arn for arn in self.containers if arn not in self.ended_at]
+
     def _watch(self):
         ecs = self.emulator.client("ecs")
         while not self._stop.is_set():
             try:
+                self._reap(ecs)
                 arns = ecs.list_tasks(cluster=self.cluster)["taskArns"]
-                new = [arn for arn in arns if arn not in self.containers]
+                new = [arn for arn in arns if arn not in self._seen]
                 if new:
                     for task in ecs.describe_tasks(cluster=self.cluster, tasks=new)["tasks"]:
-                        self.containers[task["taskArn"]] = self._start(ecs, task)
+                        self._seen.add(task["taskArn"])
+                        self.tasks[task["taskArn"]] = task
+                        self._waiting.append(task)
+                while self._waiting and (self.runners is None or len(self.running()) < self.runners):
+                    task = self._waiting.pop(0)
+                    self.started_at[task["taskArn"]] = time.time()
+                    self.containers[task["taskArn"]] = self._start(ecs, task)
             except Exception as error:  # noqa: BLE001 - kept for the test to report
                 self.errors.append(repr(error))
             self._stop.wait(0.3)
+
+    def _reap(self, ecs):
+        for arn in self.running():
+            code = self.containers[arn].process.poll()
+            if code is None:
+                continue
+            self.ended_at[arn] = time.time()
+            ecs.stop_task(cluster=self.cluster, task=arn,
+                          reason=f"Essential container in task exited (exit code {code})")
 
     def _start(self, ecs, task):
         definition = ecs.describe_task_definition(

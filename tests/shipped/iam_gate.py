@@ -125,6 +125,14 @@ class EcsGate:
 
     def _needs(self, action, request):
         """(action, resource, condition keys) that IAM checks for one ECS request."""
+        if action in ("ecs:DescribeTasks", "ecs:StopTask"):
+            # Each task by its ARN (task/CLUSTER/ID), with the cluster as its condition key.
+            cluster = request.get("cluster", "default")
+            ours = cluster in (self.emulator.refs["Cluster"], self.emulator.attrs["Cluster.Arn"])
+            cluster_arn = self.emulator.attrs["Cluster.Arn"] if ours else "missing"
+            tasks = request.get("tasks") or [request.get("task", "")]
+            return [(action, self._task_arn(task, cluster), {"ecs:cluster": cluster_arn})
+                    for task in tasks]
         if action != "ecs:RunTask":
             return [(action, "*", {})]
         ecs = self.emulator.client("ecs")
@@ -140,6 +148,13 @@ class EcsGate:
                 needs.append(("iam:PassRole", role_arn,
                               {"iam:PassedToService": "ecs-tasks.amazonaws.com"}))
         return needs
+
+    def _task_arn(self, task, cluster):
+        """A task's ARN in ECS's long format, from an ARN or a bare id."""
+        if task.startswith("arn:"):
+            return task
+        account = self.emulator.attrs["Cluster.Arn"].split(":")[4]
+        return f"arn:aws:ecs:{REGION}:{account}:task/{cluster.rsplit('/', 1)[-1]}/{task}"
 
     def _forward(self, headers, body):
         admin = self.emulator.admin

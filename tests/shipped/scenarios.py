@@ -97,3 +97,34 @@ def ecs(p):
         "done event": lambda: _event(p, "uploads/task.mp4", "done"),
         "queue drained": lambda: p.queue_counts(p.queue) == (0, 0),
     })
+
+
+def split(p):
+    """A warm transcoder (the stack's SPLIT_TASKS and ECS_* settings, SPLIT_MIN_SECONDS lowered
+    for a short clip) splits a long upload and starts one-shot range tasks, which run
+    `transcoder run-range` with the transcoder role, leave their results, and exit 0; the
+    coordinator reads each result (following the task with DescribeTasks), removes it, and
+    publishes the joined stream."""
+    agent = p.ecs_agent()
+    p.warm_transcoders(1, extra={"SPLIT_MIN_SECONDS": "20", "AWS_ENDPOINT_URL_ECS": p.gate.endpoint})
+    p.consumer(DispatchMode="grpc")
+    clip = make_clip(p.scratch / "long.mp4", seconds=40)
+    p.upload("uploads/long.mp4", clip)
+    prefix = p.prefix("uploads/long.mp4")
+
+    def range_tasks():
+        return [c for c in agent.containers.values() if "run-range" in c.argv]
+
+    def results_left():
+        listed = p.s3.list_objects_v2(Bucket=p.out, Prefix=prefix).get("Contents", [])
+        return [o["Key"] for o in listed if "/ranges/" in o["Key"]]
+
+    return _watch(p, {
+        "range tasks started": lambda: len(range_tasks()) >= 1,
+        "published": lambda: _status_is(p, "uploads/long.mp4", "done"),
+        "every range task exited 0": lambda: bool(range_tasks()) and all(
+            c.process.poll() == 0 for c in range_tasks()),
+        "no range result left": lambda: _status_is(p, "uploads/long.mp4", "done")
+        and not results_left(),
+        "queue drained": lambda: p.queue_counts(p.queue) == (0, 0),
+    }, deadline_s=120)

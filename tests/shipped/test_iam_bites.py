@@ -35,7 +35,7 @@ def run(scenario, drop=()):
 
 class EveryStatementIsNeeded(unittest.TestCase):
     def test_with_every_statement_both_runs_go_right(self):
-        for scenario in (scenarios.warm, scenarios.ecs):
+        for scenario in (scenarios.warm, scenarios.ecs, scenarios.split):
             with self.subTest(scenario.__name__):
                 self.assertEqual(run(scenario), [])
 
@@ -47,7 +47,8 @@ class EveryStatementIsNeeded(unittest.TestCase):
                     actions = statement["Action"]
                     if set(actions if isinstance(actions, list) else [actions]) <= MOTO_CANNOT_SHOW:
                         self.skipTest(f"moto cannot show what {drop} is for")
-                    problems = run(scenarios.warm, [drop]) or run(scenarios.ecs, [drop])
+                    problems = (run(scenarios.warm, [drop]) or run(scenarios.ecs, [drop])
+                                or run(scenarios.split, [drop]))
                     self.assertNotEqual(problems, [], f"nothing needs {drop}: {statement}")
 
 

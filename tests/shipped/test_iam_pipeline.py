@@ -117,5 +117,28 @@ class EcsTasksUnderIam(unittest.TestCase):
         self.assertEqual(p.denials(), [])
 
 
+class RangeTasksUnderIam(unittest.TestCase):
+    """A warm transcoder splits a long upload over one-shot range tasks it starts: RunTask,
+    DescribeTasks and iam:PassRole with the transcoder role, `transcoder run-range` in the job
+    task definition as its image runs it."""
+
+    def setUp(self):
+        self.pipeline = Pipeline()
+        self.addCleanup(self.pipeline.close)
+
+    def test_a_long_upload_is_finished_by_range_tasks_and_plays(self):
+        import scenarios
+        p = self.pipeline
+        self.assertEqual(scenarios.split(p), [])
+        tasks = [c for c in p.agent.containers.values() if "run-range" in c.argv]
+        self.assertTrue(tasks)
+        for task in tasks:
+            self.assertEqual(task.argv[-1], "run-range", task.argv)
+            self.assertEqual(task.env["AWS_ACCESS_KEY_ID"],
+                             p.aws.roles["TranscoderRole"]["AccessKeyId"])
+        self.assertEqual(p.plays("uploads/long.mp4"), (1200, ""))
+        self.assertEqual(p.denials(), [])
+
+
 if __name__ == "__main__":
     unittest.main()
