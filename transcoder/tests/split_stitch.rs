@@ -323,6 +323,71 @@ async fn a_range_task_that_dies_without_a_result_is_redone() {
     joined_equals_single_pass(&s3, &source, 30.0).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_split_job_stops_the_range_task_it_no_longer_waits_for() {
+    // The index says 40 s, the data ends near 24 s: the last range fails the job as invalid
+    // input while the middle range's task has not run (no capacity: the harness runs none).
+    let (moto, s3, env) = setup().await;
+    let dir = scratch();
+    let path = dir.path().join("cut.mp4");
+    cut_clip(&path, "testsrc2=s=640x360:r=30", SECONDS);
+    upload(&s3, RAW, "cut.mp4", &path).await;
+    let ecs = aws_sdk_ecs::Client::new(&moto.config().await);
+    let placement = testkit::ecs::fargate_cluster(&ecs, &moto.endpoint).await;
+    let agent =
+        testkit::ecs::EcsAgentHarness::start(moto.config().await, testkit::ecs::CLUSTER, 0, vec![]);
+    let mut coordinator_env = env.clone();
+    coordinator_env.extend(placement);
+    coordinator_env.push(("SPLIT_TASKS", "1".into()));
+    let coordinator = coordinator(&coordinator_env, &[]);
+    let run = transcoder(
+        &env,
+        &[
+            "submit",
+            "--endpoint",
+            &coordinator.endpoint,
+            "s3://raw/cut.mp4",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    only_a_failed_record(&s3, "hls/cut/").await;
+    assert!(agent.runs().is_empty());
+    // The task was started, and is stopped by the coordinator, saying why.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let arns = ecs
+            .list_tasks()
+            .cluster(testkit::ecs::CLUSTER)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+            .send()
+            .await
+            .unwrap()
+            .task_arns
+            .unwrap_or_default();
+        if !arns.is_empty() {
+            let described = ecs
+                .describe_tasks()
+                .cluster(testkit::ecs::CLUSTER)
+                .set_tasks(Some(arns))
+                .send()
+                .await
+                .unwrap();
+            let task = &described.tasks()[0];
+            assert_eq!(task.started_by(), Some("vod-split"));
+            assert_eq!(
+                task.stopped_reason(),
+                Some("its split job no longer waits for it")
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the range task was never stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Downloads the split job's published output and compares it with the single pass of
 /// `transcoder local` on `source`, packet by packet.
 async fn joined_equals_single_pass(s3: &aws_sdk_s3::Client, source: &Path, fps: f64) {
