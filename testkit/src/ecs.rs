@@ -26,11 +26,18 @@ pub const TASK_FAMILY: &str = "transcoder-job";
 
 /// An ECS cluster with both Fargate capacity providers, the one-shot task definition (command
 /// `run`, as the stack's), and a subnet Fargate's awsvpc accepts (moto needs DNS hostnames on
-/// its VPC). Returns the `ECS_*` settings that start tasks there.
+/// its VPC). Its tasks run until StopTask, as ECS's run until their container exits (moto
+/// otherwise walks a task to STOPPED after four DescribeTasks). Returns the `ECS_*` settings
+/// that start tasks there.
 pub async fn fargate_cluster(
     ecs: &aws_sdk_ecs::Client,
     endpoint: &str,
 ) -> Vec<(&'static str, String)> {
+    moto_api_post(
+        endpoint,
+        "/moto-api/state-manager/set-transition",
+        r#"{"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1000000000}}"#,
+    );
     ecs.create_cluster()
         .cluster_name(CLUSTER)
         .capacity_providers("FARGATE")
@@ -66,6 +73,21 @@ pub async fn fargate_cluster(
         ("ECS_SUBNETS", subnet),
         ("ECS_SECURITY_GROUPS", String::new()),
     ]
+}
+
+/// A POST to moto's own API (`/moto-api/...`).
+fn moto_api_post(endpoint: &str, path: &str, body: &str) {
+    let address = endpoint.strip_prefix("http://").unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 20"), "{path}: {response}");
 }
 
 /// One EC2 Query API call to moto, by hand: the tests need three EC2 calls, not the whole

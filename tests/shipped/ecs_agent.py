@@ -6,8 +6,10 @@ role, all read back from moto rather than from the caller. When a container exit
 stopped with the exit code in its reason, as ECS reports an essential container's end. At most
 `runners` containers run at once; the other tasks wait, as tasks wait for capacity."""
 
+import json
 import threading
 import time
+import urllib.request
 
 from containers import Container
 
@@ -24,6 +26,14 @@ class EcsAgent:
         self._seen = set()
         self._stop = threading.Event()
         self.errors = []
+        # Tasks run until StopTask, as ECS's run until their container exits (moto otherwise
+        # walks a task to STOPPED after four DescribeTasks).
+        request = urllib.request.Request(
+            emulator.endpoint + "/moto-api/state-manager/set-transition", method="POST",
+            data=json.dumps({"model_name": "ecs::task",
+                             "transition": {"progression": "manual", "times": 10**9}}).encode(),
+            headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).read()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
