@@ -20,6 +20,8 @@ import urllib.request
 
 import boto3
 
+from split import plan  # the coordinator's range plan, as split.py models it
+
 POLL = 0.5
 ENDED_BADLY = ("failed", "retrying", "dead_lettered", "cancelled")
 # Fargate's time from RunTask to a running container, not measurable here (the harness starts
@@ -189,22 +191,6 @@ def split_run(runners, duration):
     return {"runners": runners, "wall": wall, "cpu": cpu, "ranges": ranges, "encoded": encoded,
             "tasks": len(agent.done), "task_walls": [t["ended"] - t["started"] for t in agent.done],
             "failed_tasks": sum(1 for t in agent.done if t["process"].returncode != 0)}
-
-
-def plan(duration, workers, first=8, grid=4):
-    """Range lengths as transcoder/src/split/plan.rs plans them."""
-    cuts = [0]
-    if first < duration:
-        cuts.append(first)
-        share = max(1, -(-duration // workers // grid)) * grid
-        cut = first
-        for _ in range(workers - 1):
-            cut += share
-            if cut + grid > duration:
-                break
-            cuts.append(cut)
-    ends = cuts[1:] + [duration]
-    return [e - s for s, e in zip(cuts, ends)]
 
 
 def projected(duration, tasks, speed, fixed, over_task, start=0.0):

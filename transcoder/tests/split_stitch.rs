@@ -217,40 +217,83 @@ async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {
     joined_equals_single_pass(&s3, source, fps).await;
 }
 
+/// A split job's ranges on ECS tasks: moto with a Fargate cluster, a harness standing in for
+/// the ECS agent that runs `runners` tasks at a time (each with `task_env` over the tests'),
+/// and a coordinator with no peer and `slots` range-task slots; `source` uploaded as `key`.
+struct TaskSplit {
+    moto: Moto,
+    s3: aws_sdk_s3::Client,
+    ecs: aws_sdk_ecs::Client,
+    env: Vec<(&'static str, String)>,
+    /// The coordinator's: the tests' with the ECS placement and SPLIT_TASKS.
+    coordinator_env: Vec<(&'static str, String)>,
+    agent: testkit::ecs::EcsAgentHarness,
+    coordinator: Server,
+}
+
+impl TaskSplit {
+    async fn start(
+        source: &Path,
+        key: &str,
+        slots: u32,
+        runners: usize,
+        task_env: &[(&str, &str)],
+    ) -> Self {
+        let (moto, s3, env) = setup().await;
+        upload(&s3, RAW, key, source).await;
+        let ecs = aws_sdk_ecs::Client::new(&moto.config().await);
+        let placement = testkit::ecs::fargate_cluster(&ecs, &moto.endpoint).await;
+        let mut tasks: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        tasks.extend(task_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let agent = testkit::ecs::EcsAgentHarness::start(
+            moto.config().await,
+            testkit::ecs::CLUSTER,
+            runners,
+            tasks,
+        );
+        let mut coordinator_env = env.clone();
+        coordinator_env.extend(placement);
+        coordinator_env.push(("SPLIT_TASKS", slots.to_string()));
+        let coordinator = coordinator(&coordinator_env, &[]);
+        Self {
+            moto,
+            s3,
+            ecs,
+            env,
+            coordinator_env,
+            agent,
+            coordinator,
+        }
+    }
+
+    /// `transcoder submit` of the upload `key`.
+    fn submit(&self, key: &str) -> std::process::Output {
+        transcoder(
+            &self.env,
+            &[
+                "submit",
+                "--endpoint",
+                &self.coordinator.endpoint,
+                &format!("s3://{RAW}/{key}"),
+            ],
+        )
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_split_job_runs_ranges_on_ecs_tasks_it_starts() {
     // No peer: the coordinator starts a Fargate task per range (RunTask), and the harness that
     // stands in for ECS runs each task's `transcoder run-range` as a process.
-    let (moto, s3, env) = setup().await;
     let dir = scratch();
     let source = clip(dir.path(), "long.mp4");
-    upload(&s3, RAW, "long.mp4", &source).await;
-    let ecs = aws_sdk_ecs::Client::new(&moto.config().await);
-    let placement = testkit::ecs::fargate_cluster(&ecs, &moto.endpoint).await;
-    let agent = testkit::ecs::EcsAgentHarness::start(
-        moto.config().await,
-        testkit::ecs::CLUSTER,
-        2,
-        env.iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    );
-    let mut coordinator_env = env.clone();
-    coordinator_env.extend(placement);
-    coordinator_env.push(("SPLIT_TASKS", "2".into()));
-    let coordinator = coordinator(&coordinator_env, &[]);
-    let run = transcoder(
-        &env,
-        &[
-            "submit",
-            "--endpoint",
-            &coordinator.endpoint,
-            "s3://raw/long.mp4",
-        ],
-    );
+    let split = TaskSplit::start(&source, "long.mp4", 2, 2, &[]).await;
+    let run = split.submit("long.mp4");
     assert!(run.status.success(), "{}", describe(&run));
 
-    let runs = agent.runs();
+    let runs = split.agent.runs();
     let logs: Vec<&str> = runs.iter().map(|r| r.stderr.as_str()).collect();
     assert!(
         runs.len() >= 2,
@@ -267,9 +310,14 @@ async fn a_split_job_runs_ranges_on_ecs_tasks_it_starts() {
         );
         assert!(task.overrides["RANGE_RESULT"].starts_with("s3://out/hls/long/"));
     }
-    assert_eq!(agent.most_at_once(), 2, "both task slots worked at once");
+    assert_eq!(
+        split.agent.most_at_once(),
+        2,
+        "both task slots worked at once"
+    );
     // The coordinator read every result and removed it.
-    let left = s3
+    let left = split
+        .s3
         .list_objects_v2()
         .bucket(OUT)
         .prefix("hls/long/")
@@ -278,81 +326,99 @@ async fn a_split_job_runs_ranges_on_ecs_tasks_it_starts() {
         .unwrap();
     let keys: Vec<&str> = left.contents().iter().filter_map(|o| o.key()).collect();
     assert!(!keys.iter().any(|k| k.contains("/ranges/")), "{keys:?}");
-    joined_equals_single_pass(&s3, &source, 30.0).await;
+    joined_equals_single_pass(&split.s3, &source, 30.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_job_moves_while_its_ranges_outlast_the_stall_limit() {
+    // A job that owns its message holds it only while it moves, and a split job's progress
+    // moves only when a range lands: ranges that take longer than TRANSCODER_STALL_SECONDS
+    // must count as movement while they encode, here or on a task. (Before they did, a long
+    // source split over few workers was stopped as stalled, again and again.)
+    // 720p, so that each range's encode takes several seconds.
+    let dir = scratch();
+    let source = dir.path().join("long.mp4");
+    make_clip(&source, "testsrc2=s=1280x720:r=30", 60.0, true, &[]);
+    let split = TaskSplit::start(&source, "long.mp4", 1, 1, &[]).await;
+    let sqs = split.moto.sqs().await;
+    let queue = sqs
+        .create_queue()
+        .queue_name("uploads")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body("{}")
+        .send()
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .send()
+        .await
+        .unwrap();
+    let handle = received.messages()[0].receipt_handle().unwrap().to_string();
+    let mut env = split.coordinator_env.clone();
+    env.push(("TRANSCODER_STALL_SECONDS", "3".into()));
+    env.push(("TRANSCODER_VISIBILITY_EXTENSION_SECONDS", "3".into()));
+    env.push(("SPLIT_MIN_SECONDS", "20".into()));
+    env.push(("SPLIT_FIRST_RANGE_SECONDS", "4".into()));
+    let run = transcoder(
+        &env,
+        &[
+            "run",
+            "--source",
+            "s3://raw/long.mp4",
+            "--output",
+            "s3://out/hls/long/",
+            "--queue-url",
+            &queue,
+            "--receipt-handle",
+            &handle,
+        ],
+    );
+    assert!(run.status.success(), "{}", describe(&run));
+    assert!(split.agent.runs().iter().any(|r| r.exit_code == Some(0)));
+    let record = get(&split.s3, OUT, "hls/long/manifest.json").await;
+    let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    assert_eq!(record["status"], "done", "{record}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_range_task_that_dies_without_a_result_is_redone() {
     // A task that ends without leaving a result (killed, out of memory) stops; DescribeTasks
-    // says so, and the range goes to another worker.
-    let (moto, s3, env) = setup().await;
+    // says so, and the range goes to another worker. Here every task's S3 is out of reach: it
+    // can neither read its range nor leave a result.
     let dir = scratch();
     let source = clip(dir.path(), "long.mp4");
-    upload(&s3, RAW, "long.mp4", &source).await;
-    let ecs = aws_sdk_ecs::Client::new(&moto.config().await);
-    let placement = testkit::ecs::fargate_cluster(&ecs, &moto.endpoint).await;
-    // Every task's S3 is out of reach: it can neither read its range nor leave a result.
-    let mut task_env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    task_env.push(("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()));
-    let agent = testkit::ecs::EcsAgentHarness::start(
-        moto.config().await,
-        testkit::ecs::CLUSTER,
-        1,
-        task_env,
-    );
-    let mut coordinator_env = env.clone();
-    coordinator_env.extend(placement);
-    coordinator_env.push(("SPLIT_TASKS", "1".into()));
-    let coordinator = coordinator(&coordinator_env, &[]);
-    let run = transcoder(
-        &env,
-        &[
-            "submit",
-            "--endpoint",
-            &coordinator.endpoint,
-            "s3://raw/long.mp4",
-        ],
-    );
+    let unreachable = [("AWS_ENDPOINT_URL", "http://127.0.0.1:9")];
+    let split = TaskSplit::start(&source, "long.mp4", 1, 1, &unreachable).await;
+    let run = split.submit("long.mp4");
     assert!(run.status.success(), "{}", describe(&run));
-    let runs = agent.runs();
+    let runs = split.agent.runs();
     assert!(!runs.is_empty());
     assert!(runs.iter().all(|r| r.exit_code != Some(0)), "{runs:#?}");
-    joined_equals_single_pass(&s3, &source, 30.0).await;
+    joined_equals_single_pass(&split.s3, &source, 30.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_split_job_stops_the_range_task_it_no_longer_waits_for() {
     // The index says 40 s, the data ends near 24 s: the last range fails the job as invalid
     // input while the middle range's task has not run (no capacity: the harness runs none).
-    let (moto, s3, env) = setup().await;
     let dir = scratch();
     let path = dir.path().join("cut.mp4");
     cut_clip(&path, "testsrc2=s=640x360:r=30", SECONDS);
-    upload(&s3, RAW, "cut.mp4", &path).await;
-    let ecs = aws_sdk_ecs::Client::new(&moto.config().await);
-    let placement = testkit::ecs::fargate_cluster(&ecs, &moto.endpoint).await;
-    let agent =
-        testkit::ecs::EcsAgentHarness::start(moto.config().await, testkit::ecs::CLUSTER, 0, vec![]);
-    let mut coordinator_env = env.clone();
-    coordinator_env.extend(placement);
-    coordinator_env.push(("SPLIT_TASKS", "1".into()));
-    let coordinator = coordinator(&coordinator_env, &[]);
-    let run = transcoder(
-        &env,
-        &[
-            "submit",
-            "--endpoint",
-            &coordinator.endpoint,
-            "s3://raw/cut.mp4",
-        ],
-    );
+    let split = TaskSplit::start(&path, "cut.mp4", 1, 0, &[]).await;
+    let run = split.submit("cut.mp4");
     assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
-    only_a_failed_record(&s3, "hls/cut/").await;
-    assert!(agent.runs().is_empty());
+    only_a_failed_record(&split.s3, "hls/cut/").await;
+    assert!(split.agent.runs().is_empty());
     // The task was started, and is stopped by the coordinator, saying why.
+    let ecs = &split.ecs;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let arns = ecs

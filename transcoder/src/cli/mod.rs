@@ -323,6 +323,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Prints why a command cannot start (its configuration, a missing file): exit 1, retryable.
+fn cannot_start(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("transcoder: error: {error}");
+    ExitCode::from(EXIT_RETRYABLE)
+}
+
 /// Maps a failure to its exit code and prints the one line that says why.
 fn report_failure(kind: ErrorKind, message: &str) -> ExitCode {
     match kind {

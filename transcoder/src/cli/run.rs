@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::progress_view::ProgressView;
 use super::{
-    report_failure, shutdown_signal, CloudArgs, JobArgs, StatusArgs, EXIT_DONE, EXIT_RETRYABLE,
+    cannot_start, report_failure, shutdown_signal, CloudArgs, JobArgs, StatusArgs, EXIT_DONE,
+    EXIT_RETRYABLE,
 };
 use crate::aws::Aws;
 use crate::job::{report_end, run_owned_job, CloudJob, JobOutcome};
@@ -79,10 +80,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let aws = Aws::from_env().await;
     let split = match args.cloud.split.settings(&aws.ecs) {
         Ok(split) => split,
-        Err(e) => {
-            eprintln!("transcoder: error: {e}");
-            return ExitCode::from(EXIT_RETRYABLE);
-        }
+        Err(e) => return cannot_start(e),
     };
     let job = CloudJob {
         job_id: args

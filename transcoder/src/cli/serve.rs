@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{shutdown_signal, CloudArgs, JobArgs, EXIT_DONE, EXIT_RETRYABLE};
+use super::{cannot_start, shutdown_signal, CloudArgs, JobArgs, EXIT_DONE, EXIT_RETRYABLE};
 use crate::aws::Aws;
 use crate::serve::{self, ServerOptions, ServiceConfig};
 
@@ -65,10 +65,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let aws = Aws::from_env().await;
     let split = match args.cloud.split.settings(&aws.ecs) {
         Ok(split) => split,
-        Err(e) => {
-            eprintln!("transcoder: error: {e}");
-            return ExitCode::from(EXIT_RETRYABLE);
-        }
+        Err(e) => return cannot_start(e),
     };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,

@@ -245,6 +245,7 @@ async fn run(
             template,
             peers: &job.split.peers,
             tasks: job.split.tasks.as_ref(),
+            liveness: liveness.clone(),
             ranges,
         };
         let mut coordinator = Coordinator::new(split, manifest);

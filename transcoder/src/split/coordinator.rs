@@ -33,6 +33,7 @@ use super::worker::RangeJob;
 
 use crate::encode::run_encoder;
 use crate::input::{file_url, Downloaded, SourceInput};
+use crate::liveness::Liveness;
 use crate::manifest::Manifest;
 use crate::publish::{Destination, LivePublisher};
 use crate::storage::S3Sink;
@@ -62,6 +63,10 @@ pub struct SplitJob<'a> {
     pub peers: &'a Peers,
     /// Range tasks, when configured.
     pub tasks: Option<&'a TaskRunners>,
+    /// Beaten whenever a range shows progress (its encode here, a peer's progress, a task
+    /// still running): the job moves while its ranges do, though its own progress moves only
+    /// when one lands, and its message is held that long.
+    pub liveness: Liveness,
     /// The ranges, in order from 0.
     pub ranges: Vec<Range>,
 }

@@ -74,10 +74,13 @@ pub async fn work(
         let result = match &worker {
             Worker::Local => encode_here(job, &range_job).await,
             Worker::Peer(url) => {
-                encode_remote(url, job.peers.auth_token.as_deref(), &range_job).await
+                let token = job.peers.auth_token.as_deref();
+                encode_remote(url, token, &range_job, &job.liveness).await
             }
             Worker::Task(_) => match job.tasks {
-                Some(tasks) => encode_on_task(tasks, job.dest.version(), &range_job).await,
+                Some(tasks) => {
+                    encode_on_task(tasks, job.dest.version(), &range_job, &job.liveness).await
+                }
                 None => Err(RangeFailure::Unavailable("no range tasks".into())),
             },
         };
@@ -117,7 +120,7 @@ async fn encode_here(
     range_job: &RangeJob,
 ) -> Result<RangeOutput, RangeFailure> {
     let dir = range_folder(job.work_dir, range_job.range.index);
-    let quiet = |_: JobEvent| {};
+    let moving = |_: JobEvent| job.liveness.beat();
     // The first range reads from the start, so it can read a source still downloading; the
     // others seek into it, and wait for the whole file.
     let streamed = range_job.range.index == 0
@@ -137,7 +140,7 @@ async fn encode_here(
         range_job,
         &dir,
         job.dest.version(),
-        &quiet,
+        &moving,
     )
     .await;
     // Its segments are uploaded; the disk is for the next range. The first range's stays: the

@@ -8,6 +8,7 @@ use proto::v1;
 use super::convert;
 use super::stitch::RangeOutput;
 use super::worker::RangeJob;
+use crate::liveness::Liveness;
 use crate::manifest::ErrorKind;
 use crate::rpc::client::{client, endpoint, error_chain, BearerToken, EndpointOptions};
 
@@ -86,11 +87,13 @@ fn plain_host_port(url: &str) -> Option<(String, u16)> {
     ))
 }
 
-/// Asks the peer at `url` to encode `job`, and waits for its segments.
+/// Asks the peer at `url` to encode `job`, and waits for its segments; each progress it
+/// reports beats `liveness`.
 pub async fn encode_remote(
     url: &str,
     auth_token: Option<&str>,
     job: &RangeJob,
+    liveness: &Liveness,
 ) -> Result<RangeOutput, RangeFailure> {
     let failed =
         |what: &str, detail: String| RangeFailure::Failed(format!("{url}: {what}: {detail}"));
@@ -137,7 +140,8 @@ pub async fn encode_remote(
                     },
                 );
             }
-            Some(v1::range_event::Event::Progress(_)) | None => {}
+            Some(v1::range_event::Event::Progress(_)) => liveness.beat(),
+            None => {}
         }
     }
 }

@@ -18,6 +18,7 @@ use super::convert;
 use super::peers::{is_what_was_asked, RangeFailure};
 use super::stitch::{RangeOutput, RungOutput};
 use super::worker::RangeJob;
+use crate::liveness::Liveness;
 use crate::storage::{ObjectKind, OutputSink, S3Sink};
 use crate::tasks::launch::TaskState;
 use crate::tasks::{LaunchError, TaskLauncher};
@@ -75,11 +76,13 @@ pub fn task_environment(job: &RangeJob, result_url: &str) -> Vec<(&'static str, 
 }
 
 /// Runs `job` on a task of its own and waits for its segments. `version` is the job's version
-/// folder, where the task writes them and its result.
+/// folder, where the task writes them and its result. A task ECS says still runs beats
+/// `liveness` (the task's own encode has its stall and time limits).
 pub async fn encode_on_task(
     runners: &TaskRunners,
     version: &S3Sink,
     job: &RangeJob,
+    liveness: &Liveness,
 ) -> Result<RangeOutput, RangeFailure> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let result_name = format!("ranges/{:05}-{nonce}.json", job.range.index);
@@ -94,7 +97,7 @@ pub async fn encode_on_task(
         launcher: runners.launcher.clone(),
         arn: Some(arn.clone()),
     };
-    let outcome = follow(&runners.launcher, version, &result_name, &arn).await;
+    let outcome = follow(&runners.launcher, version, &result_name, &arn, liveness).await;
     running.arn = None;
     let _ = version.delete(&result_name).await;
     let who = format!("task {arn}");
@@ -159,6 +162,7 @@ async fn follow(
     version: &S3Sink,
     result_name: &str,
     arn: &str,
+    liveness: &Liveness,
 ) -> Result<TaskResult, RangeFailure> {
     let read = || async {
         match version.get_bytes(result_name).await {
@@ -180,7 +184,7 @@ async fn follow(
             return result;
         }
         match launcher.state(arn).await {
-            Ok(TaskState::Going) => {}
+            Ok(TaskState::Going) => liveness.beat(),
             // The result may have landed between the two looks.
             Ok(TaskState::Stopped(why)) => {
                 return read().await.unwrap_or_else(|| {
