@@ -40,18 +40,9 @@ set -euo pipefail
 UPLOADS="${UPLOADS:-60}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$root/scripts/lib/bench.sh"
-ensure_ffmpeg
-ensure_moto
-TRANSCODER="${TRANSCODER:-$(release_binary transcoder)}"
-CONSUMER="${CONSUMER:-$(release_binary consumer)}"
-python="$MOTO_VENV/bin/python"
+pipeline_tools
 
-start_moto
-"$python" "$root/scripts/lib/local_stack.py" setup >"$work/env"
-set -a
-# shellcheck disable=SC1091
-. "$work/env"
-set +a
+local_pipeline
 # chaos.py starts, kills and restarts the transcoders and consumers itself, and exits non-zero
 # when a target is missed.
 "$python" "$root/consumer/bench/chaos.py" --work "$work" --uploads "$UPLOADS" \

@@ -22,21 +22,12 @@ set -euo pipefail
 UPLOADS="${UPLOADS:-200}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$root/scripts/lib/bench.sh"
-ensure_ffmpeg
-ensure_moto
-TRANSCODER="${TRANSCODER:-$(release_binary transcoder)}"
-CONSUMER="${CONSUMER:-$(release_binary consumer)}"
-python="$MOTO_VENV/bin/python"
+pipeline_tools
 
 ffmpeg -hide_banner -nostdin -v error -y -f lavfi -i "testsrc2=size=320x240:rate=30" \
   -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 1 -c:v libx264 -preset ultrafast \
   -c:a aac "$work/clip.mp4"
-start_moto
-"$python" "$root/scripts/lib/local_stack.py" setup --ecs >"$work/env"
-set -a
-# shellcheck disable=SC1091
-. "$work/env"
-set +a
+local_pipeline --ecs
 export OUTPUT_PREFIX=hls/ TRANSCODER_PRESET=ultrafast RUST_LOG=info LOG_FORMAT=json
 
 endpoints=()

@@ -76,21 +76,12 @@ DONE_UP_TO_MINUTES="${DONE_UP_TO_MINUTES:-10}"
 PLAYABLE_TIMEOUT="${PLAYABLE_TIMEOUT:-600}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$root/scripts/lib/bench.sh"
-ensure_ffmpeg
-ensure_moto
-TRANSCODER="${TRANSCODER:-$(release_binary transcoder)}"
-CONSUMER="${CONSUMER:-$(release_binary consumer)}"
-python="$MOTO_VENV/bin/python"
+pipeline_tools
 
 # The stop-early path purges the uploads queue after stopping a job; moto refuses a second
 # purge within 60 s unless told otherwise (real SQS does too; this is the harness, not the product).
 export MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR=false
-start_moto
-"$python" "$root/scripts/lib/local_stack.py" setup >"$work/env"
-set -a
-# shellcheck disable=SC1091
-. "$work/env"
-set +a
+local_pipeline
 status=0
 "$python" "$root/transcoder/bench/playable.py" --work "$work" --transcoder "$TRANSCODER" \
   --consumer "$CONSUMER" --lengths "$LENGTHS" --layouts "$LAYOUTS" \

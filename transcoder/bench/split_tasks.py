@@ -77,7 +77,9 @@ class TaskRunners:
                              "transition": {"progression": "manual", "times": 10**9}}).encode(),
             headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=10).read()
-        self.seen, self.waiting, self.running, self.done = set(), [], [], []
+        # Tasks of earlier runs stay listed in moto's cluster: they are not this run's to start.
+        self.seen = set(ecs.list_tasks(cluster=CLUSTER)["taskArns"])
+        self.waiting, self.running, self.done = [], [], []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.watch, daemon=True)
         self.thread.start()
@@ -102,7 +104,8 @@ class TaskRunners:
             if new:
                 for task in ecs.describe_tasks(cluster=CLUSTER, tasks=new)["tasks"]:
                     self.seen.add(task["taskArn"])
-                    self.waiting.append(task)
+                    if task["lastStatus"] != "STOPPED":
+                        self.waiting.append(task)
             while self.waiting and len(self.running) < self.runners:
                 self.running.append(self.start(self.waiting.pop(0)))
             time.sleep(0.2)

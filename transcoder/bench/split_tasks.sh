@@ -45,11 +45,7 @@ MINUTES="${MINUTES:-60}"
 RUNNERS="${RUNNERS:-1 2 4}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$root/scripts/lib/bench.sh"
-ensure_ffmpeg
-ensure_moto
-TRANSCODER="${TRANSCODER:-$(release_binary transcoder)}"
-CONSUMER="${CONSUMER:-$(release_binary consumer)}"
-python="$MOTO_VENV/bin/python"
+pipeline_tools
 
 echo "making a ${MINUTES}-minute 360p30 source with audio..." >&2
 ffmpeg -hide_banner -nostdin -v error -y -f lavfi -i testsrc2=s=640x360:r=30 \
@@ -58,11 +54,6 @@ ffmpeg -hide_banner -nostdin -v error -y -f lavfi -i testsrc2=s=640x360:r=30 \
 for _ in $(seq "$MINUTES"); do echo "file '$work/minute.mp4'"; done >"$work/list.txt"
 ffmpeg -hide_banner -nostdin -v error -y -f concat -safe 0 -i "$work/list.txt" -c copy "$work/source.mp4"
 
-start_moto
-"$python" "$root/scripts/lib/local_stack.py" setup --ecs >"$work/env"
-set -a
-# shellcheck disable=SC1091
-. "$work/env"
-set +a
+local_pipeline --ecs
 "$python" "$root/transcoder/bench/split_tasks.py" --work "$work" --transcoder "$TRANSCODER" \
   --consumer "$CONSUMER" --source "$work/source.mp4" --runners "$RUNNERS"
