@@ -18,6 +18,7 @@ use super::convert;
 use super::peers::{is_what_was_asked, RangeFailure};
 use super::stitch::{RangeOutput, RungOutput};
 use super::worker::RangeJob;
+use crate::backoff::Backoff;
 use crate::liveness::Liveness;
 use crate::storage::{ObjectKind, OutputSink, S3Sink};
 use crate::tasks::launch::TaskState;
@@ -133,6 +134,7 @@ async fn launch(
     nonce: &str,
 ) -> Result<String, RangeFailure> {
     let mut last = String::new();
+    let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(16));
     for attempt in 1..=LAUNCH_ATTEMPTS {
         let provider = launcher.provider_for(attempt);
         let token = format!("{nonce}-{attempt}");
@@ -147,7 +149,9 @@ async fn launch(
             Err(LaunchError::Retry(why)) => {
                 tracing::warn!(attempt, capacity_provider = provider.as_str(), error = %why, "no range task started");
                 last = why;
-                tokio::time::sleep(Duration::from_secs(1 << attempt.min(4))).await;
+                if attempt < LAUNCH_ATTEMPTS {
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
             }
         }
     }
