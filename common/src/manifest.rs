@@ -110,6 +110,10 @@ pub struct Manifest {
     pub poster: Option<String>,
     /// Source duration in seconds, once probed.
     pub duration_s: Option<f64>,
+    /// The source's HDR curve (`pq` or `hlg`) when its picture was tone-mapped to SDR BT.709
+    /// for the ladder; absent for a standard-range source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tone_mapped_from: Option<String>,
     /// Why the job failed, when it did.
     pub error: Option<ErrorRecord>,
     /// When the stream became playable (RFC 3339, UTC): the first master playlist, listing
@@ -156,6 +160,7 @@ impl Manifest {
             master_playlist: None,
             poster: None,
             duration_s: None,
+            tone_mapped_from: None,
             error: None,
             playable_at: None,
             version: None,

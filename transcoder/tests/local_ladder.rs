@@ -370,6 +370,75 @@ fn ten_bit_422_anamorphic_source_with_cover_art() {
 }
 
 #[test]
+fn hdr10_source_is_tone_mapped_to_bt709() {
+    // 10-bit HEVC as HDR10 masters come: PQ curve, BT.2020, mastering display and content
+    // light level metadata.
+    let dir = scratch();
+    let input = dir.path().join("hdr10.mp4");
+    make_clip(
+        &input,
+        "testsrc2=s=1280x720:r=30,format=yuv420p10le",
+        3.0,
+        true,
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:\
+             master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):\
+             max-cll=1000,400",
+            "-tag:v",
+            "hvc1",
+        ],
+    );
+    let source = stream(&input, "video").unwrap();
+    assert_eq!(source["pix_fmt"], "yuv420p10le");
+    assert_eq!(source["color_transfer"], "smpte2084");
+    assert_eq!(source["color_primaries"], "bt2020");
+
+    let (out, _) = transcode_ok(&input, &["--preset", "ultrafast"]);
+    check_outputs(
+        &out,
+        &Expect {
+            sizes: &[(1280, 720), (854, 480), (640, 360), (426, 240)],
+            duration_s: 3.0,
+            audio: true,
+        },
+    );
+    for rung in ["720p", "480p", "360p", "240p"] {
+        let video = stream(&out.join(rung).join("seg_00000.ts"), "video").unwrap();
+        for tag in ["color_primaries", "color_transfer", "color_space"] {
+            assert_eq!(video[tag], "bt709", "{rung} {tag}: {video}");
+        }
+        assert_eq!(video["color_range"], "tv", "{rung}");
+    }
+    assert_eq!(manifest(&out)["tone_mapped_from"], "pq");
+
+    // Converted, not relabelled: the same frame's brightness moved. Read as plain 8-bit, the
+    // PQ source averages about 126; tone-mapped, about 80 (the highlights come down to SDR white).
+    let naive = mean_luma(&input);
+    let mapped = mean_luma(&out.join("720p").join("seg_00000.ts"));
+    assert!(
+        (naive - mapped).abs() > 20.0,
+        "source read as SDR {naive:.1}, tone-mapped {mapped:.1}"
+    );
+}
+
+/// The first frame's average luma, 8-bit.
+fn mean_luma(path: &Path) -> f64 {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && !out.stdout.is_empty());
+    out.stdout.iter().map(|&b| f64::from(b)).sum::<f64>() / out.stdout.len() as f64
+}
+
+#[test]
 fn variable_frame_rate_source_becomes_constant_rate() {
     // Frames dropped irregularly, as a phone does in low light: the timestamps jitter.
     let dir = scratch();

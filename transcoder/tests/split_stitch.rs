@@ -121,6 +121,35 @@ async fn ntsc_frame_rates_and_44_1_khz_audio_join_as_exactly() {
     split_equals_single_pass(&source, 30000.0 / 1001.0, Download::Fast).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_hlg_source_is_tone_mapped_in_its_ranges_as_in_the_single_pass() {
+    // 10-bit HEVC with the HLG curve, as phones record HDR: each range tone-maps its own
+    // frames, and the joined rungs must still be the single pass's, packet for packet.
+    let dir = scratch();
+    let source = dir.path().join("hlg.mp4");
+    make_clip(
+        &source,
+        "testsrc2=s=640x360:r=30,format=yuv420p10le",
+        SECONDS,
+        true,
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=error:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc",
+            "-tag:v",
+            "hvc1",
+        ],
+    );
+    assert_eq!(
+        stream(&source, "video").unwrap()["color_transfer"],
+        "arib-std-b67"
+    );
+    split_equals_single_pass(&source, 30.0, Download::Fast).await;
+}
+
 /// Splits `source` across a coordinator and a peer and compares the result with the single
 /// pass of `transcoder local`, packet by packet.
 async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {

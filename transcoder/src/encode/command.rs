@@ -5,6 +5,7 @@
 
 use std::ffi::{OsStr, OsString};
 
+use super::tone_map::{bt709_tags, tone_map_chain};
 use super::{Schedule, CUT_EVERY};
 use crate::config::EncodeSettings;
 use crate::ladder::Rung;
@@ -39,17 +40,17 @@ impl EncodePlan<'_> {
 }
 
 /// The filter graph: one decode, one frame-rate conversion (constant rate for VFR sources),
-/// then a split into one scaler per rung plus one for the poster. Rotation is applied by
-/// ffmpeg's autorotate before our filters; `format=yuv420p` makes every rung 8-bit 4:2:0
-/// whatever the source's depth, and `setsar=1` makes its pixels square.
+/// one tone mapping for an HDR source, then a split into one scaler per rung plus one for the
+/// poster. Rotation is applied by ffmpeg's autorotate before our filters; `format=yuv420p`
+/// makes every rung 8-bit 4:2:0 whatever the source's depth, and `setsar=1` makes its pixels
+/// square.
 pub fn filter_graph(plan: &EncodePlan<'_>) -> String {
     let n = plan.ladder.len();
-    let mut graph = format!(
-        "[0:{}]fps={},split={}",
-        plan.source.video.index,
-        plan.fps,
-        n + 1
-    );
+    let mut graph = format!("[0:{}]fps={}", plan.source.video.index, plan.fps);
+    if let Some(chain) = tone_map_chain(&plan.source.video, &plan.ladder[0]) {
+        graph.push_str(&format!(",{chain}"));
+    }
+    graph.push_str(&format!(",split={}", n + 1));
     for i in 0..n {
         graph.push_str(&format!("[s{i}]"));
     }
@@ -106,6 +107,7 @@ pub fn rung_encoder_args(
     push(&["-maxrate", &format!("{}k", rung.maxrate_kbps)]);
     push(&["-bufsize", &format!("{}k", rung.bufsize_kbps)]);
     push(&["-profile:v", "high", "-pix_fmt", "yuv420p"]);
+    push(bt709_tags(&source.video));
     // Keyframes only where the grid says, identical in every rung: x264's own scene-cut
     // keyframes are off and its GOP limit is past the grid so it never fires first.
     push(&[
@@ -239,7 +241,7 @@ pub fn ffmpeg_args(input_url: &OsStr, protocol: &str, plan: &EncodePlan<'_>) -> 
 mod tests {
     use super::*;
     use crate::ladder::compute_ladder;
-    use crate::probe::parse_ffprobe_json;
+    use crate::probe::{parse_ffprobe_json, DynamicRange};
 
     fn source() -> SourceInfo {
         let path = format!("{}/src/probe/testdata/ok.json", env!("CARGO_MANIFEST_DIR"));
@@ -327,6 +329,48 @@ mod tests {
             graph.contains("[sp]select=eq(n\\,6),scale=1280:720"),
             "{graph}"
         );
+    }
+
+    #[test]
+    fn an_hdr_source_is_tone_mapped_once_and_every_rung_says_bt709() {
+        let mut info = source();
+        assert!(!filter_graph_for(&info).contains("tonemap"));
+        assert_eq!(count(&args_for(&info), "-color_trc"), 0);
+
+        info.video.dynamic_range = DynamicRange::Pq;
+        let graph = filter_graph_for(&info);
+        // After the frame-rate conversion, before the split: once for all rungs and the
+        // poster, at the top rung's size.
+        let (head, rungs) = graph.split_once(",split=5").unwrap();
+        assert!(
+            head.starts_with("[0:0]fps=30/1,zscale=w=1280:h=720:"),
+            "{graph}"
+        );
+        assert!(
+            head.contains("tin=smpte2084") && head.contains("tonemap=hable"),
+            "{head}"
+        );
+        assert!(head.ends_with("format=yuv420p"), "{head}");
+        assert!(!rungs.contains("tonemap"), "{graph}");
+        let args = args_for(&info);
+        for tag in ["-color_primaries", "-color_trc", "-colorspace"] {
+            assert_eq!(count(&args, tag), 4, "{tag}");
+        }
+        assert_eq!(count(&args, "bt709"), 12);
+
+        info.video.dynamic_range = DynamicRange::Hlg;
+        assert!(filter_graph_for(&info).contains("tin=arib-std-b67"));
+    }
+
+    fn filter_graph_for(info: &SourceInfo) -> String {
+        let ladder = compute_ladder(1280, 720, 30.0);
+        let settings = EncodeSettings::default();
+        filter_graph(&EncodePlan {
+            source: info,
+            ladder: &ladder,
+            fps: Rational { num: 30, den: 1 },
+            settings: &settings,
+        })
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod command;
 mod ffmpeg;
 mod progress;
 mod schedule;
+mod tone_map;
 
 use std::path::Path;
 
@@ -18,6 +19,7 @@ pub use command::{
 pub use ffmpeg::{Deadlines, LineVerdict, RunError};
 pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};
 pub use schedule::{Schedule, CUT_EVERY};
+pub use tone_map::{bt709_tags, tone_map_chain};
 
 /// ffmpeg's exit code when `-max_error_rate` is crossed.
 const EXIT_TOO_MANY_DECODE_ERRORS: i32 = 69;

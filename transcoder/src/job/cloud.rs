@@ -285,7 +285,7 @@ async fn run(
         rendition.playlist = dest.from_root(&rendition.playlist);
     }
     let mut done = record.done(renditions, MASTER_PLAYLIST, POSTER);
-    done.duration_s = Some(transcoded.source.duration_s);
+    transcoded.describe_source(&mut done);
     done.published_version = Some(job.version.clone());
     done.replaced_versions = retire_replaced(
         sink,

@@ -96,7 +96,7 @@ async fn run(
     let mut done = manifest
         .clone()
         .done(transcoded.records(), MASTER_PLAYLIST, POSTER);
-    done.duration_s = Some(transcoded.source.duration_s);
+    transcoded.describe_source(&mut done);
     sink.put_bytes(MANIFEST, done.to_json(), ObjectKind::Json)
         .await?;
     Ok(done)

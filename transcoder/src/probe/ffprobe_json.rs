@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::source::{AudioStream, Rational, SourceInfo, VideoStream};
+use super::source::{AudioStream, DynamicRange, Rational, SourceInfo, VideoStream};
 use super::ProbeError;
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +32,7 @@ struct Stream {
     avg_frame_rate: Option<String>,
     r_frame_rate: Option<String>,
     pix_fmt: Option<String>,
+    color_transfer: Option<String>,
     channels: Option<u32>,
     duration: Option<String>,
     nb_frames: Option<String>,
@@ -181,6 +182,7 @@ fn describe_video(s: &Stream) -> Result<VideoStream, ProbeError> {
         base_frame_rate: s.r_frame_rate.as_deref().and_then(Rational::parse),
         pix_fmt: s.pix_fmt.clone(),
         frame_count: s.nb_frames.as_deref().and_then(|n| n.parse().ok()),
+        dynamic_range: DynamicRange::from_transfer(s.color_transfer.as_deref()),
     })
 }
 
@@ -221,6 +223,27 @@ mod tests {
             Some((1, "aac"))
         );
         assert!((info.duration_s - 2.0).abs() < 0.05, "{}", info.duration_s);
+    }
+
+    #[test]
+    fn the_transfer_characteristic_tells_hdr_from_sdr() {
+        // 10-bit HEVC with BT.2020 primaries and the HLG curve, as ffmpeg tags it.
+        let hlg = fixture("hlg").unwrap();
+        assert_eq!(hlg.video.dynamic_range, DynamicRange::Hlg);
+        assert_eq!(
+            fixture("ok").unwrap().video.dynamic_range,
+            DynamicRange::Sdr
+        );
+        assert_eq!(
+            DynamicRange::from_transfer(Some("smpte2084")),
+            DynamicRange::Pq
+        );
+        // 10 bits alone is not HDR: ProRes and broadcast masters are often 10-bit BT.709.
+        assert_eq!(
+            DynamicRange::from_transfer(Some("bt709")),
+            DynamicRange::Sdr
+        );
+        assert_eq!(DynamicRange::from_transfer(None), DynamicRange::Sdr);
     }
 
     #[test]

@@ -55,6 +55,40 @@ pub struct VideoStream {
     pub pix_fmt: Option<String>,
     /// Frame count when the container states it.
     pub frame_count: Option<u64>,
+    /// Whether the picture is HDR, from its transfer characteristic.
+    pub dynamic_range: DynamicRange,
+}
+
+/// The brightness range a video was graded for, as its transfer characteristic declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicRange {
+    /// Standard range (BT.709, BT.601, sRGB, or nothing declared).
+    Sdr,
+    /// HDR10 and Dolby Vision's base layer: SMPTE ST 2084, the perceptual quantizer.
+    Pq,
+    /// Hybrid log-gamma (ARIB STD-B67), broadcast HDR and phone HDR video.
+    Hlg,
+}
+
+impl DynamicRange {
+    /// Reads ffprobe's `color_transfer` name; anything but the two HDR curves is standard
+    /// range, which is what an untagged picture is by convention.
+    pub fn from_transfer(name: Option<&str>) -> Self {
+        match name {
+            Some("smpte2084") => Self::Pq,
+            Some("arib-std-b67") => Self::Hlg,
+            _ => Self::Sdr,
+        }
+    }
+
+    /// The name the job's record uses (`pq`, `hlg`), `None` for standard range.
+    pub fn hdr_name(self) -> Option<&'static str> {
+        match self {
+            Self::Sdr => None,
+            Self::Pq => Some("pq"),
+            Self::Hlg => Some("hlg"),
+        }
+    }
 }
 
 /// The audio stream chosen for encoding.

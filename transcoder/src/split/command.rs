@@ -25,7 +25,8 @@ use std::ffi::{OsStr, OsString};
 use super::plan::Range;
 use crate::config::EncodeSettings;
 use crate::encode::{
-    hls_output_args, input_guards, rung_encoder_args, KeyframeGrid, Schedule, POSTER,
+    hls_output_args, input_guards, rung_encoder_args, tone_map_chain, KeyframeGrid, Schedule,
+    POSTER,
 };
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo};
@@ -176,9 +177,14 @@ pub fn range_args(input_url: &OsStr, protocol: &str, plan: &RangePlan<'_>) -> Ve
     }
     let n = plan.ladder.len();
     let mut graph = format!(
-        "[0:{}]fps={}/{},{trim},split={n}",
+        "[0:{}]fps={}/{},{trim}",
         plan.source.video.index, fps.num, fps.den
     );
+    // Tone mapping works frame by frame, so a range's frames come out as the single pass's.
+    if let Some(chain) = tone_map_chain(&plan.source.video, &plan.ladder[0]) {
+        graph.push_str(&format!(",{chain}"));
+    }
+    graph.push_str(&format!(",split={n}"));
     for i in 0..n {
         graph.push_str(&format!("[s{i}]"));
     }
@@ -258,10 +264,13 @@ pub fn poster_args(
     args.extend(input_guards(settings, "file"));
     args.extend(strings(&["-ss", &format!("{at:.6}"), "-i"]));
     args.push(input_url.to_os_string());
-    let filter = format!(
+    let mut filter = tone_map_chain(&prepared.source.video, top)
+        .map(|chain| format!("{chain},"))
+        .unwrap_or_default();
+    filter.push_str(&format!(
         "scale={}:{}:flags=bicubic,setsar=1,format=yuvj420p",
         top.width, top.height
-    );
+    ));
     for item in [
         "-map",
         &format!("0:{}", prepared.source.video.index),

@@ -10,7 +10,7 @@ use crate::encode::{self, MEDIA_PLAYLIST, POSTER};
 use crate::hls::{self, RenditionStats, Variant};
 use crate::input::SourceInput;
 use crate::ladder::{compute_ladder, select_rungs, Rung};
-use crate::manifest::RenditionRecord;
+use crate::manifest::{Manifest, RenditionRecord};
 use crate::probe::{self, Rational, SourceInfo};
 
 /// One encoded rung, measured.
@@ -55,6 +55,18 @@ impl Transcoded {
                 playlist: r.playlist.clone(),
             })
             .collect()
+    }
+
+    /// Writes what the job learnt about its source into its `done` record: the duration, and
+    /// the HDR curve its picture was tone-mapped from.
+    pub fn describe_source(&self, record: &mut Manifest) {
+        record.duration_s = Some(self.source.duration_s);
+        record.tone_mapped_from = self
+            .source
+            .video
+            .dynamic_range
+            .hdr_name()
+            .map(str::to_string);
     }
 }
 
