@@ -18,6 +18,17 @@ pub const X264_PRESETS: [&str; 10] = [
     "placebo",
 ];
 
+/// What the segments are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SegmentFormat {
+    /// MPEG-TS, each rung with its audio muxed in: what every HLS player since 2009 reads.
+    #[default]
+    Ts,
+    /// CMAF: fragmented MP4 with an init segment per rendition, video and audio as separate
+    /// renditions, read by HLS (version 7, `EXT-X-MAP`) and DASH (`manifest.mpd`) alike.
+    Cmaf,
+}
+
 /// How every rung is encoded.
 #[derive(Debug, Clone)]
 pub struct EncodeSettings {
@@ -35,6 +46,9 @@ pub struct EncodeSettings {
     pub opening_seconds: u32,
     /// Rungs to produce, by shorter side; empty for every rung that fits the source.
     pub rungs: Vec<u32>,
+    /// The segments' container: MPEG-TS with the audio in every rung, or CMAF (fMP4, audio
+    /// as its own rendition, a DASH manifest beside the master playlist).
+    pub segments: SegmentFormat,
     /// The ffmpeg binary.
     pub ffmpeg: PathBuf,
     /// The ffprobe binary.
@@ -72,6 +86,7 @@ impl Default for EncodeSettings {
             segment_seconds: 4,
             opening_seconds: 1,
             rungs: Vec::new(),
+            segments: SegmentFormat::Ts,
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
             stall: Duration::from_secs(300),

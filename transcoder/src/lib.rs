@@ -20,6 +20,7 @@ pub mod aws;
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod dash;
 pub mod encode;
 #[cfg(test)]
 mod fuzz;

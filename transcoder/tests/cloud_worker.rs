@@ -625,3 +625,81 @@ async fn a_stop_during_the_switch_lets_the_job_finish_publishing() {
         "0"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down() {
+    let (_moto, s3, env) = setup().await;
+    upload_clip(&s3, "talk.mp4", 4.0).await;
+    let prefix = "hls/talk/";
+    let cmaf = Server::start(&env, &["--segments", "cmaf"]);
+    let run = transcoder(
+        &env,
+        &["submit", "--endpoint", &cmaf.endpoint, "s3://raw/talk.mp4"],
+    );
+    assert!(run.status.success(), "{}", describe(&run));
+    drop(cmaf);
+
+    let record: serde_json::Value =
+        serde_json::from_slice(&get(&s3, OUT, &format!("{prefix}manifest.json")).await).unwrap();
+    let version = record["version"].as_str().unwrap().to_string();
+    // Init segments went up with the segments, typed as MP4; the manifest at the stable name
+    // reaches into the version folder through its BaseURL.
+    for (name, want_type) in [
+        ("manifest.mpd".to_string(), "application/dash+xml"),
+        (format!("{version}/360p/init.mp4"), "video/mp4"),
+        (format!("{version}/360p/seg_00000.m4s"), "video/mp4"),
+        (format!("{version}/audio/init.mp4"), "video/mp4"),
+        (format!("{version}/audio/seg_00000.m4s"), "video/mp4"),
+    ] {
+        assert_eq!(
+            content_type(&s3, &format!("{prefix}{name}")).await.0,
+            want_type,
+            "{name}"
+        );
+    }
+    let mpd = String::from_utf8(get(&s3, OUT, &format!("{prefix}manifest.mpd")).await).unwrap();
+    assert!(
+        mpd.contains(&format!("<BaseURL>{version}/</BaseURL>")),
+        "{mpd}"
+    );
+    let master = String::from_utf8(get(&s3, OUT, &format!("{prefix}master.m3u8")).await).unwrap();
+    assert!(
+        master.contains(&format!("URI=\"{version}/audio/index.m3u8\"")),
+        "{master}"
+    );
+
+    // What a player at the prefix gets, read by ffmpeg's DASH and HLS demuxers.
+    let dir = scratch();
+    testkit::cloud::download_prefix(&s3, OUT, prefix, dir.path()).await;
+    let mpd_path = std::fs::canonicalize(dir.path().join("manifest.mpd")).unwrap();
+    for playlist in [mpd_path, dir.path().join("master.m3u8")] {
+        let counted = ffprobe(
+            &playlist,
+            &[
+                "-count_frames",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=nb_read_frames",
+            ],
+        );
+        assert_eq!(
+            counted["streams"][0]["nb_read_frames"], "120",
+            "{playlist:?}"
+        );
+        assert!(stream(&playlist, "audio").is_some(), "{playlist:?}");
+    }
+
+    // A new upload, published as MPEG-TS: the DASH manifest would outlive the CMAF version's
+    // folder, so it goes.
+    upload_clip(&s3, "talk.mp4", 3.0).await;
+    let ts = Server::start(&env, &[]);
+    let run = transcoder(
+        &env,
+        &["submit", "--endpoint", &ts.endpoint, "s3://raw/talk.mp4"],
+    );
+    assert!(run.status.success(), "{}", describe(&run));
+    let keys = list_keys(&s3, OUT, prefix).await;
+    assert!(!keys.contains(&format!("{prefix}manifest.mpd")), "{keys:?}");
+    assert!(keys.contains(&format!("{prefix}master.m3u8")));
+}

@@ -370,6 +370,109 @@ fn ten_bit_422_anamorphic_source_with_cover_art() {
 }
 
 #[test]
+fn cmaf_serves_hls_and_dash_from_the_same_segments() {
+    let dir = scratch();
+    let input = dir.path().join("french.mp4");
+    make_clip(
+        &input,
+        "testsrc2=s=1280x720:r=30",
+        6.0,
+        true,
+        &["-metadata:s:a:0", "language=fra"],
+    );
+    let (out, _) = transcode_ok(&input, &["--segments", "cmaf", "--preset", "ultrafast"]);
+
+    // HLS version 7: one audio rendition in French, which every variant names.
+    let text = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert!(text.contains("#EXT-X-VERSION:7"), "{text}");
+    let master = master_playlist(&out.join("master.m3u8"));
+    assert_eq!(master.alternatives.len(), 1, "{text}");
+    let audio = &master.alternatives[0];
+    assert_eq!(audio.media_type, m3u8_rs::AlternativeMediaType::Audio);
+    assert_eq!(audio.language.as_deref(), Some("fra"));
+    assert!(audio.default);
+    assert_eq!(audio.uri.as_deref(), Some("audio/index.m3u8"));
+    let record = manifest(&out);
+    let mut keyframe_grids = Vec::new();
+    for (variant, recorded) in master
+        .variants
+        .iter()
+        .zip(record["renditions"].as_array().unwrap())
+    {
+        assert_eq!(variant.audio.as_deref(), Some(audio.group_id.as_str()));
+        assert!(variant.codecs.as_deref().unwrap().ends_with(",mp4a.40.2"));
+        assert_eq!(recorded["bandwidth"], variant.bandwidth);
+        // Each rung: fMP4 segments behind its init segment, video only.
+        let playlist = out.join(&variant.uri);
+        let media = media_playlist(&playlist);
+        assert_eq!(media.segments[0].map.as_ref().unwrap().uri, "init.mp4");
+        assert!(playlist.parent().unwrap().join("init.mp4").is_file());
+        assert!(media.segments.iter().all(|s| s.uri.ends_with(".m4s")));
+        let durations: Vec<f32> = media.segments.iter().map(|s| s.duration).collect();
+        assert_eq!(durations, [1.0, 1.0, 2.0, 2.0], "{}", variant.uri);
+        let video = stream(&playlist, "video").unwrap();
+        assert_eq!(video["codec_name"], "h264");
+        let size = variant.resolution.unwrap();
+        assert_eq!(
+            (video["width"].as_u64(), video["height"].as_u64()),
+            (Some(size.width), Some(size.height))
+        );
+        assert!(
+            stream(&playlist, "audio").is_none(),
+            "the audio is its own rendition"
+        );
+        keyframe_grids.push(keyframe_times(&playlist));
+    }
+    assert_eq!(master.variants.len(), 4);
+    assert!(
+        keyframe_grids.windows(2).all(|w| w[0] == w[1]),
+        "{keyframe_grids:?}"
+    );
+    let audio_playlist = out.join("audio/index.m3u8");
+    let sound = stream(&audio_playlist, "audio").unwrap();
+    assert_eq!(
+        (sound["codec_name"].as_str(), sound["channels"].as_u64()),
+        (Some("aac"), Some(2))
+    );
+    let heard: f32 = media_playlist(&audio_playlist)
+        .segments
+        .iter()
+        .map(|s| s.duration)
+        .sum();
+    assert!((f64::from(heard) - 6.0).abs() < 0.1, "{heard}");
+
+    // DASH over the same files: ffmpeg's own DASH demuxer (an absolute path: it resolves
+    // relative ones against the wrong folder) finds every rung and the audio, and decodes
+    // every frame of the top and bottom rungs through the manifest.
+    let mpd = std::fs::canonicalize(out.join("manifest.mpd")).unwrap();
+    let probed = ffprobe(&mpd, &["-show_streams"]);
+    let streams = probed["streams"].as_array().unwrap();
+    let sizes: Vec<(u64, u64)> = streams
+        .iter()
+        .filter(|s| s["codec_type"] == "video")
+        .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(sizes, [(1280, 720), (854, 480), (640, 360), (426, 240)]);
+    assert_eq!(
+        streams.iter().filter(|s| s["codec_name"] == "aac").count(),
+        1
+    );
+    for index in ["v:0", "v:3"] {
+        let counted = ffprobe(
+            &mpd,
+            &[
+                "-count_frames",
+                "-select_streams",
+                index,
+                "-show_entries",
+                "stream=nb_read_frames",
+            ],
+        );
+        assert_eq!(counted["streams"][0]["nb_read_frames"], "180", "{index}");
+    }
+}
+
+#[test]
 fn hdr10_source_is_tone_mapped_to_bt709() {
     // 10-bit HEVC as HDR10 masters come: PQ curve, BT.2020, mastering display and content
     // light level metadata.

@@ -26,6 +26,10 @@ pub enum ObjectKind {
     Playlist,
     /// An MPEG-TS segment: never changes once written.
     Segment,
+    /// A CMAF (fragmented MP4) segment or init segment: never changes once written.
+    CmafSegment,
+    /// A DASH manifest (`manifest.mpd`): changes when a job is redone, like a playlist.
+    DashManifest,
     /// The poster.
     Image,
     /// `manifest.json`: the job's live status, never cached.
@@ -33,11 +37,23 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
+    /// The kind of a segment file by its name: CMAF's `.m4s` segments and `.mp4` init
+    /// segments, MPEG-TS otherwise.
+    pub fn segment_named(name: &str) -> Self {
+        if name.ends_with(".m4s") || name.ends_with(".mp4") {
+            Self::CmafSegment
+        } else {
+            Self::Segment
+        }
+    }
+
     /// The Content-Type players and browsers expect.
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Playlist => "application/vnd.apple.mpegurl",
             Self::Segment => "video/mp2t",
+            Self::CmafSegment => "video/mp4",
+            Self::DashManifest => "application/dash+xml",
             Self::Image => "image/jpeg",
             Self::Json => "application/json",
         }
@@ -47,8 +63,8 @@ impl ObjectKind {
     /// cached.
     pub fn cache_control(self) -> &'static str {
         match self {
-            Self::Segment => "public, max-age=31536000, immutable",
-            Self::Playlist => "public, max-age=10",
+            Self::Segment | Self::CmafSegment => "public, max-age=31536000, immutable",
+            Self::Playlist | Self::DashManifest => "public, max-age=10",
             Self::Image => "public, max-age=3600",
             Self::Json => "no-cache",
         }

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{EncodeSettings, Limits, X264_PRESETS};
+use crate::config::{EncodeSettings, Limits, SegmentFormat, X264_PRESETS};
 use crate::manifest::ErrorKind;
 use crate::telemetry::LogFormat;
 pub use common::args::{OutputArgs, StatusArgs};
@@ -252,6 +252,11 @@ pub struct EncodeArgs {
     #[arg(long, env = "TRANSCODER_OPENING_SECONDS", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(0..=30))]
     pub opening_seconds: u32,
+    /// The segments' container: `ts` (MPEG-TS, audio muxed into every rung) or `cmaf`
+    /// (fragmented MP4 with init segments, audio as its own rendition, plus a DASH
+    /// `manifest.mpd` over the same segments). A `cmaf` job is never split into ranges.
+    #[arg(long, env = "TRANSCODER_SEGMENTS", value_enum, default_value_t = SegmentFormat::Ts)]
+    pub segments: SegmentFormat,
     /// The ffmpeg binary.
     #[arg(long, env = "FFMPEG", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,
@@ -277,6 +282,7 @@ impl EncodeArgs {
             segment_seconds: self.segment_seconds,
             rungs: Vec::new(),
             opening_seconds: self.opening_seconds,
+            segments: self.segments,
             ffmpeg: self.ffmpeg.clone(),
             ffprobe: self.ffprobe.clone(),
             stall: std::time::Duration::from_secs(self.stall_seconds),

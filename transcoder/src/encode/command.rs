@@ -7,14 +7,20 @@ use std::ffi::{OsStr, OsString};
 
 use super::tone_map::{bt709_tags, tone_map_chain};
 use super::{Schedule, CUT_EVERY};
-use crate::config::EncodeSettings;
+use crate::config::{EncodeSettings, SegmentFormat};
 use crate::ladder::Rung;
-use crate::probe::{Rational, SourceInfo, SELF_CONTAINED_DEMUXERS};
+use crate::probe::{AudioStream, Rational, SourceInfo, SELF_CONTAINED_DEMUXERS};
 
 /// Media playlist name inside each rung folder.
 pub const MEDIA_PLAYLIST: &str = "index.m3u8";
-/// Segment names inside each rung folder (an ffmpeg pattern).
+/// MPEG-TS segment names inside each rung folder (an ffmpeg pattern).
 pub const SEGMENT_PATTERN: &str = "seg_%05d.ts";
+/// CMAF segment names inside each rendition's folder (an ffmpeg pattern).
+pub const CMAF_SEGMENT_PATTERN: &str = "seg_%05d.m4s";
+/// A CMAF rendition's init segment, beside its playlist.
+pub const INIT_SEGMENT: &str = "init.mp4";
+/// A CMAF job's audio rendition's folder, beside the rung folders.
+pub const AUDIO_FOLDER: &str = "audio";
 /// The poster, beside the rung folders.
 pub const POSTER: &str = "poster.jpg";
 
@@ -93,7 +99,12 @@ pub fn rung_encoder_args(
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&["-map", &format!("[v{index}]")]);
-    if let Some(audio) = &source.audio {
+    // CMAF carries the audio once, as its own rendition (`audio_rendition_args`).
+    let muxed_audio = source
+        .audio
+        .as_ref()
+        .filter(|_| s.segments == SegmentFormat::Ts);
+    if let Some(audio) = muxed_audio {
         push(&["-map", &format!("0:{}", audio.index)]);
     }
     push(&[
@@ -118,49 +129,104 @@ pub fn rung_encoder_args(
         "-force_key_frames",
         &grid.force,
     ]);
-    if let Some(audio) = &source.audio {
-        let audio_rate = format!("{}k", rung.audio_kbps);
-        push(&["-c:a", "aac", "-b:a", &audio_rate]);
-        push(&["-ac", "2", "-ar", "48000"]);
-        // ffmpeg can only downmix layouts it knows; cameras record up to 16 discrete
-        // channels with none, whose first two are the main mix by convention.
-        if audio.channels > 8 {
-            push(&["-filter:a", "pan=stereo|c0=c0|c1=c1"]);
-        }
+    if let Some(audio) = muxed_audio {
+        args.extend(audio_encoder_args(audio, rung.audio_kbps));
     }
-    // Phone videos carry GPS positions and device names in their metadata: never publish it.
-    push(&["-map_metadata", "-1", "-map_chapters", "-1"]);
-    push(&["-max_muxing_queue_size", "1024"]);
+    args.extend(private_output_args());
     args
 }
 
-/// Rung `rung`'s HLS muxer and output, after `extra` output options. The muxer cuts at every
-/// keyframe, which the encoder puts on the segment schedule only (`Schedule`).
-pub fn hls_output_args(rung: &Rung, extra: &[&str]) -> Vec<OsString> {
+/// AAC-LC stereo at 48 kHz and `kbps`, from the source's `audio`.
+fn audio_encoder_args(audio: &AudioStream, kbps: u32) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&["-c:a", "aac", "-b:a", &format!("{kbps}k")]);
+    push(&["-ac", "2", "-ar", "48000"]);
+    // ffmpeg can only downmix layouts it knows; cameras record up to 16 discrete
+    // channels with none, whose first two are the main mix by convention.
+    if audio.channels > 8 {
+        push(&["-filter:a", "pan=stereo|c0=c0|c1=c1"]);
+    }
+    args
+}
+
+/// Options every output ends with: no metadata, and room for a slow stream's packets.
+fn private_output_args() -> Vec<OsString> {
+    // Phone videos carry GPS positions and device names in their metadata: never publish it.
+    ["-map_metadata", "-1", "-map_chapters", "-1"]
+        .into_iter()
+        .chain(["-max_muxing_queue_size", "1024"])
+        .map(OsString::from)
+        .collect()
+}
+
+/// A CMAF job's audio rendition: the source's audio encoded once, at `kbps`, into
+/// [`AUDIO_FOLDER`], cut every `cut_s` seconds. Every AAC frame can start a segment, so the
+/// muxer cuts on time alone: at the opening's length, so the first audio segment is ready as
+/// soon as the first video one.
+pub fn audio_rendition_args(audio: &AudioStream, kbps: u32, cut_s: u32) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-map", &format!("0:{}", audio.index)]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+    args.extend(audio_encoder_args(audio, kbps));
+    args.extend(private_output_args());
+    args.extend(hls_output_args(
+        AUDIO_FOLDER,
+        SegmentFormat::Cmaf,
+        &cut_s.to_string(),
+        &[],
+    ));
+    args
+}
+
+/// Segment names inside a rendition's folder (an ffmpeg pattern).
+pub fn segment_pattern(format: SegmentFormat) -> &'static str {
+    match format {
+        SegmentFormat::Ts => SEGMENT_PATTERN,
+        SegmentFormat::Cmaf => CMAF_SEGMENT_PATTERN,
+    }
+}
+
+/// The HLS muxer and output of the rendition in `folder`, after `extra` output options, cut
+/// after `hls_time` seconds at the next keyframe. A video rung passes [`CUT_EVERY`]: the muxer
+/// then cuts at every keyframe, which the encoder puts on the segment schedule only
+/// (`Schedule`).
+pub fn hls_output_args(
+    folder: &str,
+    format: SegmentFormat,
+    hls_time: &str,
+    extra: &[&str],
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = extra.iter().map(OsString::from).collect();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&[
         "-f",
         "hls",
         "-hls_time",
-        CUT_EVERY,
+        hls_time,
         // EVENT, so that ffmpeg rewrites the playlist after every segment (it writes a VOD
         // one only at the end): that is how finished segments are found while it runs.
         // The job turns it into a VOD playlist once ffmpeg is done.
         "-hls_playlist_type",
         "event",
     ]);
-    push(&[
-        "-hls_flags",
-        "independent_segments+temp_file",
-        "-hls_segment_type",
-        "mpegts",
-    ]);
+    push(&["-hls_flags", "independent_segments+temp_file"]);
+    match format {
+        SegmentFormat::Ts => push(&["-hls_segment_type", "mpegts"]),
+        // The init segment goes beside the playlist, which names it in EXT-X-MAP.
+        SegmentFormat::Cmaf => push(&[
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_fmp4_init_filename",
+            INIT_SEGMENT,
+        ]),
+    }
     push(&[
         "-hls_segment_filename",
-        &format!("{}/{SEGMENT_PATTERN}", rung.name),
+        &format!("{folder}/{}", segment_pattern(format)),
     ]);
-    push(&[&format!("{}/{MEDIA_PLAYLIST}", rung.name)]);
+    push(&[&format!("{folder}/{MEDIA_PLAYLIST}")]);
     args
 }
 
@@ -212,7 +278,15 @@ pub fn ffmpeg_args(input_url: &OsStr, protocol: &str, plan: &EncodePlan<'_>) -> 
     };
     for (i, rung) in plan.ladder.iter().enumerate() {
         args.extend(rung_encoder_args(i, rung, plan.source, s, &grid));
-        args.extend(hls_output_args(rung, &[]));
+        args.extend(hls_output_args(&rung.name, s.segments, CUT_EVERY, &[]));
+    }
+    if let (SegmentFormat::Cmaf, Some(audio)) = (s.segments, &plan.source.audio) {
+        let first_cut = schedule.first_segment_seconds();
+        args.extend(audio_rendition_args(
+            audio,
+            plan.ladder[0].audio_kbps,
+            first_cut,
+        ));
     }
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&[

@@ -8,13 +8,14 @@ mod tone_map;
 
 use std::path::Path;
 
-use crate::config::EncodeSettings;
+use crate::config::{EncodeSettings, SegmentFormat};
 use crate::input::SourceInput;
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo};
 pub use command::{
-    ffmpeg_args, filter_graph, hls_output_args, input_guards, rung_encoder_args, EncodePlan,
-    KeyframeGrid, MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
+    audio_rendition_args, ffmpeg_args, filter_graph, hls_output_args, input_guards,
+    rung_encoder_args, segment_pattern, EncodePlan, KeyframeGrid, AUDIO_FOLDER,
+    CMAF_SEGMENT_PATTERN, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
 };
 pub use ffmpeg::{Deadlines, LineVerdict, RunError};
 pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};
@@ -72,6 +73,9 @@ pub async fn encode(
 ) -> Result<(), EncodeError> {
     for rung in ladder {
         tokio::fs::create_dir_all(work_dir.join(&rung.name)).await?;
+    }
+    if settings.segments == SegmentFormat::Cmaf && source.audio.is_some() {
+        tokio::fs::create_dir_all(work_dir.join(AUDIO_FOLDER)).await?;
     }
     let plan = EncodePlan {
         source,

@@ -54,6 +54,14 @@ impl Schedule {
         boundaries
     }
 
+    /// The first segment's length: the opening's, or a normal segment when there is none.
+    pub fn first_segment_seconds(&self) -> u32 {
+        self.opening_boundaries()
+            .first()
+            .copied()
+            .unwrap_or(self.segment_seconds)
+    }
+
     /// The number of the segment that starts at `start_s`, a multiple of `segment_seconds`
     /// (where split ranges are cut): the opening's extra segments come first.
     pub fn segment_at(&self, start_s: u32) -> u32 {

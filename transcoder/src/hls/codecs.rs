@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::HlsError;
+use crate::config::SegmentFormat;
 
 /// The codec string of the AAC-LC audio we encode.
 pub const AAC_LC: &str = "mp4a.40.2";
@@ -31,6 +32,38 @@ pub fn find_sps(annexb: &[u8]) -> Option<[u8; 3]> {
 /// `avc1.PPCCLL` in hex, from the SPS bytes.
 pub fn avc1_codec_string(sps: [u8; 3]) -> String {
     format!("avc1.{:02x}{:02x}{:02x}", sps[0], sps[1], sps[2])
+}
+
+/// The codec string of a CMAF init segment's H.264 track, from its `avcC` box: the box's
+/// payload starts with a version byte, then the SPS's profile, constraint flags and level.
+pub fn init_codec_string(init: &[u8]) -> Option<String> {
+    let at = init.windows(4).position(|w| w == b"avcC")?;
+    let payload = init.get(at + 4..at + 8)?;
+    (payload[0] == 1).then(|| avc1_codec_string([payload[1], payload[2], payload[3]]))
+}
+
+/// The video codec string of a rung we wrote: from its `init` segment when it is CMAF, from
+/// its first segment when it is MPEG-TS.
+pub async fn rung_codec_string(
+    format: SegmentFormat,
+    ffmpeg: &Path,
+    init: &Path,
+    first_segment: &Path,
+) -> Result<String, HlsError> {
+    match format {
+        SegmentFormat::Ts => video_codec_string(ffmpeg, first_segment).await,
+        SegmentFormat::Cmaf => {
+            let bytes = tokio::fs::read(&init)
+                .await
+                .map_err(|source| HlsError::Io {
+                    path: init.display().to_string(),
+                    source,
+                })?;
+            init_codec_string(&bytes).ok_or_else(|| HlsError::NoSps {
+                path: init.display().to_string(),
+            })
+        }
+    }
 }
 
 /// Reads the first video access unit of `segment` (a file we wrote) and returns its codec
@@ -86,6 +119,19 @@ mod tests {
     fn constrained_baseline_keeps_its_flags() {
         let sps = find_sps(&[0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0x95]).unwrap();
         assert_eq!(avc1_codec_string(sps), "avc1.42c01e");
+    }
+
+    #[test]
+    fn a_cmaf_init_segment_names_its_profile_and_level() {
+        // ... `avcC`, version 1, High (0x64), no constraints, level 3.1 (0x1f), then the rest.
+        let init = [
+            b"....moov....avcC".as_slice(),
+            &[1, 0x64, 0, 0x1f, 0xff, 0xe1],
+        ]
+        .concat();
+        assert_eq!(init_codec_string(&init).as_deref(), Some("avc1.64001f"));
+        assert_eq!(init_codec_string(b"....moov....avcC"), None);
+        assert_eq!(init_codec_string(b"ftypmoov"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::fetch::Fetch;
 use super::{JobError, JobEvent, Stage};
-use crate::config::{EncodeSettings, Limits};
+use crate::config::{EncodeSettings, Limits, SegmentFormat};
 use crate::encode::POSTER;
 use crate::input::SourceInput;
 use crate::liveness::Liveness;
@@ -279,7 +279,7 @@ async fn run(
         .await?
     };
     liveness.mark_publishing();
-    dest.switch(&transcoded.master).await?;
+    dest.switch(&transcoded).await?;
     let mut renditions = transcoded.records();
     for rendition in &mut renditions {
         rendition.playlist = dest.from_root(&rendition.playlist);
@@ -314,6 +314,11 @@ fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
     let format = &prepared.source.format_name;
     let seekable = format.contains("mov") || format.contains("matroska");
     if !long || !seekable || split.helpers() == 0 {
+        return Vec::new();
+    }
+    if job.settings.segments == SegmentFormat::Cmaf {
+        // Ranges are stitched as MPEG-TS only so far: a CMAF job is one pass, however long.
+        tracing::info!("a long source, but CMAF jobs are not split: encoding it in one pass");
         return Vec::new();
     }
     plan_ranges(
@@ -370,8 +375,7 @@ async fn one_pass(
             dest.clone(),
             out.to_path_buf(),
             &prepared,
-            job.settings.segment_seconds,
-            job.settings.ffmpeg.clone(),
+            &job.settings,
             record.clone(),
         )
     };

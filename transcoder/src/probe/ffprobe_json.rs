@@ -5,7 +5,9 @@
 
 use serde::Deserialize;
 
-use super::source::{AudioStream, DynamicRange, Rational, SourceInfo, VideoStream};
+use super::source::{
+    checked_language, AudioStream, DynamicRange, Rational, SourceInfo, VideoStream,
+};
 use super::ProbeError;
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +62,7 @@ struct SideData {
 #[derive(Debug, Default, Deserialize)]
 struct Tags {
     rotate: Option<String>,
+    language: Option<String>,
 }
 
 /// Interprets ffprobe's JSON. Errors are all invalid input: the file is readable but is not a
@@ -76,6 +79,7 @@ pub fn parse_ffprobe_json(json: &[u8]) -> Result<SourceInfo, ProbeError> {
         index: s.index,
         codec: s.codec_name.clone().unwrap_or_default(),
         channels: s.channels.unwrap_or(2),
+        language: checked_language(s.tags.language.as_deref()),
     });
 
     let duration_s = seconds(video.duration.as_deref())
@@ -244,6 +248,16 @@ mod tests {
             DynamicRange::Sdr
         );
         assert_eq!(DynamicRange::from_transfer(None), DynamicRange::Sdr);
+    }
+
+    #[test]
+    fn only_a_plain_language_code_is_kept() {
+        assert_eq!(checked_language(Some("eng")).as_deref(), Some("eng"));
+        assert_eq!(checked_language(Some("FR")).as_deref(), Some("fr"));
+        for bad in ["und", "e", "english", "en\"", "e\nn", "", "de-DE"] {
+            assert_eq!(checked_language(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(checked_language(None), None);
     }
 
     #[test]

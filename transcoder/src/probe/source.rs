@@ -100,6 +100,17 @@ pub struct AudioStream {
     pub codec: String,
     /// Channel count.
     pub channels: u32,
+    /// The track's language as an ISO 639 code (`eng`, `fr`), when it declares a real one.
+    pub language: Option<String>,
+}
+
+/// A language tag fit to publish: two or three ASCII letters, lower-cased, and not `und`
+/// (undetermined). Anything else in a hostile upload's tags is dropped, so no quote or line
+/// break ever reaches a playlist.
+pub fn checked_language(tag: Option<&str>) -> Option<String> {
+    let tag = tag?.trim().to_ascii_lowercase();
+    let letters = (2..=3).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_lowercase());
+    (letters && tag != "und").then_some(tag)
 }
 
 /// A probed source.

@@ -9,7 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::retry::with_retries;
 use super::{MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
-use crate::encode::{MEDIA_PLAYLIST, POSTER};
+use crate::config::SegmentFormat;
+use crate::dash::MPD;
+use crate::encode::{AUDIO_FOLDER, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
 use crate::storage::{ObjectKind, OutputSink, StorageError};
 use crate::transcode::{JobError, Transcoded};
 
@@ -21,14 +23,23 @@ pub async fn publish_renditions<S: OutputSink>(
     transcoded: &Transcoded,
     already: &HashSet<String>,
 ) -> Result<(), JobError> {
-    for rendition in &transcoded.renditions {
-        let name = &rendition.rung.name;
+    let audio = transcoded
+        .audio
+        .as_ref()
+        .map(|audio| (AUDIO_FOLDER, &audio.stats.segment_uris));
+    let folders = transcoded
+        .renditions
+        .iter()
+        .map(|r| (r.rung.name.as_str(), &r.stats.segment_uris))
+        .chain(audio);
+    for (name, segment_uris) in folders {
+        // A CMAF rendition's init segment goes up with its segments, before its playlist.
+        let init = (transcoded.segments == SegmentFormat::Cmaf).then_some(INIT_SEGMENT);
         // Owned names: a closure over borrowed ones trips rustc's higher-ranked lifetime check
         // once this future must be Send (the gRPC server spawns it).
-        let objects: Vec<String> = rendition
-            .stats
-            .segment_uris
-            .iter()
+        let objects: Vec<String> = init
+            .into_iter()
+            .chain(segment_uris.iter().map(String::as_str))
             .map(|uri| format!("{name}/{uri}"))
             .filter(|object| !already.contains(object))
             .collect();
@@ -56,7 +67,7 @@ pub async fn upload_segments<S: OutputSink>(
         .map(|object| async move {
             let path = work_dir.join(&object);
             with_retries(&object, || {
-                sink.put_file(&object, &path, ObjectKind::Segment)
+                sink.put_file(&object, &path, ObjectKind::segment_named(&object))
             })
             .await
         })
@@ -65,12 +76,18 @@ pub async fn upload_segments<S: OutputSink>(
         .await
 }
 
-/// Publishes the master playlist with the measured bandwidths: after this the stream is
-/// complete.
+/// Publishes a CMAF job's DASH manifest, then the master playlist with the measured
+/// bandwidths: after this the stream is complete.
 pub async fn publish_master<S: OutputSink>(
     sink: &S,
     transcoded: &Transcoded,
 ) -> Result<(), JobError> {
+    if let Some(mpd) = transcoded.mpd(None) {
+        with_retries(MPD, || {
+            sink.put_bytes(MPD, mpd.clone().into_bytes(), ObjectKind::DashManifest)
+        })
+        .await?;
+    }
     with_retries(MASTER_PLAYLIST, || {
         sink.put_bytes(
             MASTER_PLAYLIST,

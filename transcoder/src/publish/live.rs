@@ -21,8 +21,9 @@ use super::{
     announce_playable, estimated_bandwidth, retract, Destination, MASTER_PLAYLIST,
     UPLOAD_CONCURRENCY,
 };
-use crate::encode::MEDIA_PLAYLIST;
-use crate::hls::{self, Variant};
+use crate::config::{EncodeSettings, SegmentFormat};
+use crate::encode::{AUDIO_FOLDER, INIT_SEGMENT, MEDIA_PLAYLIST};
+use crate::hls::{self, AudioRendition, MasterLayout, Variant};
 use crate::ladder::Rung;
 use crate::manifest::Manifest;
 use crate::probe::Rational;
@@ -36,9 +37,15 @@ const POLL: Duration = Duration::from_millis(100);
 /// Segments published one by one as soon as they are uploaded, before updates are paced.
 const LEAD_SEGMENTS: usize = 3;
 
-/// One rung as it grows.
+/// One rendition as it grows: a video rung, or a CMAF job's audio.
 struct LiveRung {
-    rung: Rung,
+    /// Its folder under the work folder and the version folder.
+    folder: String,
+    /// The rung, `None` for the audio rendition.
+    rung: Option<Rung>,
+    /// The init segment (CMAF), once ffmpeg's playlist names it: queued with the first
+    /// segment, and published before any playlist that needs it.
+    init: Option<String>,
     /// ffmpeg's playlist as last read.
     playlist: Option<MediaPlaylist>,
     /// Segments handed to the uploader so far.
@@ -60,6 +67,9 @@ pub struct LivePublisher<S> {
     rungs: Vec<LiveRung>,
     fps: Rational,
     has_audio: bool,
+    /// How the master lays out the variants (and the audio rendition's language).
+    layout: MasterLayout,
+    segments: SegmentFormat,
     /// The least time between two updates of one EVENT playlist (half a segment): a player
     /// at the live edge waits at most that much longer, and an encode faster than real time
     /// makes fewer PUTs.
@@ -72,33 +82,54 @@ pub struct LivePublisher<S> {
 }
 
 impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
-    /// A publisher of `prepared`'s rungs from `work_dir` to `dest`.
+    /// A publisher of `prepared`'s renditions, written as `segments`, from `work_dir` to `dest`.
     pub fn new(
         dest: Destination<S>,
         work_dir: PathBuf,
         prepared: &Prepared,
-        segment_seconds: u32,
-        ffmpeg: PathBuf,
+        settings: &EncodeSettings,
         record: Manifest,
     ) -> Self {
+        let live = |folder: &str, rung: Option<&Rung>| LiveRung {
+            folder: folder.to_string(),
+            rung: rung.cloned(),
+            init: None,
+            playlist: None,
+            queued: 0,
+            published: 0,
+            published_at: None,
+        };
+        let mut rungs: Vec<LiveRung> = prepared
+            .ladder
+            .iter()
+            .map(|rung| live(&rung.name, Some(rung)))
+            .collect();
+        let audio = prepared
+            .source
+            .audio
+            .as_ref()
+            .filter(|_| settings.segments == SegmentFormat::Cmaf);
+        if audio.is_some() {
+            rungs.push(live(AUDIO_FOLDER, None));
+        }
+        let layout = match settings.segments {
+            SegmentFormat::Ts => MasterLayout::Muxed,
+            SegmentFormat::Cmaf => MasterLayout::Cmaf(audio.map(|track| AudioRendition {
+                uri: format!("{AUDIO_FOLDER}/{MEDIA_PLAYLIST}"),
+                language: track.language.clone(),
+            })),
+        };
+        let segment_seconds = settings.segment_seconds;
         Self {
             sink: dest.version().clone(),
             dest,
             work_dir,
-            ffmpeg,
-            rungs: prepared
-                .ladder
-                .iter()
-                .map(|rung| LiveRung {
-                    rung: rung.clone(),
-                    playlist: None,
-                    queued: 0,
-                    published: 0,
-                    published_at: None,
-                })
-                .collect(),
+            ffmpeg: settings.ffmpeg.clone(),
+            rungs,
             fps: prepared.fps,
             has_audio: prepared.source.audio.is_some(),
+            layout,
+            segments: settings.segments,
             refresh: Duration::from_secs_f64(f64::from(segment_seconds.max(2)) / 2.0),
             record,
             uploaded: HashSet::new(),
@@ -158,9 +189,8 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
                 };
                 let (sink, path) = (self.sink.clone(), self.work_dir.join(&name));
                 uploads.spawn(async move {
-                    let result =
-                        with_retries(&name, || sink.put_file(&name, &path, ObjectKind::Segment))
-                            .await;
+                    let kind = ObjectKind::segment_named(&name);
+                    let result = with_retries(&name, || sink.put_file(&name, &path, kind)).await;
                     (name, result)
                 });
             }
@@ -170,12 +200,18 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
     /// Reads each rung's playlist and queues its new segments.
     async fn scan(&mut self, waiting: &mut VecDeque<String>) -> Result<(), JobError> {
         for live in &mut self.rungs {
-            let path = self.work_dir.join(&live.rung.name).join(MEDIA_PLAYLIST);
+            let path = self.work_dir.join(&live.folder).join(MEDIA_PLAYLIST);
             let Some(playlist) = hls::read_media_playlist(&path).await? else {
                 continue;
             };
+            let map = playlist.segments.first().and_then(|s| s.map.as_ref());
+            if let (None, Some(map)) = (&live.init, map) {
+                let init = format!("{}/{}", live.folder, map.uri);
+                waiting.push_back(init.clone());
+                live.init = Some(init);
+            }
             for segment in playlist.segments.iter().skip(live.queued) {
-                waiting.push_back(format!("{}/{}", live.rung.name, segment.uri));
+                waiting.push_back(format!("{}/{}", live.folder, segment.uri));
             }
             live.queued = live.queued.max(playlist.segments.len());
             live.playlist = Some(playlist);
@@ -193,13 +229,17 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
             let Some(playlist) = &live.playlist else {
                 continue;
             };
-            // Only an unbroken run from the first segment: uploads finish in any order.
+            // Only an unbroken run from the first segment, after the init segment if there
+            // is one: uploads finish in any order.
+            let init_up = live.init.as_ref().is_none_or(|i| self.uploaded.contains(i));
             let ready = playlist
                 .segments
                 .iter()
                 .take_while(|s| {
-                    self.uploaded
-                        .contains(&format!("{}/{}", live.rung.name, s.uri))
+                    init_up
+                        && self
+                            .uploaded
+                            .contains(&format!("{}/{}", live.folder, s.uri))
                 })
                 .count();
             // The first few segments go out at once, so that a player starting at the first
@@ -209,7 +249,7 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
                     .published_at
                     .is_none_or(|at| at.elapsed() >= self.refresh);
             if ready > live.published && due {
-                let name = format!("{}/{MEDIA_PLAYLIST}", live.rung.name);
+                let name = format!("{}/{MEDIA_PLAYLIST}", live.folder);
                 let body = hls::render_event_playlist(playlist, ready);
                 with_retries(&name, || {
                     self.sink
@@ -235,24 +275,30 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
     ) -> Result<(), JobError> {
         let mut variants = Vec::with_capacity(self.rungs.len());
         for live in &self.rungs {
+            let Some(rung) = &live.rung else {
+                continue; // The audio rendition: in the layout, not a variant.
+            };
             let first = &live.playlist.as_ref().expect("published").segments[0];
-            let segment = self.work_dir.join(&live.rung.name).join(&first.uri);
-            let mut codecs = hls::video_codec_string(&self.ffmpeg, &segment).await?;
+            let dir = self.work_dir.join(&live.folder);
+            let segment = dir.join(&first.uri);
+            let init = dir.join(INIT_SEGMENT);
+            let mut codecs =
+                hls::rung_codec_string(self.segments, &self.ffmpeg, &init, &segment).await?;
             if self.has_audio {
                 codecs = format!("{codecs},{}", hls::AAC_LC);
             }
-            let bandwidth = estimated_bandwidth(&live.rung, self.has_audio);
+            let bandwidth = estimated_bandwidth(rung, self.has_audio);
             variants.push(Variant {
-                uri: format!("{}/{MEDIA_PLAYLIST}", live.rung.name),
+                uri: format!("{}/{MEDIA_PLAYLIST}", live.folder),
                 bandwidth,
                 average_bandwidth: bandwidth,
-                width: live.rung.width,
-                height: live.rung.height,
+                width: rung.width,
+                height: rung.height,
                 codecs,
                 frame_rate: self.fps.as_f64(),
             });
         }
-        let master = hls::render_master(&variants).into_bytes();
+        let master = hls::render_master(&variants, &self.layout).into_bytes();
         announce_playable(&self.dest, master, &mut self.record, events).await?;
         self.master_published = true;
         self.uploaded.insert(MASTER_PLAYLIST.to_string());

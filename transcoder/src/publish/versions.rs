@@ -19,10 +19,11 @@ use time::OffsetDateTime;
 
 use super::retry::with_retries;
 use super::MASTER_PLAYLIST;
+use crate::dash::MPD;
 use crate::encode::POSTER;
 use crate::manifest::ReplacedVersion;
 use crate::storage::{is_version_name, ObjectKind, OutputSink, S3Sink};
-use crate::transcode::JobError;
+use crate::transcode::{JobError, Transcoded};
 
 /// Where a job publishes: its version folder, and the prefix that holds the stable names.
 #[derive(Debug, Clone)]
@@ -109,9 +110,10 @@ impl<S: OutputSink + Clone> Destination<S> {
         }
     }
 
-    /// Makes the complete version the published one: its poster, then its master, at the
+    /// Makes the complete version the published one: its poster, its DASH manifest (or none,
+    /// for MPEG-TS: an older CMAF version's would outlive its folder), then its master, at the
     /// stable names. The master last, so a reader never sees it point at something missing.
-    pub async fn switch(&self, master: &str) -> Result<(), JobError> {
+    pub async fn switch(&self, transcoded: &Transcoded) -> Result<(), JobError> {
         if self.version_name.is_empty() {
             return Ok(());
         }
@@ -125,7 +127,17 @@ impl<S: OutputSink + Clone> Destination<S> {
                 .put_bytes(POSTER, poster.clone(), ObjectKind::Image)
         })
         .await?;
-        let rebased = rebase_playlist(master, &self.version_name);
+        match transcoded.mpd(Some(&format!("{}/", self.version_name))) {
+            Some(mpd) => {
+                with_retries(MPD, || {
+                    self.root
+                        .put_bytes(MPD, mpd.clone().into_bytes(), ObjectKind::DashManifest)
+                })
+                .await?
+            }
+            None => with_retries(MPD, || self.root.delete(MPD)).await?,
+        }
+        let rebased = rebase_playlist(&transcoded.master, &self.version_name);
         put_playlist(&self.root, MASTER_PLAYLIST, rebased.into_bytes()).await?;
         tracing::info!(version = %self.version_name, "published: the stable master now serves this version");
         Ok(())

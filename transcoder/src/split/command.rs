@@ -26,7 +26,7 @@ use super::plan::Range;
 use crate::config::EncodeSettings;
 use crate::encode::{
     hls_output_args, input_guards, rung_encoder_args, tone_map_chain, KeyframeGrid, Schedule,
-    POSTER,
+    CUT_EVERY, POSTER,
 };
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo};
@@ -224,7 +224,7 @@ pub fn range_args(input_url: &OsStr, protocol: &str, plan: &RangePlan<'_>) -> Ve
     }
     for (i, rung) in plan.ladder.iter().enumerate() {
         args.extend(rung_encoder_args(i, rung, plan.source, s, &keyframes));
-        args.extend(hls_output_args(rung, &extra));
+        args.extend(hls_output_args(&rung.name, s.segments, CUT_EVERY, &extra));
     }
     args
 }

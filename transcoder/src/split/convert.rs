@@ -6,7 +6,7 @@ use tonic::Status;
 use super::plan::Range;
 use super::stitch::{RangeOutput, RungOutput, SegmentOut};
 use super::worker::RangeJob;
-use crate::config::{EncodeSettings, X264_PRESETS};
+use crate::config::{EncodeSettings, SegmentFormat, X264_PRESETS};
 use crate::ladder::Rung;
 use crate::probe::Rational;
 use crate::storage::{S3Object, S3Prefix};
@@ -84,6 +84,8 @@ pub fn range_job(request: v1::RangeRequest, base: &EncodeSettings) -> Result<Ran
         segment_seconds: request.segment_seconds,
         opening_seconds: request.opening_seconds,
         rungs: Vec::new(),
+        // Ranges are stitched as MPEG-TS, whatever this server writes for its own jobs.
+        segments: SegmentFormat::Ts,
         ..base.clone()
     };
     Ok(RangeJob {

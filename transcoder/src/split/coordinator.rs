@@ -125,8 +125,7 @@ impl<'a> Coordinator<'a> {
                 job.dest.clone(),
                 range_folder(job.work_dir, 0),
                 job.prepared,
-                job.template.settings.segment_seconds,
-                job.template.settings.ffmpeg.clone(),
+                &job.template.settings,
                 published.record().clone(),
             );
             let stop = stop_live.clone();

@@ -8,7 +8,7 @@
 
 use super::stitch::{joined_stats, RangeOutput};
 use crate::encode::MEDIA_PLAYLIST;
-use crate::hls::{self, Variant};
+use crate::hls::{self, MasterLayout, Variant};
 use crate::publish::estimated_bandwidth;
 use crate::transcode::{Prepared, Rendition};
 
@@ -62,7 +62,7 @@ pub fn master_playlist(
             }
         })
         .collect();
-    hls::render_master(&variants)
+    hls::render_master(&variants, &MasterLayout::Muxed)
 }
 
 /// The codecs of rung `name`, as its first range's segments carry them.

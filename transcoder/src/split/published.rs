@@ -9,6 +9,7 @@ use super::coordinator::SplitJob;
 use super::landed::Landed;
 use super::master::{master_playlist, renditions, rung_playlist};
 use super::stitch::{joined_playlist, RangeOutput};
+use crate::config::SegmentFormat;
 use crate::encode::POSTER;
 use crate::manifest::Manifest;
 use crate::publish::{announce_playable, retract, with_retries, LivePublisher, MASTER_PLAYLIST};
@@ -105,6 +106,8 @@ impl Published {
             source: job.prepared.source.clone(),
             fps: job.prepared.fps,
             renditions,
+            audio: None,
+            segments: SegmentFormat::Ts,
             master,
         })
     }

@@ -8,4 +8,7 @@ mod pipeline;
 
 pub use common::events::{JobEvent, Stage};
 pub use error::JobError;
-pub use pipeline::{encode_prepared, prepare, transcode, Prepared, Rendition, Transcoded};
+pub use pipeline::{
+    encode_prepared, master_layout, prepare, transcode, AudioOutput, Prepared, Rendition,
+    Transcoded,
+};

@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use super::{JobError, JobEvent, Stage};
-use crate::config::{EncodeSettings, Limits};
-use crate::encode::{self, MEDIA_PLAYLIST, POSTER};
-use crate::hls::{self, RenditionStats, Variant};
+use crate::config::{EncodeSettings, Limits, SegmentFormat};
+use crate::dash::{render_mpd, AudioSet, Presentation, VideoRepresentation};
+use crate::encode::{self, AUDIO_FOLDER, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
+use crate::hls::{self, AudioRendition, MasterLayout, RenditionStats, Variant};
 use crate::input::SourceInput;
 use crate::ladder::{compute_ladder, select_rungs, Rung};
 use crate::manifest::{Manifest, RenditionRecord};
@@ -35,26 +36,84 @@ pub struct Transcoded {
     pub fps: Rational,
     /// The renditions, best first.
     pub renditions: Vec<Rendition>,
+    /// A CMAF job's audio rendition (`None` for MPEG-TS, whose rungs carry the audio, and for
+    /// a silent source).
+    pub audio: Option<AudioOutput>,
+    /// The segments' container.
+    pub segments: SegmentFormat,
     /// The master playlist text.
     pub master: String,
+}
+
+/// A CMAF job's audio rendition, measured.
+#[derive(Debug, Clone)]
+pub struct AudioOutput {
+    /// What it weighs.
+    pub stats: RenditionStats,
+    /// Media playlist relative to the output root (`audio/index.m3u8`).
+    pub playlist: String,
+    /// The source track's language, when it declares one.
+    pub language: Option<String>,
 }
 
 impl Transcoded {
     /// The renditions as the manifest records them.
     pub fn records(&self) -> Vec<RenditionRecord> {
+        let (audio_peak, audio_average) = audio_bps(&self.audio);
         self.renditions
             .iter()
             .map(|r| RenditionRecord {
                 name: r.rung.name.clone(),
                 width: r.rung.width,
                 height: r.rung.height,
-                bandwidth: r.stats.peak_bps,
-                average_bandwidth: r.stats.average_bps,
+                bandwidth: r.stats.peak_bps + audio_peak,
+                average_bandwidth: r.stats.average_bps + audio_average,
                 codecs: r.codecs.clone(),
                 frame_rate: self.fps.as_f64(),
                 playlist: r.playlist.clone(),
             })
             .collect()
+    }
+
+    /// The DASH manifest over a CMAF job's segments, with the rendition folders under
+    /// `base_url` (a version folder, `_v…/`) when it is not beside them; `None` for MPEG-TS.
+    pub fn mpd(&self, base_url: Option<&str>) -> Option<String> {
+        if self.segments != SegmentFormat::Cmaf {
+            return None;
+        }
+        let seconds =
+            |stats: &RenditionStats| stats.segments.iter().map(|s| s.duration_s).collect();
+        let video = self
+            .renditions
+            .iter()
+            .map(|r| VideoRepresentation {
+                folder: &r.rung.name,
+                width: r.rung.width,
+                height: r.rung.height,
+                bandwidth: r.stats.peak_bps,
+                // The video's own codec: the audio is its own adaptation set.
+                codecs: r.codecs.split(',').next().unwrap_or_default(),
+                segment_seconds: seconds(&r.stats),
+            })
+            .collect();
+        let audio = self.audio.as_ref().map(|a| AudioSet {
+            folder: AUDIO_FOLDER,
+            language: a.language.as_deref(),
+            bandwidth: a.stats.peak_bps,
+            segment_seconds: seconds(&a.stats),
+        });
+        let duration_s = self
+            .renditions
+            .iter()
+            .map(|r| r.stats.duration_s)
+            .fold(0.0, f64::max);
+        Some(render_mpd(&Presentation {
+            duration_s,
+            frame_rate: (self.fps.num, self.fps.den),
+            video,
+            audio,
+            base_url,
+        }))
     }
 
     /// Writes what the job learnt about its source into its `done` record: the duration, and
@@ -145,12 +204,31 @@ pub async fn encode_prepared(
     })
     .await?;
 
+    let audio = match (settings.segments, &source.audio) {
+        (SegmentFormat::Cmaf, Some(track)) => {
+            let playlist = format!("{AUDIO_FOLDER}/{MEDIA_PLAYLIST}");
+            hls::finalize_vod_playlist(&work_dir.join(&playlist)).await?;
+            Some(AudioOutput {
+                stats: hls::measure_rendition(&work_dir.join(&playlist)).await?,
+                playlist,
+                language: track.language.clone(),
+            })
+        }
+        _ => None,
+    };
     let mut renditions = Vec::with_capacity(ladder.len());
     for rung in ladder {
         let playlist = format!("{}/{MEDIA_PLAYLIST}", rung.name);
         hls::finalize_vod_playlist(&work_dir.join(&playlist)).await?;
         let stats = hls::measure_rendition(&work_dir.join(&playlist)).await?;
-        let mut codecs = hls::video_codec_string(&settings.ffmpeg, &stats.first_segment).await?;
+        let init = work_dir.join(&rung.name).join(INIT_SEGMENT);
+        let mut codecs = hls::rung_codec_string(
+            settings.segments,
+            &settings.ffmpeg,
+            &init,
+            &stats.first_segment,
+        )
+        .await?;
         if source.audio.is_some() {
             codecs = format!("{codecs},{}", hls::AAC_LC);
         }
@@ -172,25 +250,47 @@ pub async fn encode_prepared(
         )));
     }
 
+    let (audio_peak, audio_average) = audio_bps(&audio);
     let variants: Vec<Variant> = renditions
         .iter()
         .map(|r| Variant {
             uri: r.playlist.clone(),
-            bandwidth: r.stats.peak_bps,
-            average_bandwidth: r.stats.average_bps,
+            bandwidth: r.stats.peak_bps + audio_peak,
+            average_bandwidth: r.stats.average_bps + audio_average,
             width: r.rung.width,
             height: r.rung.height,
             codecs: r.codecs.clone(),
             frame_rate: fps.as_f64(),
         })
         .collect();
-    let master = hls::render_master(&variants);
+    let master = hls::render_master(&variants, &master_layout(settings.segments, &audio));
     Ok(Transcoded {
         source,
         fps,
         renditions,
+        audio,
+        segments: settings.segments,
         master,
     })
+}
+
+/// What a separate audio rendition adds to every variant's peak and average bitrate: a
+/// variant's bandwidth is what a player fetches to play it, video and audio.
+fn audio_bps(audio: &Option<AudioOutput>) -> (u64, u64) {
+    audio
+        .as_ref()
+        .map_or((0, 0), |a| (a.stats.peak_bps, a.stats.average_bps))
+}
+
+/// How the master playlist lays out a job's variants.
+pub fn master_layout(segments: SegmentFormat, audio: &Option<AudioOutput>) -> MasterLayout {
+    match segments {
+        SegmentFormat::Ts => MasterLayout::Muxed,
+        SegmentFormat::Cmaf => MasterLayout::Cmaf(audio.as_ref().map(|a| AudioRendition {
+            uri: a.playlist.clone(),
+            language: a.language.clone(),
+        })),
+    }
 }
 
 /// ffmpeg stops quietly at the end of a truncated file, so a short output is how a cut-off
