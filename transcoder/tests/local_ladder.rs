@@ -371,35 +371,78 @@ fn ten_bit_422_anamorphic_source_with_cover_art() {
 
 #[test]
 fn cmaf_serves_hls_and_dash_from_the_same_segments() {
+    // Two audio tracks, French (the default) and English, as a film's languages come.
     let dir = scratch();
-    let input = dir.path().join("french.mp4");
-    make_clip(
-        &input,
+    let input = dir.path().join("two languages.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
         "testsrc2=s=1280x720:r=30",
-        6.0,
-        true,
-        &["-metadata:s:a:0", "language=fra"],
-    );
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=660:sample_rate=44100",
+        "-t",
+        "6",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-metadata:s:a:0",
+        "language=fra",
+        "-metadata:s:a:1",
+        "language=eng",
+        input.to_str().unwrap(),
+    ]);
     let (out, _) = transcode_ok(&input, &["--segments", "cmaf", "--preset", "ultrafast"]);
 
-    // HLS version 7: one audio rendition in French, which every variant names.
+    // HLS version 7: an audio rendition per track, French first and the default, which every
+    // video variant names; then an audio-only variant.
     let text = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
     assert!(text.contains("#EXT-X-VERSION:7"), "{text}");
     let master = master_playlist(&out.join("master.m3u8"));
-    assert_eq!(master.alternatives.len(), 1, "{text}");
-    let audio = &master.alternatives[0];
-    assert_eq!(audio.media_type, m3u8_rs::AlternativeMediaType::Audio);
-    assert_eq!(audio.language.as_deref(), Some("fra"));
-    assert!(audio.default);
-    assert_eq!(audio.uri.as_deref(), Some("audio/index.m3u8"));
+    let tracks: Vec<(Option<&str>, Option<&str>, bool)> = master
+        .alternatives
+        .iter()
+        .map(|a| (a.language.as_deref(), a.uri.as_deref(), a.default))
+        .collect();
+    assert_eq!(
+        tracks,
+        [
+            (Some("fra"), Some("audio/index.m3u8"), true),
+            (Some("eng"), Some("audio_2/index.m3u8"), false)
+        ],
+        "{text}"
+    );
+    let group = master.alternatives[0].group_id.clone();
+    assert!(master
+        .alternatives
+        .iter()
+        .all(|a| a.group_id == group && a.media_type == m3u8_rs::AlternativeMediaType::Audio));
+    let (video_variants, audio_only) = master.variants.split_at(4);
+    assert_eq!(audio_only.len(), 1, "{text}");
+    assert_eq!(audio_only[0].uri, "audio/index.m3u8");
+    assert_eq!(audio_only[0].codecs.as_deref(), Some("mp4a.40.2"));
     let record = manifest(&out);
     let mut keyframe_grids = Vec::new();
-    for (variant, recorded) in master
-        .variants
+    for (variant, recorded) in video_variants
         .iter()
         .zip(record["renditions"].as_array().unwrap())
     {
-        assert_eq!(variant.audio.as_deref(), Some(audio.group_id.as_str()));
+        assert_eq!(variant.audio.as_deref(), Some(group.as_str()));
         assert!(variant.codecs.as_deref().unwrap().ends_with(",mp4a.40.2"));
         assert_eq!(recorded["bandwidth"], variant.bandwidth);
         // Each rung: fMP4 segments behind its init segment, video only.
@@ -423,26 +466,33 @@ fn cmaf_serves_hls_and_dash_from_the_same_segments() {
         );
         keyframe_grids.push(keyframe_times(&playlist));
     }
-    assert_eq!(master.variants.len(), 4);
     assert!(
         keyframe_grids.windows(2).all(|w| w[0] == w[1]),
         "{keyframe_grids:?}"
     );
-    let audio_playlist = out.join("audio/index.m3u8");
-    let sound = stream(&audio_playlist, "audio").unwrap();
-    assert_eq!(
-        (sound["codec_name"].as_str(), sound["channels"].as_u64()),
-        (Some("aac"), Some(2))
-    );
-    let heard: f32 = media_playlist(&audio_playlist)
-        .segments
-        .iter()
-        .map(|s| s.duration)
-        .sum();
-    assert!((f64::from(heard) - 6.0).abs() < 0.1, "{heard}");
+    // Each track encoded once, to AAC stereo at 48 kHz, whole.
+    for folder in ["audio", "audio_2"] {
+        let playlist = out.join(folder).join("index.m3u8");
+        let sound = stream(&playlist, "audio").unwrap();
+        assert_eq!(
+            (
+                sound["codec_name"].as_str(),
+                sound["channels"].as_u64(),
+                sound["sample_rate"].as_str()
+            ),
+            (Some("aac"), Some(2), Some("48000")),
+            "{folder}"
+        );
+        let heard: f32 = media_playlist(&playlist)
+            .segments
+            .iter()
+            .map(|s| s.duration)
+            .sum();
+        assert!((f64::from(heard) - 6.0).abs() < 0.1, "{folder}: {heard}");
+    }
 
     // DASH over the same files: ffmpeg's own DASH demuxer (an absolute path: it resolves
-    // relative ones against the wrong folder) finds every rung and the audio, and decodes
+    // relative ones against the wrong folder) finds every rung and both tracks, and decodes
     // every frame of the top and bottom rungs through the manifest.
     let mpd = std::fs::canonicalize(out.join("manifest.mpd")).unwrap();
     let probed = ffprobe(&mpd, &["-show_streams"]);
@@ -453,10 +503,12 @@ fn cmaf_serves_hls_and_dash_from_the_same_segments() {
         .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
         .collect();
     assert_eq!(sizes, [(1280, 720), (854, 480), (640, 360), (426, 240)]);
-    assert_eq!(
-        streams.iter().filter(|s| s["codec_name"] == "aac").count(),
-        1
-    );
+    let languages: Vec<&str> = streams
+        .iter()
+        .filter(|s| s["codec_name"] == "aac")
+        .filter_map(|s| s["tags"]["language"].as_str())
+        .collect();
+    assert_eq!(languages, ["fra", "eng"]);
     for index in ["v:0", "v:3"] {
         let counted = ffprobe(
             &mpd,

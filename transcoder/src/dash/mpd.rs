@@ -31,13 +31,15 @@ pub struct VideoRepresentation<'a> {
     pub segment_seconds: Vec<f64>,
 }
 
-/// The audio rendition.
+/// One audio track, an adaptation set of its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioSet<'a> {
-    /// Its folder, also its id (`audio`).
+    /// Its folder, also its id (`audio`, `audio_2`).
     pub folder: &'a str,
     /// The track's language, when known (already checked: letters only).
     pub language: Option<&'a str>,
+    /// The source's default track (`Role` `main`; the others are `alternate`).
+    pub main: bool,
     /// Peak bitrate, bit/s.
     pub bandwidth: u64,
     /// Each segment's duration in seconds, in order.
@@ -53,8 +55,8 @@ pub struct Presentation<'a> {
     pub frame_rate: (u32, u32),
     /// Video rungs, best first.
     pub video: Vec<VideoRepresentation<'a>>,
-    /// The audio rendition, if the source has audio.
-    pub audio: Option<AudioSet<'a>>,
+    /// The audio tracks, the default first (none for a silent source).
+    pub audio: Vec<AudioSet<'a>>,
     /// Where the folders are, relative to the manifest (`_v…/` for a version folder), if not
     /// beside it.
     pub base_url: Option<&'a str>,
@@ -100,17 +102,22 @@ pub fn render_mpd(p: &Presentation<'_>) -> String {
         out.push_str("      </Representation>\n");
     }
     out.push_str("    </AdaptationSet>\n");
-    if let Some(a) = &p.audio {
+    for (i, a) in p.audio.iter().enumerate() {
         let lang = a
             .language
             .map(|l| format!(" lang=\"{}\"", escape(l)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\"{lang} \
-             segmentAlignment=\"true\" startWithSAP=\"1\">"
+            "    <AdaptationSet id=\"{}\" contentType=\"audio\" mimeType=\"audio/mp4\"{lang} \
+             segmentAlignment=\"true\" startWithSAP=\"1\">",
+            i + 1
         );
-        out.push_str("      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>\n");
+        let role = if a.main { "main" } else { "alternate" };
+        let _ = writeln!(
+            out,
+            "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>"
+        );
         let _ = writeln!(
             out,
             "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"mp4a.40.2\" \
@@ -206,12 +213,26 @@ mod tests {
                 codecs: "avc1.64001f",
                 segment_seconds: vec![1.0, 1.0, 2.0, 2.0],
             }],
-            audio: audio.then(|| AudioSet {
-                folder: "audio",
-                language: Some("fra"),
-                bandwidth: 130_000,
-                segment_seconds: vec![1.002667; 5],
-            }),
+            audio: if audio {
+                vec![
+                    AudioSet {
+                        folder: "audio",
+                        language: Some("fra"),
+                        main: true,
+                        bandwidth: 130_000,
+                        segment_seconds: vec![1.002667; 5],
+                    },
+                    AudioSet {
+                        folder: "audio_2",
+                        language: None,
+                        main: false,
+                        bandwidth: 130_000,
+                        segment_seconds: vec![1.002667; 5],
+                    },
+                ]
+            } else {
+                Vec::new()
+            },
             base_url: Some("_v1/"),
         }
     }
@@ -249,6 +270,13 @@ mod tests {
         );
         assert!(mpd.contains("contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"fra\""));
         assert!(mpd.contains("initialization=\"audio/init.mp4\""));
+        assert!(mpd.contains("urn:mpeg:dash:role:2011\" value=\"main\"/>"));
+        assert!(mpd.contains(
+            "<AdaptationSet id=\"2\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment"
+        ));
+        assert!(
+            mpd.contains("value=\"alternate\"") && mpd.contains("audio_2/seg_$Number%05d$.m4s")
+        );
         // Well-formed: every element that opens, closes.
         for tag in [
             "MPD",

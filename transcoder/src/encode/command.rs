@@ -5,6 +5,7 @@
 
 use std::ffi::{OsStr, OsString};
 
+use super::audio::{audio_tracks, AudioTrack};
 use super::tone_map::{bt709_tags, tone_map_chain};
 use super::{Schedule, CUT_EVERY};
 use crate::config::{EncodeSettings, SegmentFormat};
@@ -19,8 +20,6 @@ pub const SEGMENT_PATTERN: &str = "seg_%05d.ts";
 pub const CMAF_SEGMENT_PATTERN: &str = "seg_%05d.m4s";
 /// A CMAF rendition's init segment, beside its playlist.
 pub const INIT_SEGMENT: &str = "init.mp4";
-/// A CMAF job's audio rendition's folder, beside the rung folders.
-pub const AUDIO_FOLDER: &str = "audio";
 /// The poster, beside the rung folders.
 pub const POSTER: &str = "poster.jpg";
 
@@ -160,19 +159,19 @@ fn private_output_args() -> Vec<OsString> {
         .collect()
 }
 
-/// A CMAF job's audio rendition: the source's audio encoded once, at `kbps`, into
-/// [`AUDIO_FOLDER`], cut every `cut_s` seconds. Every AAC frame can start a segment, so the
+/// A CMAF job's audio rendition: one audio track of the source encoded once, at `kbps`,
+/// into its folder, cut every `cut_s` seconds. Every AAC frame can start a segment, so the
 /// muxer cuts on time alone: at the opening's length, so the first audio segment is ready as
 /// soon as the first video one.
-pub fn audio_rendition_args(audio: &AudioStream, kbps: u32, cut_s: u32) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-map", &format!("0:{}", audio.index)]
+pub fn audio_rendition_args(track: &AudioTrack, kbps: u32, cut_s: u32) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-map", &format!("0:{}", track.stream.index)]
         .into_iter()
         .map(OsString::from)
         .collect();
-    args.extend(audio_encoder_args(audio, kbps));
+    args.extend(audio_encoder_args(&track.stream, kbps));
     args.extend(private_output_args());
     args.extend(hls_output_args(
-        AUDIO_FOLDER,
+        &track.folder,
         SegmentFormat::Cmaf,
         &cut_s.to_string(),
         &[],
@@ -280,13 +279,14 @@ pub fn ffmpeg_args(input_url: &OsStr, protocol: &str, plan: &EncodePlan<'_>) -> 
         args.extend(rung_encoder_args(i, rung, plan.source, s, &grid));
         args.extend(hls_output_args(&rung.name, s.segments, CUT_EVERY, &[]));
     }
-    if let (SegmentFormat::Cmaf, Some(audio)) = (s.segments, &plan.source.audio) {
-        let first_cut = schedule.first_segment_seconds();
-        args.extend(audio_rendition_args(
-            audio,
-            plan.ladder[0].audio_kbps,
-            first_cut,
-        ));
+    if s.segments == SegmentFormat::Cmaf {
+        for track in audio_tracks(plan.source) {
+            args.extend(audio_rendition_args(
+                &track,
+                plan.ladder[0].audio_kbps,
+                schedule.first_segment_seconds(),
+            ));
+        }
     }
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&[
@@ -459,6 +459,7 @@ mod tests {
     fn video_only_sources_map_no_audio() {
         let mut info = source();
         info.audio = None;
+        info.audio_tracks.clear();
         let args = args_for(&info);
         assert_eq!(count(&args, "aac"), 0);
         assert!(!args.iter().any(|a| a == "0:1"));

@@ -1,5 +1,6 @@
 //! Encoding the whole ladder with one ffmpeg process.
 
+mod audio;
 mod command;
 mod ffmpeg;
 mod progress;
@@ -12,10 +13,11 @@ use crate::config::{EncodeSettings, SegmentFormat};
 use crate::input::SourceInput;
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo};
+pub use audio::{audio_tracks, AudioTrack};
 pub use command::{
     audio_rendition_args, ffmpeg_args, filter_graph, hls_output_args, input_guards,
-    rung_encoder_args, segment_pattern, EncodePlan, KeyframeGrid, AUDIO_FOLDER,
-    CMAF_SEGMENT_PATTERN, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
+    rung_encoder_args, segment_pattern, EncodePlan, KeyframeGrid, CMAF_SEGMENT_PATTERN,
+    INIT_SEGMENT, MEDIA_PLAYLIST, POSTER, SEGMENT_PATTERN,
 };
 pub use ffmpeg::{Deadlines, LineVerdict, RunError};
 pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};
@@ -74,8 +76,10 @@ pub async fn encode(
     for rung in ladder {
         tokio::fs::create_dir_all(work_dir.join(&rung.name)).await?;
     }
-    if settings.segments == SegmentFormat::Cmaf && source.audio.is_some() {
-        tokio::fs::create_dir_all(work_dir.join(AUDIO_FOLDER)).await?;
+    if settings.segments == SegmentFormat::Cmaf {
+        for track in audio_tracks(source) {
+            tokio::fs::create_dir_all(work_dir.join(&track.folder)).await?;
+        }
     }
     let plan = EncodePlan {
         source,

@@ -1,5 +1,7 @@
 //! The multivariant (master) playlist.
 
+use super::codecs::AAC_LC;
+
 /// One variant stream as the master playlist describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
@@ -19,26 +21,35 @@ pub struct Variant {
     pub frame_rate: f64,
 }
 
-/// A CMAF job's audio rendition, which every variant plays beside its video.
+/// One of a CMAF job's audio renditions, which every variant may play beside its video.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioRendition {
     /// Media playlist URI relative to the master (`audio/index.m3u8`).
     pub uri: String,
-    /// The source track's language (a checked BCP 47 tag), when it declares one.
+    /// The name players list, unique in the job.
+    pub name: String,
+    /// The source track's language (a checked ISO 639 code), when it declares one.
     pub language: Option<String>,
+    /// The one players start with.
+    pub default: bool,
+    /// Peak bitrate in bit/s.
+    pub bandwidth: u64,
+    /// Average bitrate in bit/s.
+    pub average_bandwidth: u64,
 }
 
 /// The audio group every CMAF variant names.
 const AUDIO_GROUP: &str = "audio";
 
 /// How the variants' segments are laid out: MPEG-TS with the audio muxed in, or CMAF, whose
-/// video variants name a separate audio rendition (if the source has audio).
+/// video variants name separate audio renditions (none for a silent source).
 #[derive(Debug, Clone, PartialEq)]
 pub enum MasterLayout {
     /// Version 3, audio inside each variant.
     Muxed,
-    /// Version 7 (`EXT-X-MAP` in the media playlists), audio as an `EXT-X-MEDIA` rendition.
-    Cmaf(Option<AudioRendition>),
+    /// Version 7 (`EXT-X-MAP` in the media playlists), each audio track an `EXT-X-MEDIA`
+    /// rendition, and an audio-only variant last, for connections too slow for any video.
+    Cmaf(Vec<AudioRendition>),
 }
 
 /// Renders the master playlist, variants in the order given (best first: Safari starts with
@@ -50,23 +61,36 @@ pub fn render_master(variants: &[Variant], layout: &MasterLayout) -> String {
         MasterLayout::Cmaf(_) => 7,
     };
     let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let mut audio_attribute = String::new();
-    if let MasterLayout::Cmaf(Some(audio)) = layout {
-        let (name, language) = match &audio.language {
-            Some(language) => (language.as_str(), format!(",LANGUAGE=\"{language}\"")),
-            None => ("Audio", String::new()),
+    let audio: &[AudioRendition] = match layout {
+        MasterLayout::Cmaf(audio) => audio,
+        MasterLayout::Muxed => &[],
+    };
+    for track in audio {
+        let language = match &track.language {
+            Some(language) => format!(",LANGUAGE=\"{language}\""),
+            None => String::new(),
         };
+        let default = if track.default { "YES" } else { "NO" };
         out.push_str(&format!(
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{name}\"{language},\
-             DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"{}\"\n",
-            audio.uri
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\"{language},\
+             DEFAULT={default},AUTOSELECT=YES,CHANNELS=\"2\",URI=\"{}\"\n",
+            track.name, track.uri
         ));
-        audio_attribute = format!(",AUDIO=\"{AUDIO_GROUP}\"");
     }
+    let audio_attribute = match audio.is_empty() {
+        true => String::new(),
+        false => format!(",AUDIO=\"{AUDIO_GROUP}\""),
+    };
     for v in variants {
         out.push_str(&format!(
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\",FRAME-RATE={:.3}{audio_attribute}\n{}\n",
             v.bandwidth, v.average_bandwidth, v.width, v.height, v.codecs, v.frame_rate, v.uri
+        ));
+    }
+    if let Some(main) = audio.iter().find(|t| t.default) {
+        out.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{AAC_LC}\"{audio_attribute}\n{}\n",
+            main.bandwidth, main.average_bandwidth, main.uri
         ));
     }
     out
@@ -101,7 +125,7 @@ mod tests {
     }
 
     #[test]
-    fn cmaf_variants_name_one_audio_rendition() {
+    fn cmaf_variants_name_every_audio_rendition_and_end_with_an_audio_only_one() {
         let variant = Variant {
             uri: "720p/index.m3u8".into(),
             bandwidth: 3_228_000,
@@ -111,25 +135,44 @@ mod tests {
             codecs: "avc1.64001f,mp4a.40.2".into(),
             frame_rate: 30.0,
         };
-        let audio = AudioRendition {
-            uri: "audio/index.m3u8".into(),
-            language: Some("fr".into()),
+        let track = |uri: &str, name: &str, default| AudioRendition {
+            uri: uri.into(),
+            name: name.into(),
+            language: Some(name.into()),
+            default,
+            bandwidth: 130_000,
+            average_bandwidth: 129_000,
         };
-        let text = render_master(&[variant], &MasterLayout::Cmaf(Some(audio)));
+        let audio = vec![
+            track("audio/index.m3u8", "fra", true),
+            track("audio_2/index.m3u8", "eng", false),
+        ];
+        let text = render_master(&[variant], &MasterLayout::Cmaf(audio));
         assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{text}");
         let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
-        let media = &parsed.alternatives[0];
-        assert_eq!(media.media_type, m3u8_rs::AlternativeMediaType::Audio);
-        assert_eq!(media.uri.as_deref(), Some("audio/index.m3u8"));
-        assert_eq!(media.language.as_deref(), Some("fr"));
-        assert!(media.default && media.autoselect);
+        let media = &parsed.alternatives;
+        assert_eq!(media.len(), 2);
+        assert_eq!(media[0].media_type, m3u8_rs::AlternativeMediaType::Audio);
+        assert_eq!(media[0].uri.as_deref(), Some("audio/index.m3u8"));
+        assert_eq!(media[0].language.as_deref(), Some("fra"));
+        assert!(media[0].default && media[0].autoselect);
+        assert!(!media[1].default && media[1].name == "eng");
+        assert_eq!(media[0].group_id, media[1].group_id);
         assert_eq!(
             parsed.variants[0].audio.as_deref(),
-            Some(media.group_id.as_str())
+            Some(media[0].group_id.as_str())
         );
+        // The audio-only variant, last: the default track alone.
+        let last = parsed.variants.last().unwrap();
+        assert_eq!(
+            (last.uri.as_str(), last.bandwidth, last.codecs.as_deref()),
+            ("audio/index.m3u8", 130_000, Some("mp4a.40.2"))
+        );
+        assert!(last.resolution.is_none());
 
         // No audio track: no rendition, and variants name none.
-        let silent = render_master(&[], &MasterLayout::Cmaf(None));
+        let silent = render_master(&[], &MasterLayout::Cmaf(Vec::new()));
         assert!(!silent.contains("EXT-X-MEDIA") && silent.contains("VERSION:7"));
+        assert!(!silent.contains("AUDIO="));
     }
 }

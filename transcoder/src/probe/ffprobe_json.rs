@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::source::{
     checked_language, AudioStream, DynamicRange, Rational, SourceInfo, VideoStream,
+    MAX_AUDIO_TRACKS,
 };
 use super::ProbeError;
 
@@ -75,12 +76,27 @@ pub fn parse_ffprobe_json(json: &[u8]) -> Result<SourceInfo, ProbeError> {
     })?;
 
     let video = pick_video(&out.streams)?;
-    let audio = pick(&out.streams, "audio").map(|s| AudioStream {
+    let describe_audio = |s: &Stream| AudioStream {
         index: s.index,
         codec: s.codec_name.clone().unwrap_or_default(),
         channels: s.channels.unwrap_or(2),
         language: checked_language(s.tags.language.as_deref()),
-    });
+    };
+    let audio = pick(&out.streams, "audio").map(describe_audio);
+    // The chosen track first, then the others in the file's order; a file with dozens of
+    // audio streams gets the first few, not an encoder each.
+    let others = out
+        .streams
+        .iter()
+        .filter(|s| s.codec_type.as_deref() == Some("audio"))
+        .filter(|s| audio.as_ref().is_none_or(|a| a.index != s.index))
+        .map(describe_audio);
+    let audio_tracks: Vec<AudioStream> = audio
+        .iter()
+        .cloned()
+        .chain(others)
+        .take(MAX_AUDIO_TRACKS)
+        .collect();
 
     let duration_s = seconds(video.duration.as_deref())
         .or_else(|| seconds(format.duration.as_deref()))
@@ -91,6 +107,7 @@ pub fn parse_ffprobe_json(json: &[u8]) -> Result<SourceInfo, ProbeError> {
         duration_s,
         video: describe_video(video)?,
         audio,
+        audio_tracks,
     })
 }
 

@@ -122,9 +122,16 @@ pub struct SourceInfo {
     pub duration_s: f64,
     /// The video stream.
     pub video: VideoStream,
-    /// The audio stream, if any.
+    /// The audio stream, if any: the default one, else the first.
     pub audio: Option<AudioStream>,
+    /// Every audio stream, `audio` first, at most [`MAX_AUDIO_TRACKS`]: a CMAF job makes a
+    /// rendition of each.
+    pub audio_tracks: Vec<AudioStream>,
 }
+
+/// The most audio tracks a job encodes: films carry a handful of languages and commentaries;
+/// a file with more is either a mistake or an attempt to make us run an encoder per stream.
+pub const MAX_AUDIO_TRACKS: usize = 8;
 
 /// Output frame rates a player expects; a variable-rate source is snapped to the nearest.
 const STANDARD_RATES: [(u32, u32); 9] = [

@@ -18,6 +18,12 @@ pub fn estimated_bandwidth(rung: &Rung, with_audio: bool) -> u64 {
     (f64::from(kbps) * 1000.0 * CONTAINER_OVERHEAD).ceil() as u64
 }
 
+/// An audio rendition's bandwidth before it is measured: the bitrate asked for, with the
+/// same margin.
+pub fn estimated_audio_bandwidth(kbps: u32) -> u64 {
+    (f64::from(kbps) * 1000.0 * CONTAINER_OVERHEAD).ceil() as u64
+}
+
 /// Publishes the first master playlist (every playlist it names is up; see
 /// `versions::Destination` for where it goes), records in the manifest that the stream is
 /// playable, and tells the caller.

@@ -11,7 +11,7 @@ use super::retry::with_retries;
 use super::{MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
 use crate::config::SegmentFormat;
 use crate::dash::MPD;
-use crate::encode::{AUDIO_FOLDER, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
+use crate::encode::{INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
 use crate::storage::{ObjectKind, OutputSink, StorageError};
 use crate::transcode::{JobError, Transcoded};
 
@@ -25,8 +25,8 @@ pub async fn publish_renditions<S: OutputSink>(
 ) -> Result<(), JobError> {
     let audio = transcoded
         .audio
-        .as_ref()
-        .map(|audio| (AUDIO_FOLDER, &audio.stats.segment_uris));
+        .iter()
+        .map(|audio| (audio.track.folder.as_str(), &audio.stats.segment_uris));
     let folders = transcoded
         .renditions
         .iter()

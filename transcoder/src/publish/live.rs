@@ -18,11 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::retry::with_retries;
 use super::{
-    announce_playable, estimated_bandwidth, retract, Destination, MASTER_PLAYLIST,
-    UPLOAD_CONCURRENCY,
+    announce_playable, estimated_audio_bandwidth, estimated_bandwidth, retract, Destination,
+    MASTER_PLAYLIST, UPLOAD_CONCURRENCY,
 };
 use crate::config::{EncodeSettings, SegmentFormat};
-use crate::encode::{AUDIO_FOLDER, INIT_SEGMENT, MEDIA_PLAYLIST};
+use crate::encode::{audio_tracks, INIT_SEGMENT, MEDIA_PLAYLIST};
 use crate::hls::{self, AudioRendition, MasterLayout, Variant};
 use crate::ladder::Rung;
 use crate::manifest::Manifest;
@@ -104,20 +104,28 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
             .iter()
             .map(|rung| live(&rung.name, Some(rung)))
             .collect();
-        let audio = prepared
-            .source
-            .audio
-            .as_ref()
-            .filter(|_| settings.segments == SegmentFormat::Cmaf);
-        if audio.is_some() {
-            rungs.push(live(AUDIO_FOLDER, None));
-        }
         let layout = match settings.segments {
             SegmentFormat::Ts => MasterLayout::Muxed,
-            SegmentFormat::Cmaf => MasterLayout::Cmaf(audio.map(|track| AudioRendition {
-                uri: format!("{AUDIO_FOLDER}/{MEDIA_PLAYLIST}"),
-                language: track.language.clone(),
-            })),
+            SegmentFormat::Cmaf => {
+                let tracks = audio_tracks(&prepared.source);
+                rungs.extend(tracks.iter().map(|t| live(&t.folder, None)));
+                // Bandwidths from the bitrate asked for, as for the rungs (`finish` measures).
+                let kbps = prepared.ladder[0].audio_kbps;
+                let estimate = estimated_audio_bandwidth(kbps);
+                MasterLayout::Cmaf(
+                    tracks
+                        .into_iter()
+                        .map(|t| AudioRendition {
+                            uri: format!("{}/{MEDIA_PLAYLIST}", t.folder),
+                            name: t.name,
+                            language: t.stream.language,
+                            default: t.default,
+                            bandwidth: estimate,
+                            average_bandwidth: estimate,
+                        })
+                        .collect(),
+                )
+            }
         };
         let segment_seconds = settings.segment_seconds;
         Self {

@@ -102,6 +102,7 @@ mod tests {
         assert!(source.audio.is_some(), "the test source has audio");
         if !audio {
             source.audio = None;
+            source.audio_tracks.clear();
         }
         Prepared {
             source,

@@ -106,7 +106,7 @@ impl Published {
             source: job.prepared.source.clone(),
             fps: job.prepared.fps,
             renditions,
-            audio: None,
+            audio: Vec::new(),
             segments: SegmentFormat::Ts,
             master,
         })

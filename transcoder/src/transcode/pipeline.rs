@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits, SegmentFormat};
 use crate::dash::{render_mpd, AudioSet, Presentation, VideoRepresentation};
-use crate::encode::{self, AUDIO_FOLDER, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
+use crate::encode::{self, AudioTrack, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
 use crate::hls::{self, AudioRendition, MasterLayout, RenditionStats, Variant};
 use crate::input::SourceInput;
 use crate::ladder::{compute_ladder, select_rungs, Rung};
@@ -36,18 +36,20 @@ pub struct Transcoded {
     pub fps: Rational,
     /// The renditions, best first.
     pub renditions: Vec<Rendition>,
-    /// A CMAF job's audio rendition (`None` for MPEG-TS, whose rungs carry the audio, and for
-    /// a silent source).
-    pub audio: Option<AudioOutput>,
+    /// A CMAF job's audio renditions, the default first (none for MPEG-TS, whose rungs carry
+    /// the audio, and for a silent source).
+    pub audio: Vec<AudioOutput>,
     /// The segments' container.
     pub segments: SegmentFormat,
     /// The master playlist text.
     pub master: String,
 }
 
-/// A CMAF job's audio rendition, measured.
+/// One of a CMAF job's audio renditions, measured.
 #[derive(Debug, Clone)]
 pub struct AudioOutput {
+    /// Which track, its folder and name.
+    pub track: AudioTrack,
     /// What it weighs.
     pub stats: RenditionStats,
     /// Media playlist relative to the output root (`audio/index.m3u8`).
@@ -96,12 +98,17 @@ impl Transcoded {
                 segment_seconds: seconds(&r.stats),
             })
             .collect();
-        let audio = self.audio.as_ref().map(|a| AudioSet {
-            folder: AUDIO_FOLDER,
-            language: a.language.as_deref(),
-            bandwidth: a.stats.peak_bps,
-            segment_seconds: seconds(&a.stats),
-        });
+        let audio = self
+            .audio
+            .iter()
+            .map(|a| AudioSet {
+                folder: &a.track.folder,
+                language: a.language.as_deref(),
+                main: a.track.default,
+                bandwidth: a.stats.peak_bps,
+                segment_seconds: seconds(&a.stats),
+            })
+            .collect();
         let duration_s = self
             .renditions
             .iter()
@@ -204,18 +211,19 @@ pub async fn encode_prepared(
     })
     .await?;
 
-    let audio = match (settings.segments, &source.audio) {
-        (SegmentFormat::Cmaf, Some(track)) => {
-            let playlist = format!("{AUDIO_FOLDER}/{MEDIA_PLAYLIST}");
+    let mut audio = Vec::new();
+    if settings.segments == SegmentFormat::Cmaf {
+        for track in encode::audio_tracks(&source) {
+            let playlist = format!("{}/{MEDIA_PLAYLIST}", track.folder);
             hls::finalize_vod_playlist(&work_dir.join(&playlist)).await?;
-            Some(AudioOutput {
+            audio.push(AudioOutput {
                 stats: hls::measure_rendition(&work_dir.join(&playlist)).await?,
                 playlist,
-                language: track.language.clone(),
-            })
+                language: track.stream.language.clone(),
+                track,
+            });
         }
-        _ => None,
-    };
+    }
     let mut renditions = Vec::with_capacity(ladder.len());
     for rung in ladder {
         let playlist = format!("{}/{MEDIA_PLAYLIST}", rung.name);
@@ -274,22 +282,32 @@ pub async fn encode_prepared(
     })
 }
 
-/// What a separate audio rendition adds to every variant's peak and average bitrate: a
-/// variant's bandwidth is what a player fetches to play it, video and audio.
-fn audio_bps(audio: &Option<AudioOutput>) -> (u64, u64) {
-    audio
-        .as_ref()
-        .map_or((0, 0), |a| (a.stats.peak_bps, a.stats.average_bps))
+/// What separate audio renditions add to every variant's peak and average bitrate: a
+/// variant's bandwidth is what a player fetches to play it, its video and the heaviest audio
+/// track it may pick.
+fn audio_bps(audio: &[AudioOutput]) -> (u64, u64) {
+    audio.iter().fold((0, 0), |(peak, average), a| {
+        (peak.max(a.stats.peak_bps), average.max(a.stats.average_bps))
+    })
 }
 
 /// How the master playlist lays out a job's variants.
-pub fn master_layout(segments: SegmentFormat, audio: &Option<AudioOutput>) -> MasterLayout {
+pub fn master_layout(segments: SegmentFormat, audio: &[AudioOutput]) -> MasterLayout {
     match segments {
         SegmentFormat::Ts => MasterLayout::Muxed,
-        SegmentFormat::Cmaf => MasterLayout::Cmaf(audio.as_ref().map(|a| AudioRendition {
-            uri: a.playlist.clone(),
-            language: a.language.clone(),
-        })),
+        SegmentFormat::Cmaf => MasterLayout::Cmaf(
+            audio
+                .iter()
+                .map(|a| AudioRendition {
+                    uri: a.playlist.clone(),
+                    name: a.track.name.clone(),
+                    language: a.language.clone(),
+                    default: a.track.default,
+                    bandwidth: a.stats.peak_bps,
+                    average_bandwidth: a.stats.average_bps,
+                })
+                .collect(),
+        ),
     }
 }
 
