@@ -102,9 +102,9 @@ const as = `\t<AdaptationSet id="3" contentType="text" mimeType="text/vtt" lang=
 \t\t</AdaptationSet>\n\t`;
 fs.writeFileSync(f, fs.readFileSync(f, "utf8").replace("</Period>", as + "</Period>"));')
 
-# Broken copy of b: French audio init segment, subtitle file and last video segments missing.
-cp -r "$TMP/cmaf" "$TMP/broken"
-rm "$TMP/broken/init_3.m4s" "$TMP/broken/subs_eng.vtt" "$TMP/broken"/chunk_[01]_00006.m4s
+# Broken copies of b, one defect each: French audio init segment, subtitle file, last video segments.
+for b in audio subs end; do cp -r "$TMP/cmaf" "$TMP/broken-$b"; done
+rm "$TMP/broken-audio/init_3.m4s" "$TMP/broken-subs/subs_eng.vtt" "$TMP/broken-end"/chunk_[01]_00006.m4s
 
 # run NAME WANT_RC JS_CONDITION play.mjs-args...: runs one case and checks exit code and result.
 run() {
@@ -136,11 +136,11 @@ run neg-ts-one-audio 1 'd.failed.join() === "switchAudio,subtitles"' --dir "$TMP
 for p in hls dash; do
   # hls.js retries a missing segment without end, so these two rely on the timeout to stop.
   run "neg-$p-audio" 1 'd.failed.join() === "switchAudio" && err(/init_3\.m4s|chunk_3_/)' \
-    --dir "$TMP/broken" --player $p --switch-audio --timeout 12
+    --dir "$TMP/broken-audio" --player $p --switch-audio --timeout 12
   run "neg-$p-subs" 1 'd.failed.join() === "subtitles" && err(/subs_eng\.vtt/)' \
-    --dir "$TMP/broken" --player $p --subtitles --timeout 12
+    --dir "$TMP/broken-subs" --player $p --subtitles --timeout 12
   run "neg-$p-end" 1 'd.failed.join() === "seekEnd" && err(/chunk_[01]_00006/)' \
-    --dir "$TMP/broken" --player $p --seek-end --timeout 12
+    --dir "$TMP/broken-end" --player $p --seek-end --timeout 12
 done
 
 echo "$passed passed, $failed failed"
