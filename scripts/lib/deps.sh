@@ -87,3 +87,14 @@ ensure_container_tools() {
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends tini util-linux >/dev/null
 }
+
+# A real player for the playback tests: Debian's Chromium, and hls.js, dash.js and
+# puppeteer-core at the versions tests/player pins (npm). Node comes from Debian when absent.
+ensure_player() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "installing Node.js from Debian..." >&2
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  tests/player/install.sh >&2
+}

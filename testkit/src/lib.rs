@@ -6,6 +6,7 @@ pub mod cloud;
 pub mod ecs;
 pub mod held_request;
 pub mod ladder;
+pub mod player;
 pub mod slow_download;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,62 @@
+//! A real player in a real browser: `tests/player/play.mjs` plays an output folder in headless
+//! Chromium with hls.js (`master.m3u8`) or dash.js (`manifest.mpd`) and reports what the player
+//! saw as one JSON line. `scripts/test.sh` installs Chromium and the pinned npm packages
+//! (`tests/player/install.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Which player.
+#[derive(Debug, Clone, Copy)]
+pub enum Player {
+    /// hls.js, on `master.m3u8`.
+    Hls,
+    /// dash.js, on `manifest.mpd`.
+    Dash,
+}
+
+/// The harness folder.
+fn harness() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/player")
+}
+
+/// Plays `dir` with `player` and the checks `flags` ask for (`--switch-audio`, `--subtitles`,
+/// `--seek-end`), and returns the report. Panics, with the report, unless every check passed.
+pub fn play(dir: &Path, player: Player, flags: &[&str]) -> Value {
+    let harness = harness();
+    assert!(
+        harness.join("node_modules").is_dir(),
+        "the player harness is not installed: run tests/player/install.sh (scripts/test.sh does)"
+    );
+    let name = match player {
+        Player::Hls => "hls",
+        Player::Dash => "dash",
+    };
+    let out = Command::new("node")
+        .arg(harness.join("play.mjs"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["--player", name, "--timeout", "90"])
+        .args(flags)
+        .output()
+        .expect("node is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: no report: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(
+        out.status.success() && report["ok"] == true,
+        "{name} did not play {}: {report:#}",
+        dir.display()
+    );
+    report
+}

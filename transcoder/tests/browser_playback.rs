@@ -1,0 +1,132 @@
+//! Outputs played in a browser, as viewers' players play them: headless Chromium with hls.js
+//! and dash.js (`testkit::player`), on `transcoder local` outputs of generated sources. Each
+//! run must load, play, and seek to the end; with several audio tracks it switches track.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::player::{play, Player};
+use common::*;
+
+/// Transcodes `input` into `out` beside it with `extra` flags, insisting it succeeds.
+fn transcode(input: &Path, extra: &[&str]) -> PathBuf {
+    let out = input.parent().unwrap().join("out");
+    let run = transcode_local(input, &out, extra);
+    assert!(run.status.success(), "{}", describe(&run));
+    out
+}
+
+/// The video levels a report lists, as (width, height).
+fn level_sizes(report: &serde_json::Value) -> Vec<(u64, u64)> {
+    let mut sizes: Vec<(u64, u64)> = report["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["width"].as_u64().unwrap(), l["height"].as_u64().unwrap()))
+        .collect();
+    sizes.sort_unstable();
+    sizes
+}
+
+#[test]
+fn two_languages_in_cmaf_play_and_switch_in_hls_js_and_dash_js() {
+    let dir = scratch();
+    let input = dir.path().join("film.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=854x480:r=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=660:sample_rate=44100",
+        "-t",
+        "12",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-metadata:s:a:0",
+        "language=fra",
+        "-metadata:s:a:1",
+        "language=eng",
+        input.to_str().unwrap(),
+    ]);
+    let out = transcode(&input, &["--segments", "cmaf", "--preset", "ultrafast"]);
+    for player in [Player::Hls, Player::Dash] {
+        let report = play(&out, player, &["--switch-audio", "--seek-end"]);
+        assert_eq!(
+            level_sizes(&report),
+            [(428, 240), (640, 360), (854, 480)],
+            "{report:#}"
+        );
+        let languages: Vec<&str> = report["audioTracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["lang"].as_str())
+            .collect();
+        // dash.js shortens ISO 639-2 codes to two letters.
+        assert!(
+            matches!(languages.as_slice(), ["fra", "eng"] | ["fr", "en"]),
+            "{report:#}"
+        );
+        assert_eq!(report["audioSwitched"], true, "{report:#}");
+        assert_eq!(report["reachedEnd"], true, "{report:#}");
+    }
+}
+
+#[test]
+fn a_silent_hdr10_source_in_cmaf_plays_in_both() {
+    // No audio at all, and a 10-bit PQ picture: the ladder is tone-mapped SDR H.264.
+    let dir = scratch();
+    let input = dir.path().join("silent hdr.mp4");
+    make_clip(
+        &input,
+        "testsrc2=s=640x360:r=30,format=yuv420p10le",
+        8.0,
+        false,
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc",
+            "-tag:v",
+            "hvc1",
+        ],
+    );
+    let out = transcode(&input, &["--segments", "cmaf", "--preset", "ultrafast"]);
+    for player in [Player::Hls, Player::Dash] {
+        let report = play(&out, player, &["--seek-end"]);
+        assert_eq!(level_sizes(&report), [(426, 240), (640, 360)], "{report:#}");
+        assert_eq!(report["audioTracks"].as_array().map_or(0, Vec::len), 0);
+        assert_eq!(report["reachedEnd"], true, "{report:#}");
+    }
+}
+
+#[test]
+fn mpeg_ts_output_plays_in_hls_js() {
+    let dir = scratch();
+    let input = dir.path().join("clip.mp4");
+    make_clip(&input, "testsrc2=s=640x360:r=30", 8.0, true, &[]);
+    let out = transcode(&input, &["--preset", "ultrafast"]);
+    let report = play(&out, Player::Hls, &["--seek-end"]);
+    assert_eq!(level_sizes(&report), [(426, 240), (640, 360)], "{report:#}");
+    assert_eq!(report["reachedEnd"], true, "{report:#}");
+}
