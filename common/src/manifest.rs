@@ -54,6 +54,18 @@ pub struct SourceRecord {
     pub size: Option<u64>,
 }
 
+/// One published subtitle rendition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubtitleRecord {
+    /// The name players list.
+    pub name: String,
+    /// Its language, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Its media playlist, relative to the output prefix.
+    pub playlist: String,
+}
+
 /// One published rendition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenditionRecord {
@@ -114,6 +126,12 @@ pub struct Manifest {
     /// for the ladder; absent for a standard-range source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tone_mapped_from: Option<String>,
+    /// Published subtitle renditions (WebVTT).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtitles: Vec<SubtitleRecord>,
+    /// What the job left out and why, one line each (bitmap subtitles, a sidecar too big).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Why the job failed, when it did.
     pub error: Option<ErrorRecord>,
     /// When the stream became playable (RFC 3339, UTC): the first master playlist, listing
@@ -161,6 +179,8 @@ impl Manifest {
             poster: None,
             duration_s: None,
             tone_mapped_from: None,
+            subtitles: Vec::new(),
+            notes: Vec::new(),
             error: None,
             playable_at: None,
             version: None,

@@ -184,3 +184,69 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A film as catalogues receive them, `seconds` long, in `dir`: 854x480 H.264, two audio tracks
+/// (French 48 kHz, the default, and English 44.1 kHz), a French `mov_text` subtitle track
+/// ("Bonjour from the track" from 0.5 s), and an English SubRip sidecar beside it
+/// (`NAME.en.srt`, "Hello from the sidecar" from 1 s). Returns the video's path.
+pub fn make_film(dir: &Path, name: &str, seconds: f64) -> PathBuf {
+    let track = dir.join("track.srt");
+    std::fs::write(
+        &track,
+        "1\n00:00:00,500 --> 00:00:03,000\nBonjour from the track\n\n\
+         2\n00:00:04,000 --> 00:00:07,000\nSecond cue\n",
+    )
+    .unwrap();
+    let video = dir.join(name);
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    std::fs::write(
+        dir.join(format!("{stem}.en.srt")),
+        "1\n00:00:01,000 --> 00:00:04,000\nHello from the sidecar\n\n\
+         2\n00:00:05,000 --> 00:00:09,000\nAnother sidecar cue\n",
+    )
+    .unwrap();
+    let d = seconds.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=854x480:r=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=660:sample_rate=44100",
+        "-i",
+        track.to_str().unwrap(),
+        "-t",
+        &d,
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        "-map",
+        "3:s",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-c:s",
+        "mov_text",
+        "-metadata:s:a:0",
+        "language=fra",
+        "-metadata:s:a:1",
+        "language=eng",
+        "-metadata:s:s:0",
+        "language=fra",
+        video.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(track).unwrap();
+    video
+}

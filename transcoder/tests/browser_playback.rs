@@ -30,45 +30,17 @@ fn level_sizes(report: &serde_json::Value) -> Vec<(u64, u64)> {
 }
 
 #[test]
-fn two_languages_in_cmaf_play_and_switch_in_hls_js_and_dash_js() {
+fn a_film_in_cmaf_plays_switches_language_and_shows_subtitles_in_hls_js_and_dash_js() {
+    // Two audio languages, a mov_text subtitle track and an SRT sidecar.
     let dir = scratch();
-    let input = dir.path().join("film.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=854x480:r=30",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=660:sample_rate=44100",
-        "-t",
-        "12",
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-map",
-        "2:a",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "aac",
-        "-metadata:s:a:0",
-        "language=fra",
-        "-metadata:s:a:1",
-        "language=eng",
-        input.to_str().unwrap(),
-    ]);
+    let input = make_film(dir.path(), "film.mp4", 12.0);
     let out = transcode(&input, &["--segments", "cmaf", "--preset", "ultrafast"]);
     for player in [Player::Hls, Player::Dash] {
-        let report = play(&out, player, &["--switch-audio", "--seek-end"]);
+        let report = play(
+            &out,
+            player,
+            &["--switch-audio", "--subtitles", "--seek-end"],
+        );
         assert_eq!(
             level_sizes(&report),
             [(428, 240), (640, 360), (854, 480)],
@@ -86,6 +58,13 @@ fn two_languages_in_cmaf_play_and_switch_in_hls_js_and_dash_js() {
             "{report:#}"
         );
         assert_eq!(report["audioSwitched"], true, "{report:#}");
+        // Both subtitle tracks listed; the first one's cues arrive.
+        assert_eq!(
+            report["textTracks"].as_array().unwrap().len(),
+            2,
+            "{report:#}"
+        );
+        assert_eq!(report["firstCue"], "Bonjour from the track", "{report:#}");
         assert_eq!(report["reachedEnd"], true, "{report:#}");
     }
 }

@@ -630,6 +630,16 @@ async fn a_stop_during_the_switch_lets_the_job_finish_publishing() {
 async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down() {
     let (_moto, s3, env) = setup().await;
     upload_clip(&s3, "talk.mp4", 4.0).await;
+    // A WebVTT sidecar uploaded beside the video, and a file that only looks like one.
+    let sidecars = scratch();
+    let vtt = sidecars.path().join("talk.de.vtt");
+    std::fs::write(
+        &vtt,
+        "WEBVTT\n\n00:00.500 --> 00:02.000\nHallo aus der Datei\n",
+    )
+    .unwrap();
+    upload(&s3, RAW, "talk.de.vtt", &vtt).await;
+    upload(&s3, RAW, "talk.de.vtt.exe", &vtt).await;
     let prefix = "hls/talk/";
     let cmaf = Server::start(&env, &["--segments", "cmaf"]);
     let run = transcoder(
@@ -643,13 +653,18 @@ async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down()
         serde_json::from_slice(&get(&s3, OUT, &format!("{prefix}manifest.json")).await).unwrap();
     let version = record["version"].as_str().unwrap().to_string();
     // Init segments went up with the segments, typed as MP4; the manifest at the stable name
-    // reaches into the version folder through its BaseURL.
+    // reaches into the version folder through its paths.
     for (name, want_type) in [
         ("manifest.mpd".to_string(), "application/dash+xml"),
         (format!("{version}/360p/init.mp4"), "video/mp4"),
         (format!("{version}/360p/seg_00000.m4s"), "video/mp4"),
         (format!("{version}/audio/init.mp4"), "video/mp4"),
         (format!("{version}/audio/seg_00000.m4s"), "video/mp4"),
+        (format!("{version}/subs/subtitles.vtt"), "text/vtt"),
+        (
+            format!("{version}/subs/index.m3u8"),
+            "application/vnd.apple.mpegurl",
+        ),
     ] {
         assert_eq!(
             content_type(&s3, &format!("{prefix}{name}")).await.0,
@@ -659,7 +674,7 @@ async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down()
     }
     let mpd = String::from_utf8(get(&s3, OUT, &format!("{prefix}manifest.mpd")).await).unwrap();
     assert!(
-        mpd.contains(&format!("<BaseURL>{version}/</BaseURL>")),
+        mpd.contains(&format!("initialization=\"{version}/360p/init.mp4\"")),
         "{mpd}"
     );
     let master = String::from_utf8(get(&s3, OUT, &format!("{prefix}master.m3u8")).await).unwrap();
@@ -667,6 +682,24 @@ async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down()
         master.contains(&format!("URI=\"{version}/audio/index.m3u8\"")),
         "{master}"
     );
+    let subtitles = format!(
+        "TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"de\",LANGUAGE=\"de\",DEFAULT=NO,\
+         AUTOSELECT=YES,FORCED=NO,URI=\"{version}/subs/index.m3u8\""
+    );
+    assert!(master.contains(&subtitles), "{master}");
+    assert!(
+        mpd.contains(&format!("<BaseURL>{version}/subs/subtitles.vtt</BaseURL>")),
+        "{mpd}"
+    );
+    assert_eq!(record["subtitles"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        record["subtitles"][0]["playlist"],
+        format!("{version}/subs/index.m3u8")
+    );
+    let cues = get(&s3, OUT, &format!("{prefix}{version}/subs/subtitles.vtt")).await;
+    assert!(String::from_utf8(cues)
+        .unwrap()
+        .contains("Hallo aus der Datei"));
 
     // What a player at the prefix gets, read by ffmpeg's DASH and HLS demuxers.
     let dir = scratch();
@@ -676,6 +709,9 @@ async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down()
         let counted = ffprobe(
             &playlist,
             &[
+                // Both demuxers refuse a .vtt file unless told (a guard for untrusted lists).
+                "-allowed_extensions",
+                "ALL",
                 "-count_frames",
                 "-select_streams",
                 "v:0",
@@ -687,7 +723,19 @@ async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down()
             counted["streams"][0]["nb_read_frames"], "120",
             "{playlist:?}"
         );
-        assert!(stream(&playlist, "audio").is_some(), "{playlist:?}");
+        let streams = ffprobe(&playlist, &["-allowed_extensions", "ALL", "-show_streams"]);
+        let kinds: Vec<&str> = streams["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["codec_type"].as_str())
+            .collect();
+        // ffmpeg's HLS demuxer skips subtitle renditions; its DASH one reads them.
+        let is_mpd = playlist.extension().is_some_and(|e| e == "mpd");
+        assert!(
+            kinds.contains(&"audio") && (!is_mpd || kinds.contains(&"subtitle")),
+            "{playlist:?}: {kinds:?}"
+        );
     }
 
     // A new upload, published as MPEG-TS: the DASH manifest would outlive the CMAF version's

@@ -525,6 +525,74 @@ fn cmaf_serves_hls_and_dash_from_the_same_segments() {
 }
 
 #[test]
+fn subtitle_tracks_and_sidecars_become_webvtt_and_bad_sidecars_are_left_out() {
+    let dir = scratch();
+    let input = make_film(dir.path(), "film.mp4", 6.0);
+    // Two sidecars that are not subtitles: a playlist dressed as WebVTT, and 3 MB of "SubRip".
+    std::fs::write(
+        dir.path().join("film.it.vtt"),
+        "#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("film.de.srt"), vec![b'1'; 3 << 20]).unwrap();
+    let (out, _) = transcode_ok(&input, &["--segments", "cmaf", "--preset", "ultrafast"]);
+
+    // The French track, then the English sidecar, each a whole-file WebVTT playlist.
+    let master = master_playlist(&out.join("master.m3u8"));
+    let subtitles: Vec<(Option<&str>, Option<&str>)> = master
+        .alternatives
+        .iter()
+        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Subtitles)
+        .map(|a| (a.language.as_deref(), a.uri.as_deref()))
+        .collect();
+    assert_eq!(
+        subtitles,
+        [
+            (Some("fra"), Some("subs/index.m3u8")),
+            (Some("en"), Some("subs_2/index.m3u8"))
+        ]
+    );
+    for (folder, first_cue) in [
+        ("subs", "Bonjour from the track"),
+        ("subs_2", "Hello from the sidecar"),
+    ] {
+        let media = media_playlist(&out.join(folder).join("index.m3u8"));
+        assert_eq!(media.segments.len(), 1);
+        assert!((media.segments[0].duration - 6.0).abs() < 0.1);
+        let vtt = std::fs::read_to_string(out.join(folder).join("subtitles.vtt")).unwrap();
+        assert!(vtt.starts_with("WEBVTT"), "{vtt}");
+        assert!(vtt.contains(first_cue), "{folder}: {vtt}");
+    }
+    assert!(!out.join("subs_3").exists());
+    // DASH lists them too.
+    let mpd = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
+    assert_eq!(mpd.matches("mimeType=\"text/vtt\"").count(), 2, "{mpd}");
+
+    // The record lists what was published and says what was left out.
+    let record = manifest(&out);
+    assert_eq!(record["status"], "done");
+    assert_eq!(record["subtitles"][0]["playlist"], "subs/index.m3u8");
+    assert_eq!(record["subtitles"][1]["language"], "en");
+    let notes: Vec<&str> = record["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("more than subtitles ever need")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("holds no cues")),
+        "{notes:?}"
+    );
+}
+
+#[test]
 fn hdr10_source_is_tone_mapped_to_bt709() {
     // 10-bit HEVC as HDR10 masters come: PQ curve, BT.2020, mastering display and content
     // light level metadata.

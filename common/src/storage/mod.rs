@@ -30,6 +30,8 @@ pub enum ObjectKind {
     CmafSegment,
     /// A DASH manifest (`manifest.mpd`): changes when a job is redone, like a playlist.
     DashManifest,
+    /// A WebVTT subtitle file: never changes once written.
+    Subtitles,
     /// The poster.
     Image,
     /// `manifest.json`: the job's live status, never cached.
@@ -38,10 +40,12 @@ pub enum ObjectKind {
 
 impl ObjectKind {
     /// The kind of a segment file by its name: CMAF's `.m4s` segments and `.mp4` init
-    /// segments, MPEG-TS otherwise.
+    /// segments, WebVTT subtitles, MPEG-TS otherwise.
     pub fn segment_named(name: &str) -> Self {
         if name.ends_with(".m4s") || name.ends_with(".mp4") {
             Self::CmafSegment
+        } else if name.ends_with(".vtt") {
+            Self::Subtitles
         } else {
             Self::Segment
         }
@@ -54,6 +58,7 @@ impl ObjectKind {
             Self::Segment => "video/mp2t",
             Self::CmafSegment => "video/mp4",
             Self::DashManifest => "application/dash+xml",
+            Self::Subtitles => "text/vtt",
             Self::Image => "image/jpeg",
             Self::Json => "application/json",
         }
@@ -63,7 +68,9 @@ impl ObjectKind {
     /// cached.
     pub fn cache_control(self) -> &'static str {
         match self {
-            Self::Segment | Self::CmafSegment => "public, max-age=31536000, immutable",
+            Self::Segment | Self::CmafSegment | Self::Subtitles => {
+                "public, max-age=31536000, immutable"
+            }
             Self::Playlist | Self::DashManifest => "public, max-age=10",
             Self::Image => "public, max-age=3600",
             Self::Json => "no-cache",

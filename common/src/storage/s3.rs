@@ -77,6 +77,30 @@ impl S3Store {
         }
     }
 
+    /// The objects whose keys start with `prefix` in `bucket`, with their sizes: at most
+    /// `limit`, in key order (one page of ListObjectsV2).
+    pub async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: i32,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(limit)
+            .send()
+            .await
+            .map_err(|e| s3_error("ListObjectsV2", bucket, prefix, e))?;
+        Ok(page
+            .contents()
+            .iter()
+            .filter_map(|o| Some((o.key()?.to_string(), o.size().unwrap_or(0).max(0) as u64)))
+            .collect())
+    }
+
     /// Bytes `[start, end)` of `object` (a ranged GET, `If-Match` its `etag` when given), for
     /// the few small pieces read before the download: a source's head and its index. At most
     /// `end - start` bytes are read, whatever the server sends.

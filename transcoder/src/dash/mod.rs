@@ -3,4 +3,4 @@
 
 mod mpd;
 
-pub use mpd::{render_mpd, AudioSet, Presentation, VideoRepresentation, MPD};
+pub use mpd::{render_mpd, AudioSet, Presentation, TextSet, VideoRepresentation, MPD};

@@ -46,6 +46,17 @@ pub struct AudioSet<'a> {
     pub segment_seconds: Vec<f64>,
 }
 
+/// One subtitle track: a whole WebVTT file, an adaptation set of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextSet<'a> {
+    /// Its folder, also its id (`subs`, `subs_2`).
+    pub folder: &'a str,
+    /// The WebVTT file in it.
+    pub file: &'a str,
+    /// Its language, when known (already checked: letters only).
+    pub language: Option<&'a str>,
+}
+
 /// Everything a manifest says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Presentation<'a> {
@@ -57,9 +68,12 @@ pub struct Presentation<'a> {
     pub video: Vec<VideoRepresentation<'a>>,
     /// The audio tracks, the default first (none for a silent source).
     pub audio: Vec<AudioSet<'a>>,
-    /// Where the folders are, relative to the manifest (`_v…/` for a version folder), if not
-    /// beside it.
-    pub base_url: Option<&'a str>,
+    /// The subtitle tracks.
+    pub text: Vec<TextSet<'a>>,
+    /// Where the folders are, relative to the manifest: `""` beside it, `_v…/` in a version
+    /// folder. Written into every path, not as an MPD `BaseURL`: players disagree on how a
+    /// representation's own `BaseURL` (a subtitle file's) combines with the MPD's.
+    pub folders_at: &'a str,
 }
 
 /// Renders the manifest.
@@ -72,9 +86,6 @@ pub fn render_mpd(p: &Presentation<'_>) -> String {
          type=\"static\" mediaPresentationDuration=\"{}\" minBufferTime=\"PT2S\">",
         iso_duration(p.duration_s)
     );
-    if let Some(base) = p.base_url {
-        let _ = writeln!(out, "  <BaseURL>{}</BaseURL>", escape(base));
-    }
     out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
     let (max_width, max_height) = p
         .video
@@ -98,7 +109,8 @@ pub fn render_mpd(p: &Presentation<'_>) -> String {
             v.height,
             escape(v.codecs)
         );
-        segment_template(&mut out, v.folder, &v.segment_seconds);
+        let folder = format!("{}{}", p.folders_at, v.folder);
+        segment_template(&mut out, &folder, &v.segment_seconds);
         out.push_str("      </Representation>\n");
     }
     out.push_str("    </AdaptationSet>\n");
@@ -129,8 +141,30 @@ pub fn render_mpd(p: &Presentation<'_>) -> String {
             "        <AudioChannelConfiguration \
              schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"2\"/>\n",
         );
-        segment_template(&mut out, a.folder, &a.segment_seconds);
+        let folder = format!("{}{}", p.folders_at, a.folder);
+        segment_template(&mut out, &folder, &a.segment_seconds);
         out.push_str("      </Representation>\n    </AdaptationSet>\n");
+    }
+    for (i, t) in p.text.iter().enumerate() {
+        let lang = t
+            .language
+            .map(|l| format!(" lang=\"{}\"", escape(l)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    <AdaptationSet id=\"{}\" contentType=\"text\" mimeType=\"text/vtt\"{lang}>",
+            1 + p.audio.len() + i
+        );
+        out.push_str("      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n");
+        let _ = writeln!(
+            out,
+            "      <Representation id=\"{}\" bandwidth=\"256\">\n        \
+             <BaseURL>{}{}/{}</BaseURL>\n      </Representation>\n    </AdaptationSet>",
+            escape(t.folder),
+            escape(p.folders_at),
+            escape(t.folder),
+            escape(t.file)
+        );
     }
     out.push_str("  </Period>\n</MPD>\n");
     out
@@ -233,7 +267,12 @@ mod tests {
             } else {
                 Vec::new()
             },
-            base_url: Some("_v1/"),
+            text: vec![TextSet {
+                folder: "subs",
+                file: "subtitles.vtt",
+                language: Some("en"),
+            }],
+            folders_at: "_v1/",
         }
     }
 
@@ -256,26 +295,26 @@ mod tests {
             mpd.contains("mediaPresentationDuration=\"PT6.000S\""),
             "{mpd}"
         );
-        assert!(mpd.contains("<BaseURL>_v1/</BaseURL>"));
+        assert!(!mpd.contains("<BaseURL>_v1/</BaseURL>"), "{mpd}");
         assert!(mpd.contains("frameRate=\"30000/1001\""));
         assert!(mpd.contains(
             "<Representation id=\"720p\" bandwidth=\"3000000\" width=\"1280\" height=\"720\" \
              sar=\"1:1\" codecs=\"avc1.64001f\">"
         ));
-        assert!(
-            mpd.contains("initialization=\"720p/init.mp4\" media=\"720p/seg_$Number%05d$.m4s\"")
-        );
+        assert!(mpd.contains(
+            "initialization=\"_v1/720p/init.mp4\" media=\"_v1/720p/seg_$Number%05d$.m4s\""
+        ));
         assert!(
             mpd.contains("<S t=\"0\" d=\"1000\" r=\"1\"/>\n            <S d=\"2000\" r=\"1\"/>")
         );
         assert!(mpd.contains("contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"fra\""));
-        assert!(mpd.contains("initialization=\"audio/init.mp4\""));
+        assert!(mpd.contains("initialization=\"_v1/audio/init.mp4\""));
         assert!(mpd.contains("urn:mpeg:dash:role:2011\" value=\"main\"/>"));
         assert!(mpd.contains(
             "<AdaptationSet id=\"2\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment"
         ));
         assert!(
-            mpd.contains("value=\"alternate\"") && mpd.contains("audio_2/seg_$Number%05d$.m4s")
+            mpd.contains("value=\"alternate\"") && mpd.contains("_v1/audio_2/seg_$Number%05d$.m4s")
         );
         // Well-formed: every element that opens, closes.
         for tag in [
@@ -291,8 +330,10 @@ mod tests {
                 "{tag}"
             );
         }
+        assert!(mpd.contains("contentType=\"text\" mimeType=\"text/vtt\" lang=\"en\""));
+        assert!(mpd.contains("<BaseURL>_v1/subs/subtitles.vtt</BaseURL>"));
         let silent = render_mpd(&presentation(false));
-        assert!(!silent.contains("audio"), "{silent}");
+        assert!(!silent.contains("audio/mp4"), "{silent}");
     }
 
     #[test]

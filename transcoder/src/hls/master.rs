@@ -38,8 +38,21 @@ pub struct AudioRendition {
     pub average_bandwidth: u64,
 }
 
+/// One of a CMAF job's subtitle renditions (a whole-file WebVTT playlist).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubtitleRendition {
+    /// Media playlist URI relative to the master (`subs/index.m3u8`).
+    pub uri: String,
+    /// The name players list, unique in the job.
+    pub name: String,
+    /// Its language, when known.
+    pub language: Option<String>,
+}
+
 /// The audio group every CMAF variant names.
 const AUDIO_GROUP: &str = "audio";
+/// The subtitle group every CMAF variant names, when there are subtitles.
+const SUBTITLE_GROUP: &str = "subs";
 
 /// How the variants' segments are laid out: MPEG-TS with the audio muxed in, or CMAF, whose
 /// video variants name separate audio renditions (none for a silent source).
@@ -47,9 +60,15 @@ const AUDIO_GROUP: &str = "audio";
 pub enum MasterLayout {
     /// Version 3, audio inside each variant.
     Muxed,
-    /// Version 7 (`EXT-X-MAP` in the media playlists), each audio track an `EXT-X-MEDIA`
-    /// rendition, and an audio-only variant last, for connections too slow for any video.
-    Cmaf(Vec<AudioRendition>),
+    /// Version 7 (`EXT-X-MAP` in the media playlists), each audio track and each subtitle
+    /// track an `EXT-X-MEDIA` rendition, and an audio-only variant last, for connections too
+    /// slow for any video.
+    Cmaf {
+        /// The audio tracks, the default first.
+        audio: Vec<AudioRendition>,
+        /// The subtitle tracks (none while the encode runs: they are written after it).
+        subtitles: Vec<SubtitleRendition>,
+    },
 }
 
 /// Renders the master playlist, variants in the order given (best first: Safari starts with
@@ -58,12 +77,12 @@ pub enum MasterLayout {
 pub fn render_master(variants: &[Variant], layout: &MasterLayout) -> String {
     let version = match layout {
         MasterLayout::Muxed => 3,
-        MasterLayout::Cmaf(_) => 7,
+        MasterLayout::Cmaf { .. } => 7,
     };
     let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let audio: &[AudioRendition] = match layout {
-        MasterLayout::Cmaf(audio) => audio,
-        MasterLayout::Muxed => &[],
+    let (audio, subtitles): (&[AudioRendition], &[SubtitleRendition]) = match layout {
+        MasterLayout::Cmaf { audio, subtitles } => (audio, subtitles),
+        MasterLayout::Muxed => (&[], &[]),
     };
     for track in audio {
         let language = match &track.language {
@@ -77,10 +96,24 @@ pub fn render_master(variants: &[Variant], layout: &MasterLayout) -> String {
             track.name, track.uri
         ));
     }
-    let audio_attribute = match audio.is_empty() {
+    for track in subtitles {
+        let language = match &track.language {
+            Some(language) => format!(",LANGUAGE=\"{language}\""),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{SUBTITLE_GROUP}\",NAME=\"{}\"{language},\
+             DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"{}\"\n",
+            track.name, track.uri
+        ));
+    }
+    let mut audio_attribute = match audio.is_empty() {
         true => String::new(),
         false => format!(",AUDIO=\"{AUDIO_GROUP}\""),
     };
+    if !subtitles.is_empty() {
+        audio_attribute.push_str(&format!(",SUBTITLES=\"{SUBTITLE_GROUP}\""));
+    }
     for v in variants {
         out.push_str(&format!(
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\",FRAME-RATE={:.3}{audio_attribute}\n{}\n",
@@ -147,11 +180,24 @@ mod tests {
             track("audio/index.m3u8", "fra", true),
             track("audio_2/index.m3u8", "eng", false),
         ];
-        let text = render_master(&[variant], &MasterLayout::Cmaf(audio));
+        let subtitles = vec![SubtitleRendition {
+            uri: "subs/index.m3u8".into(),
+            name: "en".into(),
+            language: Some("en".into()),
+        }];
+        let text = render_master(&[variant], &MasterLayout::Cmaf { audio, subtitles });
         assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{text}");
         let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
         let media = &parsed.alternatives;
-        assert_eq!(media.len(), 2);
+        assert_eq!(media.len(), 3);
+        let subs = &media[2];
+        assert_eq!(subs.media_type, m3u8_rs::AlternativeMediaType::Subtitles);
+        assert_eq!(subs.uri.as_deref(), Some("subs/index.m3u8"));
+        assert!(!subs.default && subs.autoselect);
+        assert_eq!(
+            parsed.variants[0].subtitles.as_deref(),
+            Some(subs.group_id.as_str())
+        );
         assert_eq!(media[0].media_type, m3u8_rs::AlternativeMediaType::Audio);
         assert_eq!(media[0].uri.as_deref(), Some("audio/index.m3u8"));
         assert_eq!(media[0].language.as_deref(), Some("fra"));
@@ -171,8 +217,14 @@ mod tests {
         assert!(last.resolution.is_none());
 
         // No audio track: no rendition, and variants name none.
-        let silent = render_master(&[], &MasterLayout::Cmaf(Vec::new()));
+        let silent = render_master(
+            &[],
+            &MasterLayout::Cmaf {
+                audio: Vec::new(),
+                subtitles: Vec::new(),
+            },
+        );
         assert!(!silent.contains("EXT-X-MEDIA") && silent.contains("VERSION:7"));
-        assert!(!silent.contains("AUDIO="));
+        assert!(!silent.contains("AUDIO=") && !silent.contains("SUBTITLES="));
     }
 }

@@ -9,7 +9,7 @@ mod media;
 pub use codecs::{
     avc1_codec_string, find_sps, init_codec_string, rung_codec_string, video_codec_string, AAC_LC,
 };
-pub use master::{render_master, AudioRendition, MasterLayout, Variant};
+pub use master::{render_master, AudioRendition, MasterLayout, SubtitleRendition, Variant};
 pub use measure::{measure_rendition, peak_segment_bitrate, RenditionStats, SegmentSample};
 pub use media::{finalize_vod_playlist, read_media_playlist, render_event_playlist};
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::fetch::Fetch;
+use super::sidecars::fetch_sidecars;
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits, SegmentFormat};
 use crate::encode::POSTER;
@@ -217,7 +218,10 @@ async fn run(
         liveness,
     )
     .await;
-    let (source_input, prepared) = prepare_fetched(&mut fetch, job, events).await?;
+    let (source_input, mut prepared) = prepare_fetched(&mut fetch, job, events).await?;
+    if job.settings.segments == SegmentFormat::Cmaf {
+        prepared.sidecars = fetch_sidecars(store, &job.source, work.path()).await;
+    }
     let ranges = split_ranges(job, &prepared);
     let (transcoded, record) = if ranges.len() > 1 {
         let template = RangeJob {
@@ -285,7 +289,7 @@ async fn run(
         rendition.playlist = dest.from_root(&rendition.playlist);
     }
     let mut done = record.done(renditions, MASTER_PLAYLIST, POSTER);
-    transcoded.describe_source(&mut done);
+    transcoded.describe_source(&mut done, |name| dest.from_root(name));
     done.published_version = Some(job.version.clone());
     done.replaced_versions = retire_replaced(
         sink,

@@ -7,13 +7,14 @@ use std::path::PathBuf;
 
 use tracing::Instrument;
 
-use super::{transcode, JobError, JobEvent, Stage};
+use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits};
 use crate::encode::POSTER;
 use crate::input::SourceInput;
 use crate::manifest::{Manifest, SourceRecord};
 use crate::publish::{publish_master, publish_renditions, MANIFEST, MASTER_PLAYLIST};
 use crate::storage::{LocalFolder, ObjectKind, OutputSink};
+use crate::transcode::{encode_prepared, local_sidecars, prepare};
 
 /// A job on local files.
 #[derive(Debug, Clone)]
@@ -79,7 +80,9 @@ async fn run(
         .tempdir_in(out)
         .map_err(JobError::output(out))?;
     let input = SourceInput::File(job.input.clone());
-    let transcoded = transcode(&input, work.path(), &job.settings, &job.limits, events).await?;
+    let mut prepared = prepare(&input, &job.settings, &job.limits, events).await?;
+    prepared.sidecars = local_sidecars(&job.input);
+    let transcoded = encode_prepared(&input, work.path(), prepared, &job.settings, events).await?;
 
     events(JobEvent::Stage(Stage::Publish));
     // An earlier run's rung folders may hold more segments than this run writes.
@@ -96,7 +99,7 @@ async fn run(
     let mut done = manifest
         .clone()
         .done(transcoded.records(), MASTER_PLAYLIST, POSTER);
-    transcoded.describe_source(&mut done);
+    transcoded.describe_source(&mut done, str::to_string);
     sink.put_bytes(MANIFEST, done.to_json(), ObjectKind::Json)
         .await?;
     Ok(done)

@@ -6,6 +6,7 @@ mod cloud;
 mod fetch;
 mod local;
 mod queued;
+mod sidecars;
 
 pub use crate::publish::{MANIFEST, MASTER_PLAYLIST};
 pub use crate::transcode::{

@@ -6,8 +6,8 @@
 use serde::Deserialize;
 
 use super::source::{
-    checked_language, AudioStream, DynamicRange, Rational, SourceInfo, VideoStream,
-    MAX_AUDIO_TRACKS,
+    checked_language, AudioStream, DynamicRange, Rational, SourceInfo, SubtitleStream, VideoStream,
+    MAX_AUDIO_TRACKS, TEXT_SUBTITLE_CODECS,
 };
 use super::ProbeError;
 
@@ -102,12 +102,33 @@ pub fn parse_ffprobe_json(json: &[u8]) -> Result<SourceInfo, ProbeError> {
         .or_else(|| seconds(format.duration.as_deref()))
         .ok_or(ProbeError::NoDuration)?;
 
+    let subtitle_streams: Vec<&Stream> = out
+        .streams
+        .iter()
+        .filter(|s| s.codec_type.as_deref() == Some("subtitle"))
+        .collect();
+    let subtitles: Vec<SubtitleStream> = subtitle_streams
+        .iter()
+        .filter(|s| {
+            let codec = s.codec_name.as_deref().unwrap_or_default();
+            TEXT_SUBTITLE_CODECS.contains(&codec)
+        })
+        .take(MAX_AUDIO_TRACKS)
+        .map(|s| SubtitleStream {
+            index: s.index,
+            codec: s.codec_name.clone().unwrap_or_default(),
+            language: checked_language(s.tags.language.as_deref()),
+        })
+        .collect();
+
     Ok(SourceInfo {
         format_name: format.format_name.unwrap_or_default(),
         duration_s,
         video: describe_video(video)?,
         audio,
         audio_tracks,
+        subtitles_left_out: subtitle_streams.len() - subtitles.len(),
+        subtitles,
     })
 }
 

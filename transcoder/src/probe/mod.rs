@@ -16,7 +16,10 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::config::{EncodeSettings, Limits};
 use crate::input::SourceInput;
 pub use ffprobe_json::parse_ffprobe_json;
-pub use source::{AudioStream, DynamicRange, Rational, SourceInfo, VideoStream, MAX_AUDIO_TRACKS};
+pub use source::{
+    checked_language, AudioStream, DynamicRange, Rational, SourceInfo, SubtitleStream, VideoStream,
+    MAX_AUDIO_TRACKS,
+};
 
 /// Demuxers whose files hold their media inside themselves. libavformat's `format_whitelist`
 /// matches any of a demuxer's names, so `mov` admits `mov,mp4,m4a,3gp,3g2,mj2` and `matroska`

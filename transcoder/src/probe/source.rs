@@ -104,6 +104,21 @@ pub struct AudioStream {
     pub language: Option<String>,
 }
 
+/// A text subtitle track of the source, which becomes WebVTT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubtitleStream {
+    /// Absolute stream index in the container.
+    pub index: u32,
+    /// Decoder name (`mov_text`, `subrip`, `ass`, `webvtt`).
+    pub codec: String,
+    /// The track's language, when it declares a real one.
+    pub language: Option<String>,
+}
+
+/// Subtitle decoders whose cues are text, which WebVTT can carry. Bitmap subtitles (DVD, Blu-ray,
+/// DVB) would need OCR and are left out.
+pub const TEXT_SUBTITLE_CODECS: [&str; 6] = ["mov_text", "subrip", "srt", "ass", "ssa", "webvtt"];
+
 /// A language tag fit to publish: two or three ASCII letters, lower-cased, and not `und`
 /// (undetermined). Anything else in a hostile upload's tags is dropped, so no quote or line
 /// break ever reaches a playlist.
@@ -127,6 +142,10 @@ pub struct SourceInfo {
     /// Every audio stream, `audio` first, at most [`MAX_AUDIO_TRACKS`]: a CMAF job makes a
     /// rendition of each.
     pub audio_tracks: Vec<AudioStream>,
+    /// Text subtitle tracks, in the file's order, at most [`MAX_AUDIO_TRACKS`].
+    pub subtitles: Vec<SubtitleStream>,
+    /// Subtitle tracks left out: bitmap ones, and any past the limit.
+    pub subtitles_left_out: usize,
 }
 
 /// The most audio tracks a job encodes: films carry a handful of languages and commentaries;

@@ -13,7 +13,7 @@ use crate::config::SegmentFormat;
 use crate::dash::MPD;
 use crate::encode::{INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
 use crate::storage::{ObjectKind, OutputSink, StorageError};
-use crate::transcode::{JobError, Transcoded};
+use crate::transcode::{JobError, Transcoded, SUBTITLE_FILE};
 
 /// Publishes every rendition and the poster from `work_dir`, skipping the segments named in
 /// `already` (published while the encode ran).
@@ -51,6 +51,16 @@ pub async fn publish_renditions<S: OutputSink>(
         })
         .await?;
     }
+    for subtitles in &transcoded.subtitles {
+        let file = format!("{}/{SUBTITLE_FILE}", subtitles.folder);
+        upload_segments(sink, work_dir, vec![file]).await?;
+        let playlist = subtitles.playlist();
+        let path = work_dir.join(&playlist);
+        with_retries(&playlist, || {
+            sink.put_file(&playlist, &path, ObjectKind::Playlist)
+        })
+        .await?;
+    }
     let path = work_dir.join(POSTER);
     with_retries(POSTER, || sink.put_file(POSTER, &path, ObjectKind::Image)).await?;
     Ok(())
@@ -82,7 +92,7 @@ pub async fn publish_master<S: OutputSink>(
     sink: &S,
     transcoded: &Transcoded,
 ) -> Result<(), JobError> {
-    if let Some(mpd) = transcoded.mpd(None) {
+    if let Some(mpd) = transcoded.mpd("") {
         with_retries(MPD, || {
             sink.put_bytes(MPD, mpd.clone().into_bytes(), ObjectKind::DashManifest)
         })

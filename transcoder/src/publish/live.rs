@@ -112,19 +112,21 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
                 // Bandwidths from the bitrate asked for, as for the rungs (`finish` measures).
                 let kbps = prepared.ladder[0].audio_kbps;
                 let estimate = estimated_audio_bandwidth(kbps);
-                MasterLayout::Cmaf(
-                    tracks
-                        .into_iter()
-                        .map(|t| AudioRendition {
-                            uri: format!("{}/{MEDIA_PLAYLIST}", t.folder),
-                            name: t.name,
-                            language: t.stream.language,
-                            default: t.default,
-                            bandwidth: estimate,
-                            average_bandwidth: estimate,
-                        })
-                        .collect(),
-                )
+                let audio = tracks
+                    .into_iter()
+                    .map(|t| AudioRendition {
+                        uri: format!("{}/{MEDIA_PLAYLIST}", t.folder),
+                        name: t.name,
+                        language: t.stream.language,
+                        default: t.default,
+                        bandwidth: estimate,
+                        average_bandwidth: estimate,
+                    })
+                    .collect();
+                MasterLayout::Cmaf {
+                    audio,
+                    subtitles: Vec::new(),
+                }
             }
         };
         let segment_seconds = settings.segment_seconds;

@@ -127,7 +127,7 @@ impl<S: OutputSink + Clone> Destination<S> {
                 .put_bytes(POSTER, poster.clone(), ObjectKind::Image)
         })
         .await?;
-        match transcoded.mpd(Some(&format!("{}/", self.version_name))) {
+        match transcoded.mpd(&format!("{}/", self.version_name)) {
             Some(mpd) => {
                 with_retries(MPD, || {
                     self.root

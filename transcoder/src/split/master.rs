@@ -105,6 +105,7 @@ mod tests {
             source.audio_tracks.clear();
         }
         Prepared {
+            sidecars: Vec::new(),
             source,
             fps: Rational {
                 num: 30000,

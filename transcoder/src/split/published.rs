@@ -107,6 +107,8 @@ impl Published {
             fps: job.prepared.fps,
             renditions,
             audio: Vec::new(),
+            subtitles: Vec::new(),
+            notes: Vec::new(),
             segments: SegmentFormat::Ts,
             master,
         })

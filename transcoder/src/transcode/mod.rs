@@ -5,10 +5,13 @@
 
 mod error;
 mod pipeline;
+mod sidecar;
+mod subtitles;
 
 pub use common::events::{JobEvent, Stage};
 pub use error::JobError;
 pub use pipeline::{
-    encode_prepared, master_layout, prepare, transcode, AudioOutput, Prepared, Rendition,
-    Transcoded,
+    encode_prepared, prepare, transcode, AudioOutput, Prepared, Rendition, Transcoded,
 };
+pub use sidecar::{local_sidecars, sidecar_of, Sidecar, SidecarFormat, MAX_SIDECAR_BYTES};
+pub use subtitles::{SubtitleOutput, SUBTITLE_FILE};

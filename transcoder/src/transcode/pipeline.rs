@@ -4,14 +4,16 @@
 
 use std::path::Path;
 
+use super::sidecar::Sidecar;
+use super::subtitles::{write_subtitles, SubtitleOutput, SUBTITLE_FILE};
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits, SegmentFormat};
-use crate::dash::{render_mpd, AudioSet, Presentation, VideoRepresentation};
+use crate::dash::{render_mpd, AudioSet, Presentation, TextSet, VideoRepresentation};
 use crate::encode::{self, AudioTrack, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
-use crate::hls::{self, AudioRendition, MasterLayout, RenditionStats, Variant};
+use crate::hls::{self, AudioRendition, MasterLayout, RenditionStats, SubtitleRendition, Variant};
 use crate::input::SourceInput;
 use crate::ladder::{compute_ladder, select_rungs, Rung};
-use crate::manifest::{Manifest, RenditionRecord};
+use crate::manifest::{Manifest, RenditionRecord, SubtitleRecord};
 use crate::probe::{self, Rational, SourceInfo};
 
 /// One encoded rung, measured.
@@ -39,6 +41,10 @@ pub struct Transcoded {
     /// A CMAF job's audio renditions, the default first (none for MPEG-TS, whose rungs carry
     /// the audio, and for a silent source).
     pub audio: Vec<AudioOutput>,
+    /// A CMAF job's subtitle renditions (WebVTT).
+    pub subtitles: Vec<SubtitleOutput>,
+    /// What was left out and why, for the record.
+    pub notes: Vec<String>,
     /// The segments' container.
     pub segments: SegmentFormat,
     /// The master playlist text.
@@ -78,8 +84,8 @@ impl Transcoded {
     }
 
     /// The DASH manifest over a CMAF job's segments, with the rendition folders under
-    /// `base_url` (a version folder, `_v…/`) when it is not beside them; `None` for MPEG-TS.
-    pub fn mpd(&self, base_url: Option<&str>) -> Option<String> {
+    /// `folders_at` (`""`, or a version folder `_v…/`); `None` for MPEG-TS.
+    pub fn mpd(&self, folders_at: &str) -> Option<String> {
         if self.segments != SegmentFormat::Cmaf {
             return None;
         }
@@ -114,18 +120,39 @@ impl Transcoded {
             .iter()
             .map(|r| r.stats.duration_s)
             .fold(0.0, f64::max);
+        let text = self
+            .subtitles
+            .iter()
+            .map(|s| TextSet {
+                folder: &s.folder,
+                file: SUBTITLE_FILE,
+                language: s.language.as_deref(),
+            })
+            .collect();
         Some(render_mpd(&Presentation {
             duration_s,
             frame_rate: (self.fps.num, self.fps.den),
             video,
             audio,
-            base_url,
+            text,
+            folders_at,
         }))
     }
 
-    /// Writes what the job learnt about its source into its `done` record: the duration, and
-    /// the HDR curve its picture was tone-mapped from.
-    pub fn describe_source(&self, record: &mut Manifest) {
+    /// Writes what the job learnt about its source into its `done` record: the duration, the
+    /// HDR curve its picture was tone-mapped from, its subtitles (playlists relative to the
+    /// rung folders' parent: `at_root` makes them relative to the prefix) and what was left out.
+    pub fn describe_source(&self, record: &mut Manifest, at_root: impl Fn(&str) -> String) {
+        record.subtitles = self
+            .subtitles
+            .iter()
+            .map(|s| SubtitleRecord {
+                name: s.name.clone(),
+                language: s.language.clone(),
+                playlist: at_root(&s.playlist()),
+            })
+            .collect();
+        record.notes = self.notes.clone();
         record.duration_s = Some(self.source.duration_s);
         record.tone_mapped_from = self
             .source
@@ -145,6 +172,8 @@ pub struct Prepared {
     pub fps: Rational,
     /// The rungs to encode, best first.
     pub ladder: Vec<Rung>,
+    /// Subtitle files uploaded beside the source, found by the job.
+    pub sidecars: Vec<Sidecar>,
 }
 
 /// Probes `input` and chooses its ladder.
@@ -177,6 +206,7 @@ pub async fn prepare(
         source,
         fps,
         ladder,
+        sidecars: Vec::new(),
     })
 }
 
@@ -204,6 +234,7 @@ pub async fn encode_prepared(
         source,
         fps,
         ladder,
+        sidecars,
     } = prepared;
     events(JobEvent::Stage(Stage::Encode));
     encode::encode(input, &source, &ladder, fps, settings, work_dir, |p| {
@@ -271,12 +302,26 @@ pub async fn encode_prepared(
             frame_rate: fps.as_f64(),
         })
         .collect();
-    let master = hls::render_master(&variants, &master_layout(settings.segments, &audio));
+    let (subtitles, mut notes) = match settings.segments {
+        SegmentFormat::Cmaf => write_subtitles(input, &source, &sidecars, work_dir, settings).await,
+        SegmentFormat::Ts => (Vec::new(), Vec::new()),
+    };
+    if settings.segments == SegmentFormat::Ts
+        && (!source.subtitles.is_empty() || !sidecars.is_empty())
+    {
+        notes.push("subtitles left out: they are published with --segments cmaf only".into());
+    }
+    let master = hls::render_master(
+        &variants,
+        &master_layout(settings.segments, &audio, &subtitles),
+    );
     Ok(Transcoded {
         source,
         fps,
         renditions,
         audio,
+        subtitles,
+        notes,
         segments: settings.segments,
         master,
     })
@@ -292,11 +337,15 @@ fn audio_bps(audio: &[AudioOutput]) -> (u64, u64) {
 }
 
 /// How the master playlist lays out a job's variants.
-pub fn master_layout(segments: SegmentFormat, audio: &[AudioOutput]) -> MasterLayout {
+fn master_layout(
+    segments: SegmentFormat,
+    audio: &[AudioOutput],
+    subtitles: &[SubtitleOutput],
+) -> MasterLayout {
     match segments {
         SegmentFormat::Ts => MasterLayout::Muxed,
-        SegmentFormat::Cmaf => MasterLayout::Cmaf(
-            audio
+        SegmentFormat::Cmaf => MasterLayout::Cmaf {
+            audio: audio
                 .iter()
                 .map(|a| AudioRendition {
                     uri: a.playlist.clone(),
@@ -307,7 +356,15 @@ pub fn master_layout(segments: SegmentFormat, audio: &[AudioOutput]) -> MasterLa
                     average_bandwidth: a.stats.average_bps,
                 })
                 .collect(),
-        ),
+            subtitles: subtitles
+                .iter()
+                .map(|s| SubtitleRendition {
+                    uri: s.playlist(),
+                    name: s.name.clone(),
+                    language: s.language.clone(),
+                })
+                .collect(),
+        },
     }
 }
 

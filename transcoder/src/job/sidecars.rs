@@ -1,0 +1,71 @@
+//! A job's subtitle sidecars on S3: objects beside the source named `STEM.LANG.vtt|srt`, found
+//! by one listing and downloaded (small ones only) into the work folder under names of ours.
+//! Anything that goes wrong here costs the job its sidecars, never its video.
+
+use std::path::Path;
+
+use crate::storage::{S3Object, S3Store};
+use crate::transcode::{sidecar_of, Sidecar, SidecarFormat, MAX_SIDECAR_BYTES};
+
+/// Keys looked at beside a source: sidecars of one video, not a bucket's worth.
+const LISTED: i32 = 100;
+
+/// The sidecars of `source`, downloaded into `work_dir`.
+pub async fn fetch_sidecars(store: &S3Store, source: &S3Object, work_dir: &Path) -> Vec<Sidecar> {
+    let stem = source
+        .key
+        .rsplit_once('.')
+        .map_or(source.key.as_str(), |(stem, _)| stem);
+    let listed = match store
+        .list(&source.bucket, &format!("{stem}."), LISTED)
+        .await
+    {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::warn!(%error, "could not look for subtitle sidecars");
+            return Vec::new();
+        }
+    };
+    let mut sidecars = Vec::new();
+    for (key, size) in listed {
+        let Some((language, format)) = sidecar_of(&source.key, &key) else {
+            continue;
+        };
+        if size > MAX_SIDECAR_BYTES {
+            tracing::warn!(
+                key,
+                size,
+                "a subtitle sidecar too big to be subtitles: left out"
+            );
+            continue;
+        }
+        let object = S3Object {
+            bucket: source.bucket.clone(),
+            key: key.clone(),
+        };
+        let bytes = match store.get_range(&object, None, 0, size.max(1)).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(%error, key, "could not download a subtitle sidecar");
+                continue;
+            }
+        };
+        let extension = match format {
+            SidecarFormat::WebVtt => "vtt",
+            SidecarFormat::SubRip => "srt",
+        };
+        // A name of ours: object keys never become local paths.
+        let path = work_dir.join(format!("sidecar_{}.{extension}", sidecars.len() + 1));
+        if let Err(error) = tokio::fs::write(&path, bytes).await {
+            tracing::warn!(%error, key, "could not keep a subtitle sidecar");
+            continue;
+        }
+        tracing::info!(key, language, "subtitle sidecar found");
+        sidecars.push(Sidecar {
+            path,
+            language,
+            format,
+        });
+    }
+    sidecars
+}
