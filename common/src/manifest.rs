@@ -126,6 +126,10 @@ pub struct Manifest {
     /// for the ladder; absent for a standard-range source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tone_mapped_from: Option<String>,
+    /// The seek preview's index (`thumbnails.vtt`), relative to the output prefix, once
+    /// published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnails: Option<String>,
     /// Published subtitle renditions (WebVTT).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subtitles: Vec<SubtitleRecord>,
@@ -179,6 +183,7 @@ impl Manifest {
             poster: None,
             duration_s: None,
             tone_mapped_from: None,
+            thumbnails: None,
             subtitles: Vec::new(),
             notes: Vec::new(),
             error: None,

@@ -250,3 +250,51 @@ pub fn make_film(dir: &Path, name: &str, seconds: f64) -> PathBuf {
     std::fs::remove_file(track).unwrap();
     video
 }
+
+/// Checks the seek preview at `out_dir` (`thumbnails.vtt` and its sprites) for a video of
+/// `duration_s`: cues back to back from 0 to the end, each naming a sprite that exists and a
+/// cell inside it. Returns how many cues there are.
+pub fn check_thumbnails(out_dir: &Path, duration_s: f64) -> usize {
+    let index = std::fs::read_to_string(out_dir.join("thumbnails.vtt")).unwrap();
+    assert!(index.starts_with("WEBVTT"), "{index}");
+    let seconds = |t: &str| {
+        let parts: Vec<f64> = t.split(':').map(|p| p.parse().unwrap()).collect();
+        parts.iter().fold(0.0, |acc, p| acc * 60.0 + p)
+    };
+    let mut expected_start = 0.0;
+    let mut cues = 0;
+    let mut sprite_sizes = std::collections::HashMap::new();
+    let lines: Vec<&str> = index.lines().collect();
+    for pair in lines.windows(2) {
+        let Some((start, end)) = pair[0].split_once(" --> ") else {
+            continue;
+        };
+        let (start, end) = (seconds(start), seconds(end));
+        assert!(
+            (start - expected_start).abs() < 0.001 && end > start,
+            "{}",
+            pair[0]
+        );
+        expected_start = end;
+        let (file, cell) = pair[1].split_once("#xywh=").expect("a cue names a cell");
+        let cell: Vec<u64> = cell.split(',').map(|n| n.parse().unwrap()).collect();
+        let (width, height) = *sprite_sizes.entry(file.to_string()).or_insert_with(|| {
+            let sprite = stream(&out_dir.join(file), "video").expect("the sprite exists");
+            (
+                sprite["width"].as_u64().unwrap(),
+                sprite["height"].as_u64().unwrap(),
+            )
+        });
+        assert!(
+            cell[0] + cell[2] <= width && cell[1] + cell[3] <= height,
+            "{}",
+            pair[1]
+        );
+        cues += 1;
+    }
+    assert!(
+        (expected_start - duration_s).abs() < 0.5,
+        "cues end at {expected_start}"
+    );
+    cues
+}

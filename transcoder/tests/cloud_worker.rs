@@ -139,6 +139,8 @@ async fn submit_transcodes_an_awkward_key_into_s3_with_the_right_headers() {
         (format!("{version}/360p/seg_00000.ts"), "video/mp2t"),
         (format!("{version}/240p/seg_00000.ts"), "video/mp2t"),
         ("poster.jpg".to_string(), "image/jpeg"),
+        ("thumbnails.vtt".to_string(), "text/vtt"),
+        (format!("{version}/trickplay/sprite_000.jpg"), "image/jpeg"),
         ("manifest.json".to_string(), "application/json"),
     ] {
         let (ty, cache) = content_type(&s3, &format!("{prefix}{name}")).await;
@@ -160,6 +162,7 @@ async fn submit_transcodes_an_awkward_key_into_s3_with_the_right_headers() {
         keys.iter().filter(|k| !k.contains(&version)).all(|k| [
             "master.m3u8",
             "poster.jpg",
+            "thumbnails.vtt",
             "manifest.json",
             "lease.json"
         ]

@@ -154,8 +154,12 @@ fn check_outputs(out: &Path, want: &Expect<'_>) {
         top
     );
 
+    // The seek preview covers the video.
+    assert!(check_thumbnails(out, want.duration_s) >= 1);
+
     // The record says done and lists what was published.
     let m = manifest(out);
+    assert_eq!(m["thumbnails"], "thumbnails.vtt");
     assert_eq!(m["status"], "done");
     assert_eq!(m["master_playlist"], "master.m3u8");
     assert!(m["error"].is_null());

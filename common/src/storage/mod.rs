@@ -32,6 +32,8 @@ pub enum ObjectKind {
     DashManifest,
     /// A WebVTT subtitle file: never changes once written.
     Subtitles,
+    /// `thumbnails.vtt`, the seek preview's index: changes when a job is redone.
+    Thumbnails,
     /// The poster.
     Image,
     /// `manifest.json`: the job's live status, never cached.
@@ -58,7 +60,7 @@ impl ObjectKind {
             Self::Segment => "video/mp2t",
             Self::CmafSegment => "video/mp4",
             Self::DashManifest => "application/dash+xml",
-            Self::Subtitles => "text/vtt",
+            Self::Subtitles | Self::Thumbnails => "text/vtt",
             Self::Image => "image/jpeg",
             Self::Json => "application/json",
         }
@@ -71,7 +73,7 @@ impl ObjectKind {
             Self::Segment | Self::CmafSegment | Self::Subtitles => {
                 "public, max-age=31536000, immutable"
             }
-            Self::Playlist | Self::DashManifest => "public, max-age=10",
+            Self::Playlist | Self::DashManifest | Self::Thumbnails => "public, max-age=10",
             Self::Image => "public, max-age=3600",
             Self::Json => "no-cache",
         }

@@ -7,6 +7,7 @@ use std::ffi::{OsStr, OsString};
 
 use super::audio::{audio_tracks, AudioTrack};
 use super::tone_map::{bt709_tags, tone_map_chain};
+use super::trickplay::Trickplay;
 use super::{Schedule, CUT_EVERY};
 use crate::config::{EncodeSettings, SegmentFormat};
 use crate::ladder::Rung;
@@ -37,6 +38,11 @@ pub struct EncodePlan<'a> {
 }
 
 impl EncodePlan<'_> {
+    /// The seek preview's layout.
+    pub fn trickplay(&self) -> Trickplay {
+        Trickplay::plan(self.source.duration_s, &self.ladder[0])
+    }
+
     /// Which frame becomes the poster: one tenth into the video, past black intros and
     /// fade-ins, but early enough to exist in any decodable file.
     fn poster_frame(&self) -> u64 {
@@ -55,11 +61,11 @@ pub fn filter_graph(plan: &EncodePlan<'_>) -> String {
     if let Some(chain) = tone_map_chain(&plan.source.video, &plan.ladder[0]) {
         graph.push_str(&format!(",{chain}"));
     }
-    graph.push_str(&format!(",split={}", n + 1));
+    graph.push_str(&format!(",split={}", n + 2));
     for i in 0..n {
         graph.push_str(&format!("[s{i}]"));
     }
-    graph.push_str("[sp]");
+    graph.push_str("[sp][st]");
     for (i, rung) in plan.ladder.iter().enumerate() {
         graph.push_str(&format!(
             ";[s{i}]scale={}:{}:flags=bicubic,setsar=1,format=yuv420p[v{i}]",
@@ -73,6 +79,8 @@ pub fn filter_graph(plan: &EncodePlan<'_>) -> String {
         top.width,
         top.height
     ));
+    graph.push(';');
+    graph.push_str(&plan.trickplay().filter_branch("st"));
     graph
 }
 
@@ -308,6 +316,7 @@ pub fn ffmpeg_args(input_url: &OsStr, protocol: &str, plan: &EncodePlan<'_>) -> 
         "1",
         POSTER,
     ]);
+    args.extend(plan.trickplay().output_args());
     args
 }
 
@@ -378,7 +387,8 @@ mod tests {
             assert!(args.contains(&format!("{name}/seg_%05d.ts")), "{name}");
         }
         assert!(args.contains(&"3000k".to_string()) && args.contains(&"6000k".to_string()));
-        assert_eq!(args.last().unwrap(), POSTER);
+        assert!(args.contains(&POSTER.to_string()));
+        assert_eq!(args.last().unwrap(), "trickplay/sprite_%03d.jpg");
     }
 
     #[test]
@@ -394,7 +404,7 @@ mod tests {
         };
         let graph = filter_graph(&plan);
         assert!(
-            graph.starts_with("[0:0]fps=30/1,split=5[s0][s1][s2][s3][sp];"),
+            graph.starts_with("[0:0]fps=30/1,split=6[s0][s1][s2][s3][sp][st];"),
             "{graph}"
         );
         assert!(graph.contains("[s1]scale=854:480:flags=bicubic,setsar=1,format=yuv420p[v1]"));
@@ -415,7 +425,7 @@ mod tests {
         let graph = filter_graph_for(&info);
         // After the frame-rate conversion, before the split: once for all rungs and the
         // poster, at the top rung's size.
-        let (head, rungs) = graph.split_once(",split=5").unwrap();
+        let (head, rungs) = graph.split_once(",split=6").unwrap();
         assert!(
             head.starts_with("[0:0]fps=30/1,zscale=w=1280:h=720:"),
             "{graph}"

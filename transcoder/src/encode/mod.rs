@@ -6,6 +6,7 @@ mod ffmpeg;
 mod progress;
 mod schedule;
 mod tone_map;
+mod trickplay;
 
 use std::path::Path;
 
@@ -23,6 +24,7 @@ pub use ffmpeg::{Deadlines, LineVerdict, RunError};
 pub use progress::{parse_progress_line, Progress, ProgressLine, ProgressTracker};
 pub use schedule::{Schedule, CUT_EVERY};
 pub use tone_map::{bt709_tags, tone_map_chain};
+pub use trickplay::{Trickplay, SPRITE_PATTERN, THUMBNAILS, TRICKPLAY_FOLDER};
 
 /// ffmpeg's exit code when `-max_error_rate` is crossed.
 const EXIT_TOO_MANY_DECODE_ERRORS: i32 = 69;
@@ -76,6 +78,7 @@ pub async fn encode(
     for rung in ladder {
         tokio::fs::create_dir_all(work_dir.join(&rung.name)).await?;
     }
+    tokio::fs::create_dir_all(work_dir.join(TRICKPLAY_FOLDER)).await?;
     if settings.segments == SegmentFormat::Cmaf {
         for track in audio_tracks(source) {
             tokio::fs::create_dir_all(work_dir.join(&track.folder)).await?;

@@ -11,7 +11,7 @@ use super::retry::with_retries;
 use super::{MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
 use crate::config::SegmentFormat;
 use crate::dash::MPD;
-use crate::encode::{INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
+use crate::encode::{INIT_SEGMENT, MEDIA_PLAYLIST, POSTER, THUMBNAILS};
 use crate::storage::{ObjectKind, OutputSink, StorageError};
 use crate::transcode::{JobError, Transcoded, SUBTITLE_FILE};
 
@@ -61,6 +61,10 @@ pub async fn publish_renditions<S: OutputSink>(
         })
         .await?;
     }
+    for sprite in transcoded.sprites() {
+        let path = work_dir.join(&sprite);
+        with_retries(&sprite, || sink.put_file(&sprite, &path, ObjectKind::Image)).await?;
+    }
     let path = work_dir.join(POSTER);
     with_retries(POSTER, || sink.put_file(POSTER, &path, ObjectKind::Image)).await?;
     Ok(())
@@ -92,6 +96,16 @@ pub async fn publish_master<S: OutputSink>(
     sink: &S,
     transcoded: &Transcoded,
 ) -> Result<(), JobError> {
+    if let Some(index) = transcoded.thumbnails_vtt("") {
+        with_retries(THUMBNAILS, || {
+            sink.put_bytes(
+                THUMBNAILS,
+                index.clone().into_bytes(),
+                ObjectKind::Thumbnails,
+            )
+        })
+        .await?;
+    }
     if let Some(mpd) = transcoded.mpd("") {
         with_retries(MPD, || {
             sink.put_bytes(MPD, mpd.clone().into_bytes(), ObjectKind::DashManifest)

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use super::retry::with_retries;
 use super::MASTER_PLAYLIST;
 use crate::dash::MPD;
-use crate::encode::POSTER;
+use crate::encode::{POSTER, THUMBNAILS};
 use crate::manifest::ReplacedVersion;
 use crate::storage::{is_version_name, ObjectKind, OutputSink, S3Sink};
 use crate::transcode::{JobError, Transcoded};
@@ -127,7 +127,21 @@ impl<S: OutputSink + Clone> Destination<S> {
                 .put_bytes(POSTER, poster.clone(), ObjectKind::Image)
         })
         .await?;
-        match transcoded.mpd(&format!("{}/", self.version_name)) {
+        let folders_at = format!("{}/", self.version_name);
+        match transcoded.thumbnails_vtt(&folders_at) {
+            Some(index) => {
+                with_retries(THUMBNAILS, || {
+                    self.root.put_bytes(
+                        THUMBNAILS,
+                        index.clone().into_bytes(),
+                        ObjectKind::Thumbnails,
+                    )
+                })
+                .await?
+            }
+            None => with_retries(THUMBNAILS, || self.root.delete(THUMBNAILS)).await?,
+        }
+        match transcoded.mpd(&folders_at) {
             Some(mpd) => {
                 with_retries(MPD, || {
                     self.root

@@ -108,7 +108,8 @@ impl Published {
             renditions,
             audio: Vec::new(),
             subtitles: Vec::new(),
-            notes: Vec::new(),
+            trickplay: None,
+            notes: vec!["no seek preview: split jobs do not make one yet".into()],
             segments: SegmentFormat::Ts,
             master,
         })

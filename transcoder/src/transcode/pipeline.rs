@@ -9,7 +9,9 @@ use super::subtitles::{write_subtitles, SubtitleOutput, SUBTITLE_FILE};
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits, SegmentFormat};
 use crate::dash::{render_mpd, AudioSet, Presentation, TextSet, VideoRepresentation};
-use crate::encode::{self, AudioTrack, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER};
+use crate::encode::{
+    self, AudioTrack, Trickplay, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER, THUMBNAILS,
+};
 use crate::hls::{self, AudioRendition, MasterLayout, RenditionStats, SubtitleRendition, Variant};
 use crate::input::SourceInput;
 use crate::ladder::{compute_ladder, select_rungs, Rung};
@@ -43,6 +45,8 @@ pub struct Transcoded {
     pub audio: Vec<AudioOutput>,
     /// A CMAF job's subtitle renditions (WebVTT).
     pub subtitles: Vec<SubtitleOutput>,
+    /// The seek preview's sprites, when ffmpeg wrote them all.
+    pub trickplay: Option<Trickplay>,
     /// What was left out and why, for the record.
     pub notes: Vec<String>,
     /// The segments' container.
@@ -139,6 +143,20 @@ impl Transcoded {
         }))
     }
 
+    /// The seek preview's index, its sprites under `folders_at` (`""`, or a version folder
+    /// `_v…/`); `None` when the job has no sprites.
+    pub fn thumbnails_vtt(&self, folders_at: &str) -> Option<String> {
+        self.trickplay
+            .map(|t| t.render_vtt(self.source.duration_s, folders_at))
+    }
+
+    /// The sprite files, relative to the work folder.
+    pub fn sprites(&self) -> Vec<String> {
+        self.trickplay
+            .map(|t| t.sprites(self.source.duration_s))
+            .unwrap_or_default()
+    }
+
     /// Writes what the job learnt about its source into its `done` record: the duration, the
     /// HDR curve its picture was tone-mapped from, its subtitles (playlists relative to the
     /// rung folders' parent: `at_root` makes them relative to the prefix) and what was left out.
@@ -153,6 +171,7 @@ impl Transcoded {
             })
             .collect();
         record.notes = self.notes.clone();
+        record.thumbnails = self.trickplay.map(|_| THUMBNAILS.to_string());
         record.duration_s = Some(self.source.duration_s);
         record.tone_mapped_from = self
             .source
@@ -236,6 +255,7 @@ pub async fn encode_prepared(
         ladder,
         sidecars,
     } = prepared;
+    let trickplay = Trickplay::plan(source.duration_s, &ladder[0]);
     events(JobEvent::Stage(Stage::Encode));
     encode::encode(input, &source, &ladder, fps, settings, work_dir, |p| {
         events(JobEvent::Progress(p))
@@ -311,6 +331,17 @@ pub async fn encode_prepared(
     {
         notes.push("subtitles left out: they are published with --segments cmaf only".into());
     }
+    let sprites_written = trickplay
+        .sprites(source.duration_s)
+        .iter()
+        .all(|sprite| work_dir.join(sprite).is_file());
+    let trickplay = match sprites_written {
+        true => Some(trickplay),
+        false => {
+            notes.push("seek preview left out: ffmpeg wrote too few sprites".into());
+            None
+        }
+    };
     let master = hls::render_master(
         &variants,
         &master_layout(settings.segments, &audio, &subtitles),
@@ -321,6 +352,7 @@ pub async fn encode_prepared(
         renditions,
         audio,
         subtitles,
+        trickplay,
         notes,
         segments: settings.segments,
         master,
