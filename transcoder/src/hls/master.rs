@@ -49,6 +49,21 @@ pub struct SubtitleRendition {
     pub language: Option<String>,
 }
 
+/// A CMAF rung's I-frame playlist, as the master lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IFrameVariant {
+    /// The playlist, relative to the master (`720p/iframes.m3u8`).
+    pub uri: String,
+    /// Its peak bitrate in bit/s.
+    pub bandwidth: u64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The video's RFC 6381 codec.
+    pub codecs: String,
+}
+
 /// The audio group every CMAF variant names.
 const AUDIO_GROUP: &str = "audio";
 /// The subtitle group every CMAF variant names, when there are subtitles.
@@ -68,6 +83,8 @@ pub enum MasterLayout {
         audio: Vec<AudioRendition>,
         /// The subtitle tracks (none while the encode runs: they are written after it).
         subtitles: Vec<SubtitleRendition>,
+        /// The rungs' I-frame playlists (none while the encode runs).
+        iframes: Vec<IFrameVariant>,
     },
 }
 
@@ -80,10 +97,15 @@ pub fn render_master(variants: &[Variant], layout: &MasterLayout) -> String {
         MasterLayout::Cmaf { .. } => 7,
     };
     let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let (audio, subtitles): (&[AudioRendition], &[SubtitleRendition]) = match layout {
-        MasterLayout::Cmaf { audio, subtitles } => (audio, subtitles),
-        MasterLayout::Muxed => (&[], &[]),
-    };
+    let (audio, subtitles, iframes): (&[AudioRendition], &[SubtitleRendition], &[IFrameVariant]) =
+        match layout {
+            MasterLayout::Cmaf {
+                audio,
+                subtitles,
+                iframes,
+            } => (audio, subtitles, iframes),
+            MasterLayout::Muxed => (&[], &[], &[]),
+        };
     for track in audio {
         let language = match &track.language {
             Some(language) => format!(",LANGUAGE=\"{language}\""),
@@ -124,6 +146,12 @@ pub fn render_master(variants: &[Variant], layout: &MasterLayout) -> String {
         out.push_str(&format!(
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{AAC_LC}\"{audio_attribute}\n{}\n",
             main.bandwidth, main.average_bandwidth, main.uri
+        ));
+    }
+    for i in iframes {
+        out.push_str(&format!(
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\",URI=\"{}\"\n",
+            i.bandwidth, i.width, i.height, i.codecs, i.uri
         ));
     }
     out
@@ -185,7 +213,25 @@ mod tests {
             name: "en".into(),
             language: Some("en".into()),
         }];
-        let text = render_master(&[variant], &MasterLayout::Cmaf { audio, subtitles });
+        let iframes = vec![IFrameVariant {
+            uri: "720p/iframes.m3u8".into(),
+            bandwidth: 400_000,
+            width: 1280,
+            height: 720,
+            codecs: "avc1.64001f".into(),
+        }];
+        let text = render_master(
+            &[variant],
+            &MasterLayout::Cmaf {
+                audio,
+                subtitles,
+                iframes,
+            },
+        );
+        assert!(
+            text.contains("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=400000,RESOLUTION=1280x720,CODECS=\"avc1.64001f\",URI=\"720p/iframes.m3u8\""),
+            "{text}"
+        );
         assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{text}");
         let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
         let media = &parsed.alternatives;
@@ -208,8 +254,8 @@ mod tests {
             parsed.variants[0].audio.as_deref(),
             Some(media[0].group_id.as_str())
         );
-        // The audio-only variant, last: the default track alone.
-        let last = parsed.variants.last().unwrap();
+        // The audio-only variant, last of the variants: the default track alone.
+        let last = parsed.variants.iter().rfind(|v| !v.is_i_frame).unwrap();
         assert_eq!(
             (last.uri.as_str(), last.bandwidth, last.codecs.as_deref()),
             ("audio/index.m3u8", 130_000, Some("mp4a.40.2"))
@@ -222,6 +268,7 @@ mod tests {
             &MasterLayout::Cmaf {
                 audio: Vec::new(),
                 subtitles: Vec::new(),
+                iframes: Vec::new(),
             },
         );
         assert!(!silent.contains("EXT-X-MEDIA") && silent.contains("VERSION:7"));

@@ -2,6 +2,7 @@
 //! profile/level, the master playlist built from them, and media playlists while they grow.
 
 mod codecs;
+mod iframes;
 mod master;
 mod measure;
 mod media;
@@ -9,7 +10,10 @@ mod media;
 pub use codecs::{
     avc1_codec_string, find_sps, init_codec_string, rung_codec_string, video_codec_string, AAC_LC,
 };
-pub use master::{render_master, AudioRendition, MasterLayout, SubtitleRendition, Variant};
+pub use iframes::{first_frame_end, iframes_of, render_iframe_playlist, IFrame, IFRAME_PLAYLIST};
+pub use master::{
+    render_master, AudioRendition, IFrameVariant, MasterLayout, SubtitleRendition, Variant,
+};
 pub use measure::{measure_rendition, peak_segment_bitrate, RenditionStats, SegmentSample};
 pub use media::{finalize_vod_playlist, read_media_playlist, render_event_playlist};
 

@@ -12,6 +12,7 @@ use super::{MASTER_PLAYLIST, UPLOAD_CONCURRENCY};
 use crate::config::SegmentFormat;
 use crate::dash::MPD;
 use crate::encode::{INIT_SEGMENT, MEDIA_PLAYLIST, POSTER, THUMBNAILS};
+use crate::hls::IFRAME_PLAYLIST;
 use crate::storage::{ObjectKind, OutputSink, StorageError};
 use crate::transcode::{JobError, Transcoded, SUBTITLE_FILE};
 
@@ -45,6 +46,18 @@ pub async fn publish_renditions<S: OutputSink>(
             .collect();
         upload_segments(sink, work_dir, objects).await?;
         let playlist = format!("{name}/{MEDIA_PLAYLIST}");
+        let path = work_dir.join(&playlist);
+        with_retries(&playlist, || {
+            sink.put_file(&playlist, &path, ObjectKind::Playlist)
+        })
+        .await?;
+    }
+    for rendition in transcoded
+        .renditions
+        .iter()
+        .filter(|r| r.iframe_bandwidth.is_some())
+    {
+        let playlist = format!("{}/{IFRAME_PLAYLIST}", rendition.rung.name);
         let path = work_dir.join(&playlist);
         with_retries(&playlist, || {
             sink.put_file(&playlist, &path, ObjectKind::Playlist)

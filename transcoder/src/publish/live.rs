@@ -123,9 +123,11 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
                         average_bandwidth: estimate,
                     })
                     .collect();
+                // Subtitles and I-frame playlists are written after the encode.
                 MasterLayout::Cmaf {
                     audio,
                     subtitles: Vec::new(),
+                    iframes: Vec::new(),
                 }
             }
         };

@@ -27,6 +27,7 @@ pub fn renditions(prepared: &Prepared, ranges: &[RangeOutput]) -> Vec<Rendition>
             stats: joined_stats(ranges, &rung.name),
             codecs: codecs_of(ranges, &rung.name),
             playlist: rung_playlist(&rung.name),
+            iframe_bandwidth: None,
         })
         .collect()
 }

@@ -12,7 +12,9 @@ use crate::dash::{render_mpd, AudioSet, Presentation, TextSet, VideoRepresentati
 use crate::encode::{
     self, AudioTrack, Trickplay, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER, THUMBNAILS,
 };
-use crate::hls::{self, AudioRendition, MasterLayout, RenditionStats, SubtitleRendition, Variant};
+use crate::hls::{
+    self, AudioRendition, IFrameVariant, MasterLayout, RenditionStats, SubtitleRendition, Variant,
+};
 use crate::input::SourceInput;
 use crate::ladder::{compute_ladder, select_rungs, Rung};
 use crate::manifest::{Manifest, RenditionRecord, SubtitleRecord};
@@ -29,6 +31,9 @@ pub struct Rendition {
     pub codecs: String,
     /// Media playlist relative to the output root (`720p/index.m3u8`).
     pub playlist: String,
+    /// A CMAF rung's I-frame playlist's peak bitrate (the playlist is `iframes.m3u8` beside
+    /// the media playlist); `None` for MPEG-TS.
+    pub iframe_bandwidth: Option<u64>,
 }
 
 /// A finished encode in the work folder, ready to publish.
@@ -291,11 +296,16 @@ pub async fn encode_prepared(
         if source.audio.is_some() {
             codecs = format!("{codecs},{}", hls::AAC_LC);
         }
+        let iframe_bandwidth = match settings.segments {
+            SegmentFormat::Cmaf => Some(write_iframe_playlist(work_dir, &rung, &stats).await?),
+            SegmentFormat::Ts => None,
+        };
         renditions.push(Rendition {
             rung,
             stats,
             codecs,
             playlist,
+            iframe_bandwidth,
         });
     }
     check_complete(&source, &renditions)?;
@@ -344,7 +354,7 @@ pub async fn encode_prepared(
     };
     let master = hls::render_master(
         &variants,
-        &master_layout(settings.segments, &audio, &subtitles),
+        &master_layout(settings.segments, &renditions, &audio, &subtitles),
     );
     Ok(Transcoded {
         source,
@@ -359,6 +369,28 @@ pub async fn encode_prepared(
     })
 }
 
+/// Writes a CMAF rung's I-frame playlist beside its media playlist; returns its peak bitrate.
+async fn write_iframe_playlist(
+    work_dir: &Path,
+    rung: &Rung,
+    stats: &RenditionStats,
+) -> Result<u64, JobError> {
+    let dir = work_dir.join(&rung.name);
+    let segments: Vec<(String, f64)> = stats
+        .segment_uris
+        .iter()
+        .cloned()
+        .zip(stats.segments.iter().map(|s| s.duration_s))
+        .collect();
+    let frames = hls::iframes_of(&dir, &segments).await?;
+    let (playlist, bandwidth) = hls::render_iframe_playlist(&frames, INIT_SEGMENT);
+    let path = dir.join(hls::IFRAME_PLAYLIST);
+    tokio::fs::write(&path, playlist)
+        .await
+        .map_err(JobError::output(&path))?;
+    Ok(bandwidth)
+}
+
 /// What separate audio renditions add to every variant's peak and average bitrate: a
 /// variant's bandwidth is what a player fetches to play it, its video and the heaviest audio
 /// track it may pick.
@@ -371,6 +403,7 @@ fn audio_bps(audio: &[AudioOutput]) -> (u64, u64) {
 /// How the master playlist lays out a job's variants.
 fn master_layout(
     segments: SegmentFormat,
+    renditions: &[Rendition],
     audio: &[AudioOutput],
     subtitles: &[SubtitleOutput],
 ) -> MasterLayout {
@@ -394,6 +427,18 @@ fn master_layout(
                     uri: s.playlist(),
                     name: s.name.clone(),
                     language: s.language.clone(),
+                })
+                .collect(),
+            iframes: renditions
+                .iter()
+                .filter_map(|r| {
+                    Some(IFrameVariant {
+                        uri: format!("{}/{}", r.rung.name, hls::IFRAME_PLAYLIST),
+                        bandwidth: r.iframe_bandwidth?,
+                        width: r.rung.width,
+                        height: r.rung.height,
+                        codecs: r.codecs.split(',').next().unwrap_or_default().to_string(),
+                    })
                 })
                 .collect(),
         },
