@@ -132,6 +132,18 @@ keep="${DEMO_KEEP_RUNNING:-}"
 if [ -z "$keep" ]; then
   if [ -t 0 ]; then keep=1; else keep=0; fi
 fi
+# The preview page (hls.js, dash.js, rungs, tracks, seek thumbnails): served while the
+# pipeline keeps running, otherwise the command that serves it.
+if [ "$keep" = 1 ]; then
+  "$TRANSCODER" preview "$dest" --listen 127.0.0.1:0 >"$run/preview.out" 2>"$run/preview.log" &
+  echo "$!" >>"$run/pids"
+  pids+=("$!")
+  for _ in $(seq 50); do grep -q '^preview: ' "$run/preview.out" 2>/dev/null && break; sleep 0.1; done
+  echo "$(sed -n 's/^preview: \([^ ]*\).*/preview: \1/p' "$run/preview.out")"
+else
+  echo "preview: $TRANSCODER preview $dest   (serves http://127.0.0.1:8765/)"
+fi
+
 if [ "$keep" = 1 ]; then
   echo
   echo "the pipeline keeps running; upload another video with:"

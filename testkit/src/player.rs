@@ -60,3 +60,44 @@ pub fn play(dir: &Path, player: Player, flags: &[&str]) -> Value {
     );
     report
 }
+
+/// The players' scripts as `transcoder preview --hls-js --dash-js` takes them: the pinned
+/// copies the harness installed, so the page needs no internet.
+pub fn player_scripts() -> [PathBuf; 2] {
+    let modules = harness().join("node_modules");
+    [
+        modules.join("hls.js/dist/hls.min.js"),
+        modules.join("dashjs/dist/modern/umd/dash.all.min.js"),
+    ]
+}
+
+/// Drives the `transcoder preview` page at `url` with `player` (`tests/player/preview.mjs`):
+/// it plays, lists the rungs, switches rung, audio and subtitles, and shows a thumbnail.
+/// Panics, with the report, unless every check passed.
+pub fn drive_preview(url: &str, player: Player) -> Value {
+    let name = match player {
+        Player::Hls => "hls",
+        Player::Dash => "dash",
+    };
+    let out = Command::new("node")
+        .arg(harness().join("preview.mjs"))
+        .args(["--url", url, "--player", name, "--timeout", "90"])
+        .output()
+        .expect("node is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: no report: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(
+        out.status.success() && report["ok"] == true,
+        "the preview did not pass with {name}: {report:#}"
+    );
+    report
+}

@@ -28,6 +28,7 @@ pub mod hls;
 pub mod input;
 pub mod job;
 pub mod ladder;
+pub mod preview;
 pub mod probe;
 pub mod publish;
 pub mod serve;

@@ -109,3 +109,53 @@ fn mpeg_ts_output_plays_in_hls_js() {
     assert_eq!(level_sizes(&report), [(426, 240), (640, 360)], "{report:#}");
     assert_eq!(report["reachedEnd"], true, "{report:#}");
 }
+
+#[test]
+fn the_preview_page_plays_a_film_with_both_players() {
+    let dir = scratch();
+    let input = make_film(dir.path(), "film.mp4", 12.0);
+    let out = transcode(&input, &["--segments", "cmaf", "--preset", "ultrafast"]);
+    let [hls_js, dash_js] = common::player::player_scripts();
+    let mut preview = std::process::Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        .arg("preview")
+        .arg(&out)
+        .args(["--listen", "127.0.0.1:0", "--hls-js"])
+        .arg(&hls_js)
+        .arg("--dash-js")
+        .arg(&dash_js)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(preview.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .strip_prefix("preview: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("preview printed {line:?}"))
+        .to_string();
+    let reports = [Player::Hls, Player::Dash]
+        .map(|player| std::panic::catch_unwind(|| common::player::drive_preview(&url, player)));
+    preview.kill().unwrap();
+    preview.wait().unwrap();
+    for report in reports {
+        let report = report.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        assert_eq!(report["state"]["rungsListed"], 3, "{report:#}");
+    }
+}
+
+#[test]
+fn the_preview_is_served_on_loopback_only() {
+    let dir = scratch();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_transcoder"))
+        .arg("preview")
+        .arg(dir.path())
+        .args(["--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
+}

@@ -3,6 +3,7 @@
 
 mod healthcheck;
 mod local;
+mod preview;
 mod progress_view;
 mod run;
 mod run_range;
@@ -21,6 +22,7 @@ pub use common::args::{OutputArgs, StatusArgs};
 pub use common::signal::shutdown_signal;
 pub use healthcheck::HealthcheckArgs;
 pub use local::LocalArgs;
+pub use preview::PreviewArgs;
 pub use run::RunArgs;
 pub use run_range::RunRangeArgs;
 pub use serve::ServeArgs;
@@ -70,6 +72,9 @@ pub enum Command {
     /// Ask a warm transcoder's gRPC health service whether it serves: exit 0 if SERVING, 1
     /// otherwise. The container image's HEALTHCHECK.
     Healthcheck(HealthcheckArgs),
+    /// Serve, on loopback, a page that plays an output (a local folder or an S3 prefix) with
+    /// hls.js and dash.js: rungs, audio tracks, subtitles and the seek preview.
+    Preview(PreviewArgs),
 }
 
 /// Encoding and limits: every subcommand that runs jobs.
@@ -326,6 +331,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::RunRange(args) => run_range::run(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Healthcheck(args) => healthcheck::run(args).await,
+        Command::Preview(args) => preview::run(args).await,
     }
 }
 
