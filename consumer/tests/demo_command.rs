@@ -42,12 +42,14 @@ fn started_pids(out: &Path) -> Vec<u32> {
         .collect()
 }
 
-fn assert_all_stopped(out: &Path) {
+/// Every process the demo started is gone: moto, two transcoders and the consumer, and the
+/// preview when the demo kept running.
+fn assert_all_stopped(out: &Path, kept_running: bool) {
     let pids = started_pids(out);
     assert_eq!(
         pids.len(),
-        4,
-        "moto, two transcoders, the consumer: {pids:?}"
+        if kept_running { 5 } else { 4 },
+        "moto, two transcoders, the consumer (and the preview): {pids:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while pids.iter().any(|&p| running(p)) {
@@ -90,7 +92,14 @@ fn the_demo_takes_an_upload_to_playable_hls_and_stops_everything() {
     }
     assert!(hls.join("poster.jpg").exists());
     assert_eq!(manifest(&hls)["status"], "done");
-    assert_all_stopped(&out);
+    // Not kept running: the command that serves the preview page.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("preview: ") && l.contains(" preview ")),
+        "{stdout}"
+    );
+    assert_all_stopped(&out, false);
 }
 
 #[test]
@@ -128,5 +137,11 @@ fn ctrl_c_stops_a_running_demo_and_everything_it_started() {
         Some(130),
         "Ctrl-C's conventional exit status"
     );
-    assert_all_stopped(&out);
+    // While it ran, the preview page was served on loopback.
+    let preview = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("preview: http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no preview address: {seen:#?}"));
+    assert!(preview.ends_with('/'), "{preview}");
+    assert_all_stopped(&out, true);
 }
