@@ -492,6 +492,9 @@ async fn joined_equals_single_pass(s3: &aws_sdk_s3::Client, source: &Path, fps: 
     let record = manifest(&joined);
     assert_eq!(record["status"], "done");
     assert!(record["playable_at"].is_string());
+    // The seek preview, from the source's keyframes, covers the whole video.
+    assert_eq!(record["thumbnails"], "thumbnails.vtt");
+    assert!(check_thumbnails(&joined, SECONDS) >= 20);
 
     // The single pass of the same file, for comparison.
     let single = dir.path().join("single");

@@ -26,7 +26,7 @@ use super::plan::Range;
 use crate::config::EncodeSettings;
 use crate::encode::{
     hls_output_args, input_guards, rung_encoder_args, tone_map_chain, KeyframeGrid, Schedule,
-    CUT_EVERY, POSTER,
+    Trickplay, CUT_EVERY, POSTER,
 };
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo};
@@ -292,6 +292,32 @@ pub fn poster_args(
     ] {
         args.push(OsString::from(item));
     }
+    args
+}
+
+/// The seek preview's command for a split job: its sprites from the source's keyframes only
+/// (no range sees the whole video, and a keyframe decode costs a fraction of a full one), laid
+/// out as a single pass lays them out. A thumbnail is the keyframe nearest its time.
+pub fn trickplay_args(
+    input_url: &OsStr,
+    prepared: &Prepared,
+    settings: &EncodeSettings,
+) -> Vec<OsString> {
+    let top = &prepared.ladder[0];
+    let plan = Trickplay::plan(prepared.source.duration_s, top);
+    let strings = |items: &[&str]| items.iter().map(OsString::from).collect::<Vec<_>>();
+    let mut args = strings(&["-hide_banner", "-nostdin", "-y", "-v", "error"]);
+    args.extend(input_guards(settings, "file"));
+    args.extend(strings(&["-skip_frame", "nokey", "-i"]));
+    args.push(input_url.to_os_string());
+    let mut graph = format!("[0:{}]", prepared.source.video.index);
+    if let Some(chain) = tone_map_chain(&prepared.source.video, top) {
+        graph.push_str(&format!("{chain},"));
+    }
+    graph.push_str("null[frames];");
+    graph.push_str(&plan.filter_branch("frames"));
+    args.extend(strings(&["-filter_complex", &graph]));
+    args.extend(plan.output_args());
     args
 }
 

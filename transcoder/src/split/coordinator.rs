@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::command::poster_args;
+use super::command::{poster_args, trickplay_args};
 use super::dispatch::{self, range_folder, Report};
 use super::peers::Peers;
 use super::plan::Range;
@@ -31,7 +31,7 @@ use super::retry::{split_error, AfterFailure, Attempts};
 use super::tasks::TaskRunners;
 use super::worker::RangeJob;
 
-use crate::encode::run_encoder;
+use crate::encode::{run_encoder, TRICKPLAY_FOLDER};
 use crate::input::{file_url, Downloaded, SourceInput};
 use crate::liveness::Liveness;
 use crate::manifest::Manifest;
@@ -237,22 +237,23 @@ impl<'a> Coordinator<'a> {
     }
 }
 
-/// The poster, from the source at a tenth of its length, as a single pass picks it.
+/// The poster, from the source at a tenth of its length, as a single pass picks it; then the
+/// seek preview's sprites from the source's keyframes.
 async fn make_poster(job: &SplitJob<'_>) -> Result<(), JobError> {
     job.whole
         .clone()
         .wait()
         .await
         .map_err(JobError::output(job.input))?;
-    let args = poster_args(&file_url(job.input), job.prepared, &job.template.settings);
-    run_encoder(
-        &job.template.settings,
-        &args,
-        job.work_dir,
-        None,
-        1.0,
-        |_| {},
-    )
-    .await?;
+    let settings = &job.template.settings;
+    let args = poster_args(&file_url(job.input), job.prepared, settings);
+    run_encoder(settings, &args, job.work_dir, None, 1.0, |_| {}).await?;
+    let sprites = job.work_dir.join(TRICKPLAY_FOLDER);
+    tokio::fs::create_dir_all(&sprites)
+        .await
+        .map_err(JobError::output(&sprites))?;
+    let args = trickplay_args(&file_url(job.input), job.prepared, settings);
+    let duration_s = job.prepared.source.duration_s;
+    run_encoder(settings, &args, job.work_dir, None, duration_s, |_| {}).await?;
     Ok(())
 }

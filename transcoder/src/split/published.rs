@@ -10,7 +10,7 @@ use super::landed::Landed;
 use super::master::{master_playlist, renditions, rung_playlist};
 use super::stitch::{joined_playlist, RangeOutput};
 use crate::config::SegmentFormat;
-use crate::encode::POSTER;
+use crate::encode::{Trickplay, POSTER, THUMBNAILS};
 use crate::manifest::Manifest;
 use crate::publish::{announce_playable, retract, with_retries, LivePublisher, MASTER_PLAYLIST};
 use crate::storage::{ObjectKind, OutputSink};
@@ -98,6 +98,30 @@ impl Published {
         })
         .await?;
         self.objects.push(POSTER.to_string());
+        let duration_s = job.prepared.source.duration_s;
+        let trickplay = Trickplay::plan(duration_s, &job.prepared.ladder[0]);
+        let sprites = trickplay.sprites(duration_s);
+        let made = sprites.iter().all(|s| job.work_dir.join(s).is_file());
+        if made {
+            for sprite in &sprites {
+                let path = job.work_dir.join(sprite);
+                with_retries(sprite, || {
+                    job.dest
+                        .version()
+                        .put_file(sprite, &path, ObjectKind::Image)
+                })
+                .await?;
+                self.objects.push(sprite.clone());
+            }
+            let index = trickplay.render_vtt(duration_s, "").into_bytes();
+            with_retries(THUMBNAILS, || {
+                job.dest
+                    .version()
+                    .put_bytes(THUMBNAILS, index.clone(), ObjectKind::Thumbnails)
+            })
+            .await?;
+            self.objects.push(THUMBNAILS.to_string());
+        }
         let renditions = renditions(job.prepared, &all);
         let master = master_playlist(job.prepared, &all, Some(&renditions));
         self.put(job, MASTER_PLAYLIST, master.clone().into_bytes())
@@ -108,8 +132,11 @@ impl Published {
             renditions,
             audio: Vec::new(),
             subtitles: Vec::new(),
-            trickplay: None,
-            notes: vec!["no seek preview: split jobs do not make one yet".into()],
+            trickplay: made.then_some(trickplay),
+            notes: match made {
+                true => Vec::new(),
+                false => vec!["seek preview left out: ffmpeg wrote too few sprites".into()],
+            },
             segments: SegmentFormat::Ts,
             master,
         })
