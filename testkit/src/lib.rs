@@ -298,3 +298,30 @@ pub fn check_thumbnails(out_dir: &Path, duration_s: f64) -> usize {
     );
     cues
 }
+
+/// ffmpeg output options for 10-bit HEVC HDR as cameras and masters tag it, for a video filter
+/// ending in `format=yuv420p10le`: `transfer` is `smpte2084` (HDR10, with mastering display and
+/// content light level metadata) or `arib-std-b67` (HLG).
+pub fn hdr_hevc_args(transfer: &str) -> Vec<String> {
+    let mut params =
+        format!("log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc");
+    if transfer == "smpte2084" {
+        params.push_str(
+            ":master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)\
+             :max-cll=1000,400",
+        );
+    }
+    [
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        &params,
+        "-tag:v",
+        "hvc1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}

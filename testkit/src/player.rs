@@ -25,40 +25,9 @@ fn harness() -> PathBuf {
 /// Plays `dir` with `player` and the checks `flags` ask for (`--switch-audio`, `--subtitles`,
 /// `--seek-end`), and returns the report. Panics, with the report, unless every check passed.
 pub fn play(dir: &Path, player: Player, flags: &[&str]) -> Value {
-    let harness = harness();
-    assert!(
-        harness.join("node_modules").is_dir(),
-        "the player harness is not installed: run tests/player/install.sh (scripts/test.sh does)"
-    );
-    let name = match player {
-        Player::Hls => "hls",
-        Player::Dash => "dash",
-    };
-    let out = Command::new("node")
-        .arg(harness.join("play.mjs"))
-        .arg("--dir")
-        .arg(dir)
-        .args(["--player", name, "--timeout", "90"])
-        .args(flags)
-        .output()
-        .expect("node is installed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name}: no report: {stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    assert!(
-        out.status.success() && report["ok"] == true,
-        "{name} did not play {}: {report:#}",
-        dir.display()
-    );
-    report
+    let mut args = vec!["--dir".to_string(), dir.display().to_string()];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    run_report("play.mjs", player, &args)
 }
 
 /// The players' scripts as `transcoder preview --hls-js --dash-js` takes them: the pinned
@@ -75,13 +44,29 @@ pub fn player_scripts() -> [PathBuf; 2] {
 /// it plays, lists the rungs, switches rung, audio and subtitles, and shows a thumbnail.
 /// Panics, with the report, unless every check passed.
 pub fn drive_preview(url: &str, player: Player) -> Value {
+    run_report(
+        "preview.mjs",
+        player,
+        &["--url".to_string(), url.to_string()],
+    )
+}
+
+/// Runs one of the harness's scripts with `player` and `args`, and returns the JSON line it
+/// printed last; panics, with the report, unless it says every check passed.
+fn run_report(script: &str, player: Player, args: &[String]) -> Value {
+    let harness = harness();
+    assert!(
+        harness.join("node_modules").is_dir(),
+        "the player harness is not installed: run tests/player/install.sh (scripts/test.sh does)"
+    );
     let name = match player {
         Player::Hls => "hls",
         Player::Dash => "dash",
     };
     let out = Command::new("node")
-        .arg(harness().join("preview.mjs"))
-        .args(["--url", url, "--player", name, "--timeout", "90"])
+        .arg(harness.join(script))
+        .args(args)
+        .args(["--player", name, "--timeout", "90"])
         .output()
         .expect("node is installed");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -91,13 +76,13 @@ pub fn drive_preview(url: &str, player: Player) -> Value {
         .find_map(|line| serde_json::from_str(line).ok())
         .unwrap_or_else(|| {
             panic!(
-                "{name}: no report: {stdout}\n{}",
+                "{script} {name}: no report: {stdout}\n{}",
                 String::from_utf8_lossy(&out.stderr)
             )
         });
     assert!(
         out.status.success() && report["ok"] == true,
-        "the preview did not pass with {name}: {report:#}"
+        "{script} {name} {args:?} did not pass: {report:#}"
     );
     report
 }

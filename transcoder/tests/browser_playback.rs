@@ -79,16 +79,10 @@ fn a_silent_hdr10_source_in_cmaf_plays_in_both() {
         "testsrc2=s=640x360:r=30,format=yuv420p10le",
         8.0,
         false,
-        &[
-            "-c:v",
-            "libx265",
-            "-preset",
-            "ultrafast",
-            "-x265-params",
-            "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc",
-            "-tag:v",
-            "hvc1",
-        ],
+        &hdr_hevc_args("smpte2084")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
     );
     let out = transcode(&input, &["--segments", "cmaf", "--preset", "ultrafast"]);
     for player in [Player::Hls, Player::Dash] {

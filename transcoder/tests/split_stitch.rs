@@ -132,16 +132,10 @@ async fn an_hlg_source_is_tone_mapped_in_its_ranges_as_in_the_single_pass() {
         "testsrc2=s=640x360:r=30,format=yuv420p10le",
         SECONDS,
         true,
-        &[
-            "-c:v",
-            "libx265",
-            "-preset",
-            "ultrafast",
-            "-x265-params",
-            "log-level=error:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc",
-            "-tag:v",
-            "hvc1",
-        ],
+        &hdr_hevc_args("arib-std-b67")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
     );
     assert_eq!(
         stream(&source, "video").unwrap()["color_transfer"],
