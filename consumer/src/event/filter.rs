@@ -6,6 +6,9 @@
 use super::error::quoted;
 use super::Upload;
 
+/// Subtitle files uploaded beside videos (`film.en.vtt` for `film.mp4`).
+const SUBTITLE_SUFFIXES: [&str; 2] = [".vtt", ".srt"];
+
 /// Filters an upload must pass to be transcoded. The default (all empty) accepts everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters {
@@ -21,7 +24,16 @@ pub struct Filters {
 
 impl Filters {
     /// `Ok` when `upload` passes every filter; otherwise the one-line reason it is skipped.
+    /// A subtitle file (`.vtt`, `.srt`) is never a job of its own, whatever the filters: it is
+    /// a sidecar, which its video's job reads from beside the video.
     pub fn check(&self, upload: &Upload) -> Result<(), String> {
+        let lower = upload.key.to_lowercase();
+        if SUBTITLE_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
+            return Err(format!(
+                "key {} is a subtitle file: its video's job reads it as a sidecar",
+                quoted(&tail(&upload.key), 81)
+            ));
+        }
         if let Some(prefix) = &self.prefix {
             if !upload.key.starts_with(prefix.as_str()) {
                 return Err(format!(
@@ -102,6 +114,20 @@ mod tests {
             suffixes: suffixes.iter().map(|s| (*s).into()).collect(),
             max_size,
         }
+    }
+
+    #[test]
+    fn a_subtitle_sidecar_is_never_a_job() {
+        for key in ["uploads/film.en.vtt", "uploads/FILM.FR.SRT", "notes.vtt"] {
+            let why = Filters::default()
+                .check(&upload(key, Some(10)))
+                .unwrap_err();
+            assert!(why.contains("subtitle file"), "{key}: {why}");
+        }
+        assert_eq!(
+            Filters::default().check(&upload("uploads/film.mp4", None)),
+            Ok(())
+        );
     }
 
     #[test]
