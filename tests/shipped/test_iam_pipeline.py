@@ -3,12 +3,14 @@ started from the stack's task definitions as its image runs it (pipeline.py, con
 
 Every path a job takes runs here: publish, re-publish over an earlier output (which deletes the
 old master first), the clean-up of a failed job, the heartbeat and the delete of the message,
-a message handed back by a stopped transcoder and redelivered, RunTask with iam:PassRole, and
-DELETE_SOURCE on both paths (the consumer deletes for a warm job, the task for an ECS one).
+a message handed back by a stopped transcoder and redelivered, RunTask with iam:PassRole,
+DELETE_SOURCE on both paths (the consumer deletes for a warm job, the task for an ECS one), and
+a CMAF job's sidecar search in the source bucket.
 
     python -m unittest discover -s tests/shipped -p test_iam_pipeline.py
 """
 
+import json
 import tempfile
 import time
 import unittest
@@ -142,3 +144,38 @@ class RangeTasksUnderIam(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CmafUnderIam(unittest.TestCase):
+    """A warm transcoder writing CMAF, with the transcoder role: the sidecar search
+    (ListObjectsV2 and GetObject beside the source), the subtitles, I-frame playlists and the
+    DASH manifest published; and the consumer skipping the sidecar's own upload event."""
+
+    def setUp(self):
+        self.pipeline = Pipeline()
+        self.addCleanup(self.pipeline.close)
+
+    def test_a_cmaf_job_finds_its_sidecar_and_publishes_dash(self):
+        p = self.pipeline
+        p.warm_transcoders(1, extra={"TRANSCODER_SEGMENTS": "cmaf"})
+        consumer = p.consumer()
+        sidecar = p.scratch / "talk.en.vtt"
+        sidecar.write_text("WEBVTT\n\n00:00.500 --> 00:01.500\nHello from the sidecar\n")
+        p.upload("uploads/talk.en.vtt", sidecar)
+        p.upload("uploads/talk.mp4", Sources.first)
+        done = p.wait_for("uploads/talk.mp4", {"done", "failed"})
+        self.assertEqual(done["status"], "done", done)
+        self.assertEqual([s["language"] for s in done["subtitles"]], ["en"], done)
+        self.assertEqual(p.plays("uploads/talk.mp4"), (60, ""))
+        prefix = p.prefix("uploads/talk.mp4")
+        mpd = p.s3.get_object(Bucket=p.out, Key=prefix + "manifest.mpd")["Body"].read().decode()
+        self.assertIn(f'{done["version"]}/subs/subtitles.vtt', mpd)
+        master = p.s3.get_object(Bucket=p.out, Key=prefix + "master.m3u8")["Body"].read().decode()
+        self.assertIn("#EXT-X-I-FRAME-STREAM-INF", master)
+        p.wait_drained()
+        # The sidecar's own event made no job: no record at its would-be prefix.
+        self.assertIsNone(p.manifest("uploads/talk.en.vtt"))
+        skipped = [line for line in consumer.log()
+                   if "subtitle file" in json.dumps(line)]
+        self.assertTrue(skipped, "the consumer says why it skipped the sidecar")
+        self.assertEqual(p.denials(), [])
