@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import puppeteer from 'puppeteer-core';
+import { openPage } from './browser.mjs';
 import { startServer } from './server.mjs';
 
 function parse(argv) {
@@ -45,16 +45,7 @@ async function main() {
     const origin = `http://127.0.0.1:${server.address().port}`;
 
     const run = async () => {
-      browser = await puppeteer.launch({
-        executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-        headless: true, // puppeteer adds --headless=new (and --mute-audio) for this
-        args: ['--headless=new', '--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
-      });
-      page = await browser.newPage();
-      page.on('console', (m) => {
-        if (m.type() === 'error') pageErrors.push({ source: 'console', fatal: false, message: m.text(), url: m.location()?.url });
-      });
-      page.on('pageerror', (e) => pageErrors.push({ source: 'pageerror', fatal: false, message: e.message }));
+      ({ browser, page } = await openPage(pageErrors));
       await page.goto(`${origin}/__player/${opts.player}.html`, { waitUntil: 'load' });
       return page.evaluate((o) => window.runHarness(o), {
         player: opts.player, switchAudio: opts['switch-audio'], subtitles: opts.subtitles,

@@ -7,7 +7,7 @@
 // Every check reads the player's or the <video>'s state through window.preview, or the DOM;
 // the only thing this script decides is which controls to use and how long to wait.
 import { parseArgs } from 'node:util';
-import puppeteer from 'puppeteer-core';
+import { openPage } from './browser.mjs';
 
 function parse(argv) {
   const { values } = parseArgs({
@@ -58,16 +58,7 @@ async function main() {
   }
 
   const run = async () => {
-    browser = await puppeteer.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true, // puppeteer adds --headless=new (and --mute-audio) for this
-      args: ['--headless=new', '--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
-    });
-    page = await browser.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push({ source: 'console', fatal: false, message: m.text(), url: m.location()?.url });
-    });
-    page.on('pageerror', (e) => pageErrors.push({ source: 'pageerror', fatal: false, message: e.message }));
+    ({ browser, page } = await openPage(pageErrors));
     await page.goto(url.href, { waitUntil: 'load' });
 
     // 1. Ready: the player parsed the manifest and the <video> is really playing.

@@ -110,6 +110,24 @@ impl<S: OutputSink + Clone> Destination<S> {
         }
     }
 
+    /// Puts `body` at the stable `name`, or, when this version has none, removes an older
+    /// version's: it would name a folder that is retired later.
+    async fn put_or_remove(
+        &self,
+        name: &str,
+        body: Option<String>,
+        kind: ObjectKind,
+    ) -> Result<(), JobError> {
+        match body {
+            Some(body) => {
+                let bytes = body.into_bytes();
+                with_retries(name, || self.root.put_bytes(name, bytes.clone(), kind)).await?
+            }
+            None => with_retries(name, || self.root.delete(name)).await?,
+        }
+        Ok(())
+    }
+
     /// Makes the complete version the published one: its poster, its DASH manifest (or none,
     /// for MPEG-TS: an older CMAF version's would outlive its folder), then its master, at the
     /// stable names. The master last, so a reader never sees it point at something missing.
@@ -128,29 +146,12 @@ impl<S: OutputSink + Clone> Destination<S> {
         })
         .await?;
         let folders_at = format!("{}/", self.version_name);
-        match transcoded.thumbnails_vtt(&folders_at) {
-            Some(index) => {
-                with_retries(THUMBNAILS, || {
-                    self.root.put_bytes(
-                        THUMBNAILS,
-                        index.clone().into_bytes(),
-                        ObjectKind::Thumbnails,
-                    )
-                })
-                .await?
-            }
-            None => with_retries(THUMBNAILS, || self.root.delete(THUMBNAILS)).await?,
-        }
-        match transcoded.mpd(&folders_at) {
-            Some(mpd) => {
-                with_retries(MPD, || {
-                    self.root
-                        .put_bytes(MPD, mpd.clone().into_bytes(), ObjectKind::DashManifest)
-                })
-                .await?
-            }
-            None => with_retries(MPD, || self.root.delete(MPD)).await?,
-        }
+        let index = transcoded.thumbnails_vtt(&folders_at);
+        self.put_or_remove(THUMBNAILS, index, ObjectKind::Thumbnails)
+            .await?;
+        let mpd = transcoded.mpd(&folders_at);
+        self.put_or_remove(MPD, mpd, ObjectKind::DashManifest)
+            .await?;
         let rebased = rebase_playlist(&transcoded.master, &self.version_name);
         put_playlist(&self.root, MASTER_PLAYLIST, rebased.into_bytes()).await?;
         tracing::info!(version = %self.version_name, "published: the stable master now serves this version");

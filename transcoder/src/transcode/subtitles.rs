@@ -201,20 +201,17 @@ async fn convert(
             .unwrap_or("");
         return Err(format!("ffmpeg could not read it ({})", last.trim()));
     }
-    let size = tokio::fs::metadata(work_dir.join(&output))
+    let vtt = tokio::fs::read(work_dir.join(&output))
         .await
-        .map_err(|e| e.to_string())?
-        .len();
-    if size > MAX_VTT_BYTES {
+        .map_err(|e| e.to_string())?;
+    if vtt.len() as u64 > MAX_VTT_BYTES {
         return Err(format!(
-            "{size} bytes of WebVTT, more than subtitles ever need"
+            "{} bytes of WebVTT, more than subtitles ever need",
+            vtt.len()
         ));
     }
     // A file ffmpeg read without finding a cue (a playlist dressed as WebVTT) is not subtitles.
-    let vtt = tokio::fs::read_to_string(work_dir.join(&output))
-        .await
-        .map_err(|e| e.to_string())?;
-    if !vtt.contains("-->") {
+    if !vtt.windows(3).any(|w| w == b"-->") {
         return Err("it holds no cues".to_string());
     }
     Ok(())
