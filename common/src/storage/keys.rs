@@ -163,14 +163,20 @@ pub fn sanitize_prefix(raw: &str) -> String {
     out
 }
 
+/// A key without its file extension: `uploads/clip.mp4` is `uploads/clip`. A dot in a folder
+/// name (`v1.2/clip`) or a leading one (`dir/.hidden`) is no extension.
+pub fn key_stem(key: &str) -> &str {
+    match key.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains('/') && !stem.ends_with('/') && !stem.is_empty() => stem,
+        _ => key,
+    }
+}
+
 /// The default output for an upload (docs/contract.md): `OUTPUT_PREFIX` + the source key without
 /// its extension + `/`, in `OUTPUT_BUCKET`. The two parts are sanitised separately so the key
 /// can never eat into the configured prefix.
 pub fn default_output(source_key: &str, bucket: &str, prefix: &str) -> S3Prefix {
-    let stem = match source_key.rsplit_once('.') {
-        Some((stem, ext)) if !ext.contains('/') && !stem.ends_with('/') && !stem.is_empty() => stem,
-        _ => source_key,
-    };
+    let stem = key_stem(source_key);
     let mut own = sanitize_prefix(stem);
     // A key that sanitizing had to change (`a//b.mp4`, `x/../y.mp4`, a control character)
     // would share a folder with the key it now reads as (`a/b.mp4`, `x/y.mp4`): it gets a hash

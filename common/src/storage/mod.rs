@@ -12,8 +12,8 @@ use std::future::Future;
 use std::path::Path;
 
 pub use keys::{
-    default_output, is_version_name, new_version_name, sanitize_prefix, S3Object, S3Prefix,
-    MAX_PREFIX_BYTES,
+    default_output, is_version_name, key_stem, new_version_name, sanitize_prefix, S3Object,
+    S3Prefix, MAX_PREFIX_BYTES,
 };
 pub use lease::{current_holder, Holder, LeaseSettings, OwnerError, PrefixLease, LEASE, LEASE_TTL};
 pub use local::LocalFolder;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::storage::{S3Object, S3Store};
+use crate::storage::{key_stem, S3Object, S3Store};
 use crate::transcode::{sidecar_of, Sidecar, SidecarFormat, MAX_SIDECAR_BYTES};
 
 /// Keys looked at beside a source: sidecars of one video, not a bucket's worth.
@@ -12,10 +12,7 @@ const LISTED: i32 = 100;
 
 /// The sidecars of `source`, downloaded into `work_dir`.
 pub async fn fetch_sidecars(store: &S3Store, source: &S3Object, work_dir: &Path) -> Vec<Sidecar> {
-    let stem = source
-        .key
-        .rsplit_once('.')
-        .map_or(source.key.as_str(), |(stem, _)| stem);
+    let stem = key_stem(&source.key);
     let listed = match store
         .list(&source.bucket, &format!("{stem}."), LISTED)
         .await

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::probe::checked_language;
+use crate::storage::key_stem;
 
 /// The largest sidecar read: a feature film's subtitles are a few hundred kilobytes.
 pub const MAX_SIDECAR_BYTES: u64 = 2 * 1024 * 1024;
@@ -43,8 +44,7 @@ pub struct Sidecar {
 /// language and format: `talk.en.vtt` for `talk.mp4`, `dir/talk.fra.srt` for `dir/talk.mov`.
 /// The language must be a plain two- or three-letter code.
 pub fn sidecar_of(video: &str, candidate: &str) -> Option<(String, SidecarFormat)> {
-    let stem = video.rsplit_once('.').map_or(video, |(stem, _)| stem);
-    let rest = candidate.strip_prefix(stem)?.strip_prefix('.')?;
+    let rest = candidate.strip_prefix(key_stem(video))?.strip_prefix('.')?;
     let (language, extension) = rest.split_once('.')?;
     let format = match extension.to_ascii_lowercase().as_str() {
         "vtt" => SidecarFormat::WebVtt,
@@ -110,6 +110,16 @@ mod tests {
         ] {
             assert_eq!(en(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn a_dot_in_a_folder_name_is_no_extension() {
+        // `v1.2/talk` has no extension: `v1.en.vtt` beside its folder is no sidecar of it.
+        assert_eq!(sidecar_of("v1.2/talk", "v1.en.vtt"), None);
+        assert_eq!(
+            sidecar_of("v1.2/talk", "v1.2/talk.en.vtt"),
+            Some(("en".into(), SidecarFormat::WebVtt))
+        );
     }
 
     #[test]
