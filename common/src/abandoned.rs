@@ -121,6 +121,7 @@ mod tests {
                 key: "up/a.mp4".into(),
                 etag: etag.map(str::to_string),
                 size: Some(10),
+                sidecars: Vec::new(),
             },
         );
         m.status = status;

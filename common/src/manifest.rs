@@ -52,6 +52,19 @@ pub struct SourceRecord {
     pub etag: Option<String>,
     /// Size in bytes, when known.
     pub size: Option<u64>,
+    /// The subtitle sidecars beside it when the job started (a CMAF job from S3): part of what
+    /// was transcoded, so a sidecar added later makes the same video worth transcoding again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<SidecarSource>,
+}
+
+/// A subtitle sidecar a job found beside its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidecarSource {
+    /// S3 key.
+    pub key: String,
+    /// S3 ETag.
+    pub etag: Option<String>,
 }
 
 /// One published subtitle rendition.
@@ -276,6 +289,7 @@ mod tests {
                 key: "in.mp4".into(),
                 etag: None,
                 size: Some(3),
+                sidecars: Vec::new(),
             },
         )
         .failed(ErrorKind::InvalidInput, "not a video: audio only".into());

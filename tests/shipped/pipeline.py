@@ -100,15 +100,17 @@ class Pipeline:
             return None
         return json.loads(body.read())
 
-    def wait_for(self, key, statuses, timeout=120, after=None):
+    def wait_for(self, key, statuses, timeout=120, after=None, after_version=None):
         """The manifest of `key` once its status is one of `statuses` (and, with `after`, its
-        etag differs from that one: a newer job's record)."""
+        etag differs from that one; with `after_version`, its version from that one: a newer
+        job's record)."""
         deadline = time.time() + timeout
         record = None
         while time.time() < deadline:
             record = self.manifest(key)
             if record and record["status"] in statuses and (
-                    after is None or record["source"].get("etag") != after):
+                    after is None or record["source"].get("etag") != after) and (
+                    after_version is None or record.get("version") != after_version):
                 return record
             time.sleep(0.3)
         logs = "\n".join(f"--- {c.name}\n{c.output()[-3000:]}" for c in self.containers)

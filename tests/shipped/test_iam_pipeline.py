@@ -149,16 +149,16 @@ if __name__ == "__main__":
 class CmafUnderIam(unittest.TestCase):
     """A warm transcoder writing CMAF, with the transcoder role: the sidecar search
     (ListObjectsV2 and GetObject beside the source), the subtitles, I-frame playlists and the
-    DASH manifest published; and the consumer skipping the sidecar's own upload event."""
+    DASH manifest published; and a sidecar uploaded after its video republishing the video."""
 
     def setUp(self):
         self.pipeline = Pipeline()
         self.addCleanup(self.pipeline.close)
 
-    def test_a_cmaf_job_finds_its_sidecar_and_publishes_dash(self):
+    def test_a_cmaf_job_finds_its_sidecars_before_and_after_the_video(self):
         p = self.pipeline
         p.warm_transcoders(1, extra={"TRANSCODER_SEGMENTS": "cmaf"})
-        consumer = p.consumer()
+        p.consumer()
         sidecar = p.scratch / "talk.en.vtt"
         sidecar.write_text("WEBVTT\n\n00:00.500 --> 00:01.500\nHello from the sidecar\n")
         p.upload("uploads/talk.en.vtt", sidecar)
@@ -173,9 +173,23 @@ class CmafUnderIam(unittest.TestCase):
         master = p.s3.get_object(Bucket=p.out, Key=prefix + "master.m3u8")["Body"].read().decode()
         self.assertIn("#EXT-X-I-FRAME-STREAM-INF", master)
         p.wait_drained()
-        # The sidecar's own event made no job: no record at its would-be prefix.
+        # The first sidecar's own job found nothing to do: either no video was recorded yet,
+        # or the video was already published with it. It wrote no record of its own.
         self.assertIsNone(p.manifest("uploads/talk.en.vtt"))
-        skipped = [line for line in consumer.log()
-                   if "subtitle file" in json.dumps(line)]
-        self.assertTrue(skipped, "the consumer says why it skipped the sidecar")
+        self.assertEqual(p.manifest("uploads/talk.mp4")["version"], done["version"])
+
+        # A sidecar uploaded after the video republishes the video, with both.
+        late = p.scratch / "talk.fr.srt"
+        late.write_text("1\n00:00:00,500 --> 00:00:01,500\nBonjour du fichier\n")
+        p.upload("uploads/talk.fr.srt", late)
+        again = p.wait_for("uploads/talk.mp4", {"done", "failed"}, after_version=done["version"])
+        self.assertEqual(again["status"], "done", again)
+        self.assertEqual([s["language"] for s in again["subtitles"]], ["en", "fr"], again)
+        self.assertEqual([s["key"] for s in again["source"]["sidecars"]],
+                         ["uploads/talk.en.vtt", "uploads/talk.fr.srt"], again)
+        master = p.s3.get_object(Bucket=p.out, Key=prefix + "master.m3u8")["Body"].read().decode()
+        self.assertIn('LANGUAGE="fr"', master)
+        self.assertEqual(p.plays("uploads/talk.mp4"), (60, ""))
+        p.wait_drained()
+        self.assertEqual(p.manifest("uploads/talk.mp4")["version"], again["version"])
         self.assertEqual(p.denials(), [])

@@ -754,3 +754,93 @@ async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down()
     assert!(!keys.contains(&format!("{prefix}manifest.mpd")), "{keys:?}");
     assert!(keys.contains(&format!("{prefix}master.m3u8")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sidecar_uploaded_after_its_video_republishes_it_and_one_without_a_video_writes_nothing()
+{
+    let (_moto, s3, env) = setup().await;
+    let cmaf = Server::start(&env, &["--segments", "cmaf"]);
+    let submit = |key: &str| {
+        transcoder(
+            &env,
+            &[
+                "submit",
+                "--endpoint",
+                &cmaf.endpoint,
+                &format!("s3://raw/{key}"),
+            ],
+        )
+    };
+    let record = |s3| async move {
+        let bytes = get(s3, OUT, "hls/late/manifest.json").await;
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+
+    upload_clip(&s3, "late.mp4", 3.0).await;
+    let run = submit("late.mp4");
+    assert!(run.status.success(), "{}", describe(&run));
+    let first = record(&s3).await;
+    assert_eq!(
+        first["subtitles"].as_array().map_or(0, Vec::len),
+        0,
+        "{first}"
+    );
+
+    // The sidecar's own job is the video's again: a new version, with the subtitles.
+    let dir = scratch();
+    let srt = dir.path().join("late.fr.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:00,500 --> 00:00:02,000\nBonjour, en retard\n",
+    )
+    .unwrap();
+    upload(&s3, RAW, "late.fr.srt", &srt).await;
+    let run = submit("late.fr.srt");
+    assert!(run.status.success(), "{}", describe(&run));
+    let second = record(&s3).await;
+    assert_eq!(second["status"], "done", "{second}");
+    assert_ne!(second["version"], first["version"], "{second}");
+    assert_eq!(second["source"]["key"], "late.mp4", "{second}");
+    assert_eq!(
+        second["source"]["sidecars"][0]["key"], "late.fr.srt",
+        "{second}"
+    );
+    assert_eq!(second["subtitles"][0]["language"], "fr", "{second}");
+    let version = second["version"].as_str().unwrap();
+    let cues = get(&s3, OUT, &format!("hls/late/{version}/subs/subtitles.vtt")).await;
+    assert!(String::from_utf8(cues)
+        .unwrap()
+        .contains("Bonjour, en retard"));
+    let master = String::from_utf8(get(&s3, OUT, "hls/late/master.m3u8").await).unwrap();
+    assert!(master.contains("LANGUAGE=\"fr\""), "{master}");
+
+    // Its second delivery finds the video published with it: nothing more is done.
+    let run = submit("late.fr.srt");
+    assert!(run.status.success(), "{}", describe(&run));
+    assert_eq!(record(&s3).await["version"], second["version"]);
+
+    // A transcoder writing MPEG-TS cannot publish subtitles: it says so and changes nothing.
+    let ts = Server::start(&env, &[]);
+    let run = transcoder(
+        &env,
+        &["submit", "--endpoint", &ts.endpoint, "s3://raw/late.fr.srt"],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    assert!(describe(&run).contains("CMAF"), "{}", describe(&run));
+    assert_eq!(record(&s3).await["version"], second["version"]);
+
+    // A sidecar whose video has no record yet (the video's own job will read it) writes
+    // nothing at all: no record, no lease.
+    upload(&s3, RAW, "nobody.en.srt", &srt).await;
+    let run = submit("nobody.en.srt");
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    assert!(
+        describe(&run).contains("no video of its name"),
+        "{}",
+        describe(&run)
+    );
+    assert_eq!(
+        list_keys(&s3, OUT, "hls/nobody").await,
+        Vec::<String>::new()
+    );
+}

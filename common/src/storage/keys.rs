@@ -176,7 +176,12 @@ pub fn key_stem(key: &str) -> &str {
 /// its extension + `/`, in `OUTPUT_BUCKET`. The two parts are sanitised separately so the key
 /// can never eat into the configured prefix.
 pub fn default_output(source_key: &str, bucket: &str, prefix: &str) -> S3Prefix {
-    let stem = key_stem(source_key);
+    // A subtitle sidecar (`film.en.vtt`) names its video's folder: its job republishes that
+    // video with it.
+    let stem = match super::sidecar_name(source_key) {
+        Some(sidecar) => sidecar.video_stem,
+        None => key_stem(source_key),
+    };
     let mut own = sanitize_prefix(stem);
     // A key that sanitizing had to change (`a//b.mp4`, `x/../y.mp4`, a control character)
     // would share a folder with the key it now reads as (`a/b.mp4`, `x/y.mp4`): it gets a hash
@@ -186,7 +191,8 @@ pub fn default_output(source_key: &str, bucket: &str, prefix: &str) -> S3Prefix 
     let changed = own.trim_end_matches('/') != stem;
     if changed && !own.is_empty() && own.len() + 10 <= MAX_PREFIX_BYTES {
         own.pop();
-        own.push_str(&format!("~{:08x}/", fnv1a(source_key.as_bytes()) as u32));
+        // Of the stem, so that a sidecar's folder is its video's.
+        own.push_str(&format!("~{:08x}/", fnv1a(stem.as_bytes()) as u32));
     }
     // An upload named like a version folder (`clip/_v20261207T093000Z-1a2b3c4d.mp4`) would
     // get its outputs inside another video's version: give it a name no version has.
@@ -243,6 +249,24 @@ mod tests {
             );
             assert_eq!(got.bucket, "out-bucket");
         }
+    }
+
+    #[test]
+    fn a_sidecar_names_its_videos_folder() {
+        for (video, sidecar) in [
+            ("up/film.mp4", "up/film.en.vtt"),
+            ("film.final.mov", "film.final.fra.srt"),
+            ("a//b.mp4", "a//b.de.vtt"),
+            ("x/../y.mkv", "x/../y.en.srt"),
+        ] {
+            assert_eq!(
+                default_output(video, "out", "hls/"),
+                default_output(sidecar, "out", "hls/"),
+                "{sidecar}"
+            );
+        }
+        // Not a sidecar's name: a folder of its own.
+        assert_eq!(default_output("notes.vtt", "out", "").prefix, "notes/");
     }
 
     #[test]

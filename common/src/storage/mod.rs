@@ -7,6 +7,7 @@ mod keys;
 mod lease;
 mod local;
 mod s3;
+mod sidecar_name;
 
 use std::future::Future;
 use std::path::Path;
@@ -17,7 +18,8 @@ pub use keys::{
 };
 pub use lease::{current_holder, Holder, LeaseSettings, OwnerError, PrefixLease, LEASE, LEASE_TTL};
 pub use local::LocalFolder;
-pub use s3::{Condition, ObjectInfo, S3Sink, S3Store};
+pub use s3::{Condition, ListedObject, ObjectInfo, S3Sink, S3Store};
+pub use sidecar_name::{language_code, sidecar_name, SidecarFormat, SidecarName};
 
 /// What an output object is, which decides its Content-Type and Cache-Control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,17 @@ use tokio::io::AsyncReadExt;
 use super::{ObjectKind, OutputSink, S3Object, S3Prefix, StorageError};
 use crate::liveness::Liveness;
 
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its ETag (quotes included, as S3 returns it).
+    pub etag: Option<String>,
+}
+
 /// What we need to know of a source object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -77,14 +88,14 @@ impl S3Store {
         }
     }
 
-    /// The objects whose keys start with `prefix` in `bucket`, with their sizes: at most
-    /// `limit`, in key order (one page of ListObjectsV2).
+    /// The objects whose keys start with `prefix` in `bucket`: at most `limit`, in key order
+    /// (one page of ListObjectsV2).
     pub async fn list(
         &self,
         bucket: &str,
         prefix: &str,
         limit: i32,
-    ) -> Result<Vec<(String, u64)>, StorageError> {
+    ) -> Result<Vec<ListedObject>, StorageError> {
         let page = self
             .client
             .list_objects_v2()
@@ -97,7 +108,13 @@ impl S3Store {
         Ok(page
             .contents()
             .iter()
-            .filter_map(|o| Some((o.key()?.to_string(), o.size().unwrap_or(0).max(0) as u64)))
+            .filter_map(|o| {
+                Some(ListedObject {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: o.e_tag().map(str::to_string),
+                })
+            })
             .collect())
     }
 

@@ -3,6 +3,8 @@
 //! S3 notification configurations can filter by prefix and suffix too, but EventBridge rules and
 //! shared topics may deliver more than this consumer wants, so it checks again itself.
 
+use common::storage::sidecar_name;
+
 use super::error::quoted;
 use super::Upload;
 
@@ -24,13 +26,15 @@ pub struct Filters {
 
 impl Filters {
     /// `Ok` when `upload` passes every filter; otherwise the one-line reason it is skipped.
-    /// A subtitle file (`.vtt`, `.srt`) is never a job of its own, whatever the filters: it is
-    /// a sidecar, which its video's job reads from beside the video.
+    /// A subtitle sidecar (`film.en.vtt` for `film.mp4`) is a job whatever the suffixes, which
+    /// are for videos: the transcoder republishes its video with it. Any other subtitle file
+    /// (`.vtt`, `.srt`) belongs to no video, and is never a job.
     pub fn check(&self, upload: &Upload) -> Result<(), String> {
         let lower = upload.key.to_lowercase();
-        if SUBTITLE_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
+        let sidecar = sidecar_name(&upload.key).is_some();
+        if !sidecar && SUBTITLE_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
             return Err(format!(
-                "key {} is a subtitle file: its video's job reads it as a sidecar",
+                "key {} is a subtitle file not named NAME.LANG.vtt|srt after a video",
                 quoted(&tail(&upload.key), 81)
             ));
         }
@@ -43,7 +47,7 @@ impl Filters {
                 ));
             }
         }
-        if !self.suffixes.is_empty() {
+        if !self.suffixes.is_empty() && !sidecar {
             let key = upload.key.to_lowercase();
             if !self
                 .suffixes
@@ -117,8 +121,19 @@ mod tests {
     }
 
     #[test]
-    fn a_subtitle_sidecar_is_never_a_job() {
-        for key in ["uploads/film.en.vtt", "uploads/FILM.FR.SRT", "notes.vtt"] {
+    fn a_sidecar_is_its_videos_job_and_other_subtitle_files_are_none() {
+        let videos = filters(Some("uploads/"), &[".mp4"], Some(100));
+        for key in ["uploads/film.en.vtt", "uploads/FILM.FR.SRT"] {
+            assert_eq!(videos.check(&upload(key, Some(10))), Ok(()), "{key}");
+        }
+        // Still under the prefix and the size cap.
+        assert!(videos
+            .check(&upload("other/film.en.vtt", Some(10)))
+            .is_err());
+        assert!(videos
+            .check(&upload("uploads/film.en.vtt", Some(101)))
+            .is_err());
+        for key in ["uploads/notes.vtt", "uploads/film.english.srt"] {
             let why = Filters::default()
                 .check(&upload(key, Some(10)))
                 .unwrap_err();

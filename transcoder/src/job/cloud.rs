@@ -9,7 +9,8 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::fetch::Fetch;
-use super::sidecars::fetch_sidecars;
+use super::late_sidecar::video_of_sidecar;
+use super::sidecars::{fetch_sidecars, list_sidecars, sidecar_sources};
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits, SegmentFormat};
 use crate::encode::POSTER;
@@ -24,7 +25,8 @@ use crate::split::{
     plan_ranges, Coordinator, Range, RangeJob, SplitJob, SplitSettings, SplitShape,
 };
 use crate::storage::{
-    LeaseSettings, ObjectKind, OutputSink, PrefixLease, S3Object, S3Prefix, S3Sink, S3Store,
+    sidecar_name, LeaseSettings, ObjectKind, OutputSink, PrefixLease, S3Object, S3Prefix, S3Sink,
+    S3Store,
 };
 use crate::transcode::{encode_prepared, prepare, Prepared, Transcoded};
 
@@ -113,6 +115,25 @@ async fn run_owning_prefix(
     events: &(dyn Fn(JobEvent) + Send + Sync),
 ) -> Result<CloudDone, JobError> {
     let sink = store.sink(job.output.clone());
+    // A subtitle file uploaded on its own republishes its video (`late_sidecar`); one without
+    // a video writes nothing at all.
+    let record = match sidecar_name(&job.source.key) {
+        Some(_) => published_manifest(&sink).await,
+        None => None,
+    };
+    let resolved = match video_of_sidecar(
+        &job.source,
+        &job.output,
+        job.settings.segments,
+        record.as_ref(),
+    )? {
+        Some(video) => Some(CloudJob {
+            source: video,
+            ..job.clone()
+        }),
+        None => None,
+    };
+    let job = resolved.as_ref().unwrap_or(job);
     // A source that is gone writes nothing at all, not even a lease: its message is dropped.
     events(JobEvent::Stage(Stage::Download));
     let head = store.head(&job.source).await?;
@@ -148,15 +169,22 @@ async fn run(
     events: &(dyn Fn(JobEvent) + Send + Sync),
     record: &mut Option<Manifest>,
 ) -> Result<CloudDone, JobError> {
+    // Subtitle sidecars are part of what a CMAF job transcodes: listed before the check below,
+    // so that one added since the last job makes the same video worth transcoding again.
+    let sidecars = match job.settings.segments {
+        SegmentFormat::Cmaf => list_sidecars(store, &job.source).await,
+        SegmentFormat::Ts => Vec::new(),
+    };
     let source = SourceRecord {
         bucket: Some(job.source.bucket.clone()),
         key: job.source.key.clone(),
         etag: head.etag.clone(),
         size: Some(head.size),
+        sidecars: sidecar_sources(&sidecars),
     };
 
     // A second delivery of a job already published for these very bytes (same bucket, key,
-    // ETag and size) does no work.
+    // ETag and size, and the same sidecars) does no work.
     let previous = published_manifest(sink).await;
     let previous_replaced = previous
         .as_ref()
@@ -219,9 +247,7 @@ async fn run(
     )
     .await;
     let (source_input, mut prepared) = prepare_fetched(&mut fetch, job, events).await?;
-    if job.settings.segments == SegmentFormat::Cmaf {
-        prepared.sidecars = fetch_sidecars(store, &job.source, work.path()).await;
-    }
+    prepared.sidecars = fetch_sidecars(store, &job.source, &sidecars, work.path()).await;
     let ranges = split_ranges(job, &prepared);
     let (transcoded, record) = if ranges.len() > 1 {
         let template = RangeJob {

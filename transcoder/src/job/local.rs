@@ -40,6 +40,7 @@ pub async fn run_local(
         key: job.input.display().to_string(),
         etag: None,
         size: std::fs::metadata(&job.input).ok().map(|m| m.len()),
+        sidecars: Vec::new(),
     };
     let manifest = Manifest::processing(uuid::Uuid::new_v4().to_string(), source);
     let sink = LocalFolder::new(&job.out_dir);

@@ -4,6 +4,7 @@
 
 mod cloud;
 mod fetch;
+mod late_sidecar;
 mod local;
 mod queued;
 mod sidecars;

@@ -4,31 +4,56 @@
 
 use std::path::Path;
 
-use crate::storage::{key_stem, S3Object, S3Store};
+use crate::manifest::SidecarSource;
+use crate::storage::{key_stem, ListedObject, S3Object, S3Store};
 use crate::transcode::{sidecar_of, Sidecar, SidecarFormat, MAX_SIDECAR_BYTES};
 
 /// Keys looked at beside a source: sidecars of one video, not a bucket's worth.
 const LISTED: i32 = 100;
 
-/// The sidecars of `source`, downloaded into `work_dir`.
-pub async fn fetch_sidecars(store: &S3Store, source: &S3Object, work_dir: &Path) -> Vec<Sidecar> {
+/// The sidecars beside `source`, as listed (a failed listing finds none).
+pub async fn list_sidecars(store: &S3Store, source: &S3Object) -> Vec<ListedObject> {
     let stem = key_stem(&source.key);
-    let listed = match store
+    match store
         .list(&source.bucket, &format!("{stem}."), LISTED)
         .await
     {
-        Ok(listed) => listed,
+        Ok(listed) => listed
+            .into_iter()
+            .filter(|o| sidecar_of(&source.key, &o.key).is_some())
+            .collect(),
         Err(error) => {
             tracing::warn!(%error, "could not look for subtitle sidecars");
-            return Vec::new();
+            Vec::new()
         }
-    };
+    }
+}
+
+/// What the job's record says of `listed`.
+pub fn sidecar_sources(listed: &[ListedObject]) -> Vec<SidecarSource> {
+    listed
+        .iter()
+        .map(|o| SidecarSource {
+            key: o.key.clone(),
+            etag: o.etag.clone(),
+        })
+        .collect()
+}
+
+/// Downloads the sidecars of `source` that were `listed` (the bytes listed only) into
+/// `work_dir`, leaving out any too big to be subtitles.
+pub async fn fetch_sidecars(
+    store: &S3Store,
+    source: &S3Object,
+    listed: &[ListedObject],
+    work_dir: &Path,
+) -> Vec<Sidecar> {
     let mut sidecars = Vec::new();
-    for (key, size) in listed {
-        let Some((language, format)) = sidecar_of(&source.key, &key) else {
+    for ListedObject { key, size, etag } in listed {
+        let Some((language, format)) = sidecar_of(&source.key, key) else {
             continue;
         };
-        if size > MAX_SIDECAR_BYTES {
+        if *size > MAX_SIDECAR_BYTES {
             tracing::warn!(
                 key,
                 size,
@@ -40,7 +65,10 @@ pub async fn fetch_sidecars(store: &S3Store, source: &S3Object, work_dir: &Path)
             bucket: source.bucket.clone(),
             key: key.clone(),
         };
-        let bytes = match store.get_range(&object, None, 0, size.max(1)).await {
+        let bytes = match store
+            .get_range(&object, etag.as_deref(), 0, (*size).max(1))
+            .await
+        {
             Ok(bytes) => bytes,
             Err(error) => {
                 tracing::warn!(%error, key, "could not download a subtitle sidecar");

@@ -123,9 +123,7 @@ pub const TEXT_SUBTITLE_CODECS: [&str; 6] = ["mov_text", "subrip", "srt", "ass",
 /// (undetermined). Anything else in a hostile upload's tags is dropped, so no quote or line
 /// break ever reaches a playlist.
 pub fn checked_language(tag: Option<&str>) -> Option<String> {
-    let tag = tag?.trim().to_ascii_lowercase();
-    let letters = (2..=3).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_lowercase());
-    (letters && tag != "und").then_some(tag)
+    crate::storage::language_code(tag?)
 }
 
 /// A probed source.

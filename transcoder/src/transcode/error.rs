@@ -55,6 +55,10 @@ pub enum JobError {
         /// The stall limit.
         seconds: u64,
     },
+    /// A subtitle file was uploaded on its own, and there is no video of its name to
+    /// republish with it (yet: the video's own job will read it), or this transcoder cannot.
+    #[error("{0}")]
+    SidecarAlone(String),
     /// Writing the outputs into place failed.
     #[error("writing {path}: {source}")]
     Output {
@@ -71,7 +75,7 @@ impl JobError {
         let invalid = match self {
             Self::Probe(e) => e.is_invalid_input(),
             Self::Encode(e) => e.is_invalid_input(),
-            Self::Incomplete { .. } => true,
+            Self::Incomplete { .. } | Self::SidecarAlone(_) => true,
             Self::Storage(e) => e.is_invalid_input(),
             Self::Split { invalid_input, .. } => *invalid_input,
             Self::Hls(_)

@@ -4,30 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::probe::checked_language;
-use crate::storage::key_stem;
+pub use crate::storage::SidecarFormat;
+use crate::storage::{key_stem, sidecar_name};
 
 /// The largest sidecar read: a feature film's subtitles are a few hundred kilobytes.
 pub const MAX_SIDECAR_BYTES: u64 = 2 * 1024 * 1024;
-
-/// A sidecar's format, from its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SidecarFormat {
-    /// WebVTT (`.vtt`).
-    WebVtt,
-    /// SubRip (`.srt`).
-    SubRip,
-}
-
-impl SidecarFormat {
-    /// The ffmpeg demuxer that reads it, and the only one allowed to.
-    pub fn demuxer(self) -> &'static str {
-        match self {
-            Self::WebVtt => "webvtt",
-            Self::SubRip => "srt",
-        }
-    }
-}
 
 /// A sidecar on local disk, ready to convert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,14 +25,8 @@ pub struct Sidecar {
 /// language and format: `talk.en.vtt` for `talk.mp4`, `dir/talk.fra.srt` for `dir/talk.mov`.
 /// The language must be a plain two- or three-letter code.
 pub fn sidecar_of(video: &str, candidate: &str) -> Option<(String, SidecarFormat)> {
-    let rest = candidate.strip_prefix(key_stem(video))?.strip_prefix('.')?;
-    let (language, extension) = rest.split_once('.')?;
-    let format = match extension.to_ascii_lowercase().as_str() {
-        "vtt" => SidecarFormat::WebVtt,
-        "srt" => SidecarFormat::SubRip,
-        _ => return None,
-    };
-    Some((checked_language(Some(language))?, format))
+    let sidecar = sidecar_name(candidate)?;
+    (sidecar.video_stem == key_stem(video)).then_some((sidecar.language, sidecar.format))
 }
 
 /// The sidecars beside a local `video` file, sorted by name.
