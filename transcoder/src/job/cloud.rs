@@ -121,18 +121,16 @@ async fn run_owning_prefix(
         Some(_) => published_manifest(&sink).await,
         None => None,
     };
-    let resolved = match video_of_sidecar(
+    let video = video_of_sidecar(
         &job.source,
         &job.output,
         job.settings.segments,
         record.as_ref(),
-    )? {
-        Some(video) => Some(CloudJob {
-            source: video,
-            ..job.clone()
-        }),
-        None => None,
-    };
+    )?;
+    let resolved = video.map(|source| CloudJob {
+        source,
+        ..job.clone()
+    });
     let job = resolved.as_ref().unwrap_or(job);
     // A source that is gone writes nothing at all, not even a lease: its message is dropped.
     events(JobEvent::Stage(Stage::Download));
