@@ -251,6 +251,34 @@ pub fn make_film(dir: &Path, name: &str, seconds: f64) -> PathBuf {
     video
 }
 
+/// Checks a CMAF rung's I-frame playlist at `playlist`: every byte range, behind the rung's
+/// init segment, decodes to exactly one frame, a keyframe, and is less than its segment.
+/// Returns how many ranges there are.
+pub fn check_iframes(playlist: &Path) -> usize {
+    let media = media_playlist(playlist);
+    assert!(media.i_frames_only, "{playlist:?}");
+    let dir = playlist.parent().unwrap();
+    let init = std::fs::read(dir.join("init.mp4")).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    for segment in &media.segments {
+        let range = segment.byte_range.as_ref().unwrap();
+        let bytes = std::fs::read(dir.join(&segment.uri)).unwrap();
+        let length = range.length as usize;
+        assert!(
+            length < bytes.len(),
+            "{}: a frame, not the segment",
+            segment.uri
+        );
+        let frame = scratch.path().join("frame.mp4");
+        std::fs::write(&frame, [init.as_slice(), &bytes[..length]].concat()).unwrap();
+        let frames = ffprobe(&frame, &["-show_frames", "-select_streams", "v:0"]);
+        let frames = frames["frames"].as_array().unwrap();
+        assert_eq!(frames.len(), 1, "{}", segment.uri);
+        assert_eq!(frames[0]["key_frame"], 1, "{}", segment.uri);
+    }
+    media.segments.len()
+}
+
 /// Checks the seek preview at `out_dir` (`thumbnails.vtt` and its sprites) for a video of
 /// `duration_s`: cues back to back from 0 to the end, each naming a sprite that exists and a
 /// cell inside it. Returns how many cues there are.

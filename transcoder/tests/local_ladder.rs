@@ -411,28 +411,7 @@ fn cmaf_serves_hls_and_dash_from_the_same_segments() {
         master.variants.iter().cloned().partition(|v| v.is_i_frame);
     assert_eq!(iframe_variants.len(), 3, "{text}");
     for variant in &iframe_variants {
-        let playlist = out.join(&variant.uri);
-        let media = media_playlist(&playlist);
-        assert!(media.i_frames_only);
-        let dir = playlist.parent().unwrap();
-        let init = std::fs::read(dir.join("init.mp4")).unwrap();
-        for segment in &media.segments {
-            let range = segment.byte_range.as_ref().unwrap();
-            let bytes = std::fs::read(dir.join(&segment.uri)).unwrap();
-            let length = range.length as usize;
-            assert!(
-                length < bytes.len(),
-                "{}: a frame, not the segment",
-                segment.uri
-            );
-            let frame = dir.join("frame.mp4");
-            std::fs::write(&frame, [init.as_slice(), &bytes[..length]].concat()).unwrap();
-            let frames = ffprobe(&frame, &["-show_frames", "-select_streams", "v:0"]);
-            let frames = frames["frames"].as_array().unwrap();
-            assert_eq!(frames.len(), 1, "{}", segment.uri);
-            assert_eq!(frames[0]["key_frame"], 1, "{}", segment.uri);
-            std::fs::remove_file(frame).unwrap();
-        }
+        assert!(check_iframes(&out.join(&variant.uri)) > 0);
     }
     let master = m3u8_rs::MasterPlaylist { variants, ..master };
     let (video_variants, audio_only) = master.variants.split_at(3);

@@ -144,11 +144,36 @@ async fn an_hlg_source_is_tone_mapped_in_its_ranges_as_in_the_single_pass() {
     split_equals_single_pass(&source, 30.0, Download::Fast).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cmaf_split_job_is_the_single_pass_joined_with_every_audio_track_and_subtitles() {
+    // Two audio languages (one at 44.1 kHz), a mov_text track and an SRT sidecar.
+    let dir = scratch();
+    let source = make_film(dir.path(), "long.mp4", SECONDS);
+    split_as_single_pass(&source, 30.0, Download::Slow, Segments::Cmaf).await;
+}
+
+/// What the split job writes.
+#[derive(PartialEq, Clone, Copy)]
+enum Segments {
+    Ts,
+    /// With the film's sidecar (`long.en.srt`) uploaded beside it.
+    Cmaf,
+}
+
+async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {
+    split_as_single_pass(source, fps, download, Segments::Ts).await
+}
+
 /// Splits `source` across a coordinator and a peer and compares the result with the single
 /// pass of `transcoder local`, packet by packet.
-async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {
-    let (moto, s3, env) = setup().await;
+async fn split_as_single_pass(source: &Path, fps: f64, download: Download, segments: Segments) {
+    let (moto, s3, mut env) = setup().await;
     upload(&s3, RAW, "long.mp4", source).await;
+    if segments == Segments::Cmaf {
+        let sidecar = source.with_file_name("long.en.srt");
+        upload(&s3, RAW, "long.en.srt", &sidecar).await;
+        env.push(("TRANSCODER_SEGMENTS", "cmaf".into()));
+    }
     // The peer's reads go through a proxy that tells whether it ever read the whole source.
     let peer_reads = testkit::slow_download::SlowDownload::start(
         &moto.endpoint,
@@ -237,7 +262,144 @@ async fn split_equals_single_pass(source: &Path, fps: f64, download: Download) {
         "playable before the first range landed: {stdout}"
     );
 
-    joined_equals_single_pass(&s3, source, fps).await;
+    match segments {
+        Segments::Ts => joined_equals_single_pass(&s3, source, fps).await,
+        Segments::Cmaf => joined_cmaf_equals_single_pass(&s3, source, fps).await,
+    }
+}
+
+/// A CMAF split job's output against the single pass: the same variants, audio and subtitle
+/// renditions and I-frame playlists, every video and audio packet at the same time, and a
+/// DASH manifest that reads through.
+async fn joined_cmaf_equals_single_pass(s3: &aws_sdk_s3::Client, source: &Path, fps: f64) {
+    let dir = scratch();
+    let joined = dir.path().join("joined");
+    download_prefix(s3, "hls/long/", &joined).await;
+    let record = manifest(&joined);
+    assert_eq!(record["status"], "done", "{record}");
+    assert!(record["playable_at"].is_string());
+    assert!(check_thumbnails(&joined, SECONDS) >= 20);
+
+    let single = dir.path().join("single");
+    let args = ["--preset", "veryfast", "--segments", "cmaf"];
+    let local = transcode_local(source, &single, &args);
+    assert!(local.status.success(), "{}", describe(&local));
+    let single_record = manifest(&single);
+    let languages = |r: &serde_json::Value| -> Vec<String> {
+        let subtitles = r["subtitles"].as_array().unwrap();
+        subtitles
+            .iter()
+            .map(|s| s["language"].to_string())
+            .collect()
+    };
+    assert_eq!(languages(&record), ["\"fra\"", "\"en\""], "{record}");
+    assert_eq!(languages(&record), languages(&single_record));
+
+    let version = record["version"].as_str().unwrap().to_string();
+    let unversioned = |uri: &str| {
+        uri.strip_prefix(&format!("{version}/"))
+            .unwrap_or(uri)
+            .to_string()
+    };
+    let single_master = master_playlist(&single.join("master.m3u8"));
+    let joined_master = master_playlist(&joined.join("master.m3u8"));
+    let playing = |m: &m3u8_rs::MasterPlaylist| -> Vec<m3u8_rs::VariantStream> {
+        m.variants
+            .iter()
+            .filter(|v| !v.is_i_frame)
+            .cloned()
+            .collect()
+    };
+    let (joined_variants, single_variants) = (playing(&joined_master), playing(&single_master));
+    assert_eq!(joined_variants.len(), single_variants.len());
+    assert_eq!(joined_master.variants.len(), single_master.variants.len());
+    for (j, s) in joined_master.variants.iter().zip(&single_master.variants) {
+        let describe = |v: &m3u8_rs::VariantStream, uri: String| {
+            (
+                uri,
+                v.resolution,
+                v.codecs.clone(),
+                v.audio.clone(),
+                v.subtitles.clone(),
+            )
+        };
+        assert_eq!(describe(j, unversioned(&j.uri)), describe(s, s.uri.clone()));
+        assert_eq!(j.is_i_frame, s.is_i_frame);
+        if j.is_i_frame {
+            // One keyframe per segment, from every range.
+            let ranges = check_iframes(&joined.join(&j.uri));
+            assert_eq!(ranges, media_playlist(&single.join(&s.uri)).segments.len());
+        }
+    }
+    let renditions = |m: &m3u8_rs::MasterPlaylist, strip: &dyn Fn(&str) -> String| {
+        m.alternatives
+            .iter()
+            .map(|a| {
+                let uri = strip(a.uri.as_deref().unwrap_or_default());
+                (a.media_type.to_string(), uri, a.language.clone(), a.default)
+            })
+            .collect::<Vec<_>>()
+    };
+    let same = |uri: &str| uri.to_string();
+    let audio_and_text = renditions(&joined_master, &unversioned);
+    assert_eq!(audio_and_text, renditions(&single_master, &same));
+    assert_eq!(audio_and_text.len(), 4, "two audio tracks, two subtitles");
+
+    // Video: every rung's packets and segments as the single pass's, playable through.
+    for (j, s) in joined_variants.iter().zip(&single_variants) {
+        let (single_pl, joined_pl) = (single.join(&s.uri), joined.join(&j.uri));
+        if s.resolution.is_none() {
+            continue; // The audio-only variant: compared below.
+        }
+        assert!(media_playlist(&joined_pl).end_list);
+        assert_eq!(extinfs(&joined_pl), extinfs(&single_pl), "{}", j.uri);
+        let (jp, sp) = (packets(&joined_pl, "v:0"), packets(&single_pl, "v:0"));
+        let first = jp.iter().zip(&sp).position(|(a, b)| a != b);
+        assert!(
+            jp == sp,
+            "{}: {} vs {} packets, first differing {first:?}: {:?} vs {:?}",
+            j.uri,
+            jp.len(),
+            sp.len(),
+            first.map(|i| &jp[i.saturating_sub(2)..(i + 3).min(jp.len())]),
+            first.map(|i| &sp[i.saturating_sub(2)..(i + 3).min(sp.len())]),
+        );
+        let (warnings, frames) = play_through(&joined_pl);
+        assert!(warnings.trim().is_empty(), "{}: {warnings}", j.uri);
+        assert!((frames as f64 - SECONDS * fps).abs() <= 1.0, "{frames}");
+    }
+    // Audio: each track's packets, at the same times, across every cut.
+    for audio in joined_master
+        .alternatives
+        .iter()
+        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Audio)
+    {
+        let uri = audio.uri.as_deref().unwrap();
+        let joined_packets = packets(&joined.join(uri), "a:0");
+        let single_packets = packets(&single.join(unversioned(uri)), "a:0");
+        assert!(joined_packets.len() as f64 > SECONDS * 46.0, "{uri}");
+        assert_eq!(joined_packets, single_packets, "{uri}");
+    }
+    // The DASH manifest over the same files reads through, every frame.
+    let mpd = std::fs::canonicalize(joined.join("manifest.mpd")).unwrap();
+    let counted = ffprobe(
+        &mpd,
+        &[
+            "-allowed_extensions",
+            "ALL",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+        ],
+    );
+    let frames: f64 = counted["streams"][0]["nb_read_frames"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((frames - SECONDS * fps).abs() <= 1.0, "{frames}");
 }
 
 /// A split job's ranges on ECS tasks: moto with a Fargate cluster, a harness standing in for

@@ -168,10 +168,15 @@ fn private_output_args() -> Vec<OsString> {
 }
 
 /// A CMAF job's audio rendition: one audio track of the source encoded once, at `kbps`,
-/// into its folder, cut every `cut_s` seconds. Every AAC frame can start a segment, so the
-/// muxer cuts on time alone: at the opening's length, so the first audio segment is ready as
-/// soon as the first video one.
-pub fn audio_rendition_args(track: &AudioTrack, kbps: u32, cut_s: u32) -> Vec<OsString> {
+/// into its folder, cut every `cut_s` seconds, after `extra` output options. Every AAC frame
+/// can start a segment, so the muxer cuts on time alone: at the opening's length, so the first
+/// audio segment is ready as soon as the first video one.
+pub fn audio_rendition_args(
+    track: &AudioTrack,
+    kbps: u32,
+    cut_s: u32,
+    extra: &[&str],
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = ["-map", &format!("0:{}", track.stream.index)]
         .into_iter()
         .map(OsString::from)
@@ -182,7 +187,7 @@ pub fn audio_rendition_args(track: &AudioTrack, kbps: u32, cut_s: u32) -> Vec<Os
         &track.folder,
         SegmentFormat::Cmaf,
         &cut_s.to_string(),
-        &[],
+        extra,
     ));
     args
 }
@@ -293,6 +298,7 @@ pub fn ffmpeg_args(input_url: &OsStr, protocol: &str, plan: &EncodePlan<'_>) -> 
                 &track,
                 plan.ladder[0].audio_kbps,
                 schedule.first_segment_seconds(),
+                &[],
             ));
         }
     }

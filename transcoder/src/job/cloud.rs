@@ -344,11 +344,6 @@ fn split_ranges(job: &CloudJob, prepared: &super::Prepared) -> Vec<Range> {
     if !long || !seekable || split.helpers() == 0 {
         return Vec::new();
     }
-    if job.settings.segments == SegmentFormat::Cmaf {
-        // Ranges are stitched as MPEG-TS only so far: a CMAF job is one pass, however long.
-        tracing::info!("a long source, but CMAF jobs are not split: encoding it in one pass");
-        return Vec::new();
-    }
     plan_ranges(
         prepared.source.duration_s,
         prepared.fps,

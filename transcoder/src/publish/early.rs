@@ -3,10 +3,13 @@
 
 use super::retry::with_retries;
 use super::{Destination, MANIFEST, MASTER_PLAYLIST};
+use crate::config::SegmentFormat;
+use crate::encode::{audio_tracks, MEDIA_PLAYLIST};
+use crate::hls::{AudioRendition, MasterLayout};
 use crate::ladder::Rung;
 use crate::manifest::Manifest;
 use crate::storage::{ObjectKind, OutputSink};
-use crate::transcode::{JobError, JobEvent};
+use crate::transcode::{JobError, JobEvent, Prepared};
 
 /// MPEG-TS and PES headers over the raw bitrates.
 const CONTAINER_OVERHEAD: f64 = 1.10;
@@ -22,6 +25,35 @@ pub fn estimated_bandwidth(rung: &Rung, with_audio: bool) -> u64 {
 /// same margin.
 pub fn estimated_audio_bandwidth(kbps: u32) -> u64 {
     (f64::from(kbps) * 1000.0 * CONTAINER_OVERHEAD).ceil() as u64
+}
+
+/// How the master lays out its variants before anything is measured: a CMAF job's audio
+/// tracks as renditions, with bandwidths from the bitrate asked for, as the rungs' are from
+/// their caps. Subtitles and I-frame playlists are written after the encode, so the final
+/// master has them.
+pub fn early_layout(prepared: &Prepared, segments: SegmentFormat) -> MasterLayout {
+    match segments {
+        SegmentFormat::Ts => MasterLayout::Muxed,
+        SegmentFormat::Cmaf => {
+            let estimate = estimated_audio_bandwidth(prepared.ladder[0].audio_kbps);
+            let audio = audio_tracks(&prepared.source)
+                .into_iter()
+                .map(|t| AudioRendition {
+                    uri: format!("{}/{MEDIA_PLAYLIST}", t.folder),
+                    name: t.name,
+                    language: t.stream.language,
+                    default: t.default,
+                    bandwidth: estimate,
+                    average_bandwidth: estimate,
+                })
+                .collect();
+            MasterLayout::Cmaf {
+                audio,
+                subtitles: Vec::new(),
+                iframes: Vec::new(),
+            }
+        }
+    }
 }
 
 /// Publishes the first master playlist (every playlist it names is up; see

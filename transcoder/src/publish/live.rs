@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::retry::with_retries;
 use super::{
-    announce_playable, estimated_audio_bandwidth, estimated_bandwidth, retract, Destination,
-    MASTER_PLAYLIST, UPLOAD_CONCURRENCY,
+    announce_playable, early_layout, estimated_bandwidth, retract, Destination, MASTER_PLAYLIST,
+    UPLOAD_CONCURRENCY,
 };
 use crate::config::{EncodeSettings, SegmentFormat};
 use crate::encode::{audio_tracks, INIT_SEGMENT, MEDIA_PLAYLIST};
-use crate::hls::{self, AudioRendition, MasterLayout, Variant};
+use crate::hls::{self, MasterLayout, Variant};
 use crate::ladder::Rung;
 use crate::manifest::Manifest;
 use crate::probe::Rational;
@@ -104,33 +104,11 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
             .iter()
             .map(|rung| live(&rung.name, Some(rung)))
             .collect();
-        let layout = match settings.segments {
-            SegmentFormat::Ts => MasterLayout::Muxed,
-            SegmentFormat::Cmaf => {
-                let tracks = audio_tracks(&prepared.source);
-                rungs.extend(tracks.iter().map(|t| live(&t.folder, None)));
-                // Bandwidths from the bitrate asked for, as for the rungs (`finish` measures).
-                let kbps = prepared.ladder[0].audio_kbps;
-                let estimate = estimated_audio_bandwidth(kbps);
-                let audio = tracks
-                    .into_iter()
-                    .map(|t| AudioRendition {
-                        uri: format!("{}/{MEDIA_PLAYLIST}", t.folder),
-                        name: t.name,
-                        language: t.stream.language,
-                        default: t.default,
-                        bandwidth: estimate,
-                        average_bandwidth: estimate,
-                    })
-                    .collect();
-                // Subtitles and I-frame playlists are written after the encode.
-                MasterLayout::Cmaf {
-                    audio,
-                    subtitles: Vec::new(),
-                    iframes: Vec::new(),
-                }
-            }
-        };
+        if settings.segments == SegmentFormat::Cmaf {
+            let tracks = audio_tracks(&prepared.source);
+            rungs.extend(tracks.iter().map(|t| live(&t.folder, None)));
+        }
+        let layout = early_layout(prepared, settings.segments);
         let segment_seconds = settings.segment_seconds;
         Self {
             sink: dest.version().clone(),

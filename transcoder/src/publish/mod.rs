@@ -8,7 +8,9 @@ mod live;
 mod retry;
 mod versions;
 
-pub use early::{announce_playable, estimated_audio_bandwidth, estimated_bandwidth, retract};
+pub use early::{
+    announce_playable, early_layout, estimated_audio_bandwidth, estimated_bandwidth, retract,
+};
 pub use finish::{publish_master, publish_renditions, upload_segments};
 pub use live::LivePublisher;
 pub use retry::with_retries;

@@ -23,10 +23,10 @@
 use std::ffi::{OsStr, OsString};
 
 use super::plan::Range;
-use crate::config::EncodeSettings;
+use crate::config::{EncodeSettings, SegmentFormat};
 use crate::encode::{
-    hls_output_args, input_guards, rung_encoder_args, tone_map_chain, KeyframeGrid, Schedule,
-    Trickplay, CUT_EVERY, POSTER,
+    audio_rendition_args, audio_tracks, hls_output_args, input_guards, rung_encoder_args,
+    tone_map_chain, KeyframeGrid, Schedule, Trickplay, CUT_EVERY, POSTER,
 };
 use crate::ladder::Rung;
 use crate::probe::{Rational, SourceInfo};
@@ -76,23 +76,31 @@ impl RangePlan<'_> {
         (self.seek_frames() * AAC_FRAME) as f64 / SAMPLE_RATE as f64
     }
 
-    /// How far the single pass's timestamps are shifted, in seconds: libavformat moves the
-    /// whole stream so that the most negative decode timestamp becomes 0. That is x264's
-    /// reordering delay (B-frames with a pyramid hold two frames back; `ultrafast` has none)
-    /// or the AAC priming frame, whichever is longer.
+    /// How far the single pass's timestamps are shifted, in seconds: libavformat moves each
+    /// output so that its most negative decode timestamp becomes 0. In MPEG-TS every rung
+    /// carries video and audio: the longer of the two shifts.
     fn shift_s(&self) -> f64 {
+        self.video_shift_s().max(self.audio_shift_s())
+    }
+
+    /// A video output's shift: x264's reordering delay (B-frames with a pyramid hold two
+    /// frames back; `ultrafast` has none).
+    fn video_shift_s(&self) -> f64 {
         let frames = if self.settings.preset == "ultrafast" {
             0
         } else {
             2
         };
-        let video = frames as f64 * f64::from(self.fps.den) / f64::from(self.fps.num);
-        let audio = if self.source.audio.is_some() {
+        frames as f64 * f64::from(self.fps.den) / f64::from(self.fps.num)
+    }
+
+    /// An audio output's shift: the AAC priming frame.
+    fn audio_shift_s(&self) -> f64 {
+        if self.source.audio.is_some() {
             AAC_FRAME as f64 / SAMPLE_RATE as f64
         } else {
             0.0
-        };
-        video.max(audio)
+        }
     }
 
     /// The single pass's first AAC packet after the cut at `cut_s`, counted from its priming
@@ -209,22 +217,71 @@ pub fn range_args(input_url: &OsStr, protocol: &str, plan: &RangePlan<'_>) -> Ve
             schedule.keyframes_after(late)
         },
     };
-    let offset = micros_up(plan.shift_s());
     let start_number = r.first_segment.to_string();
-    let mut extra = vec!["-output_ts_offset", &offset, "-start_number", &start_number];
     let audio_drop = audio_drop_expression(plan);
-    if let (Some(drop), Some(_)) = (&audio_drop, &plan.source.audio) {
-        extra.extend(["-bsf:a", drop.as_str()]);
-    }
-    if r.index > 0 {
-        extra.extend([
-            "-hls_segment_options",
-            "mpegts_flags=+initial_discontinuity",
-        ]);
-    }
-    for (i, rung) in plan.ladder.iter().enumerate() {
-        args.extend(rung_encoder_args(i, rung, plan.source, s, &keyframes));
-        args.extend(hls_output_args(&rung.name, s.segments, CUT_EVERY, &extra));
+    match s.segments {
+        SegmentFormat::Ts => {
+            let offset = micros_up(plan.shift_s());
+            let mut extra = vec!["-output_ts_offset", &offset, "-start_number", &start_number];
+            if let (Some(drop), Some(_)) = (&audio_drop, &plan.source.audio) {
+                extra.extend(["-bsf:a", drop.as_str()]);
+            }
+            if r.index > 0 {
+                extra.extend([
+                    "-hls_segment_options",
+                    "mpegts_flags=+initial_discontinuity",
+                ]);
+            }
+            for (i, rung) in plan.ladder.iter().enumerate() {
+                args.extend(rung_encoder_args(i, rung, plan.source, s, &keyframes));
+                args.extend(hls_output_args(&rung.name, s.segments, CUT_EVERY, &extra));
+            }
+        }
+        // Video rungs and audio tracks are outputs of their own, each shifted as the single
+        // pass shifts it. The fMP4 muxer starts a file's decode times at 0 and puts its start
+        // in the init segment's edit list; a later range's muxer is told its first fragment
+        // is discontinuous (`frag_discont`), so that fragment's decode time is its first
+        // packet's presentation time, the source's (`-copyts`). For video that time is the
+        // keyframe's, which the single pass's decode time equals once shifted by the
+        // reordering delay: a later range's video needs no shift. Only range 0's init
+        // segments are published, so every range reads through the same edit list.
+        SegmentFormat::Cmaf => {
+            let later = r.start_s > 0;
+            let video_offset = micros_up(if later { 0.0 } else { plan.video_shift_s() });
+            let mut extra = vec![
+                "-output_ts_offset",
+                &video_offset,
+                "-start_number",
+                &start_number,
+            ];
+            if later {
+                extra.extend(["-hls_segment_options", "movflags=+frag_discont"]);
+            }
+            for (i, rung) in plan.ladder.iter().enumerate() {
+                args.extend(rung_encoder_args(i, rung, plan.source, s, &keyframes));
+                args.extend(hls_output_args(&rung.name, s.segments, CUT_EVERY, &extra));
+            }
+            // Audio is cut every `cut` seconds from 0; a range starts on the grid, a multiple
+            // of it, so its segment numbers follow the previous range's.
+            let cut = schedule.first_segment_seconds();
+            let offset = micros_up(plan.audio_shift_s());
+            let audio_number = (r.start_s / cut).to_string();
+            let mut extra = vec!["-output_ts_offset", &offset, "-start_number", &audio_number];
+            if later {
+                extra.extend(["-hls_segment_options", "movflags=+frag_discont"]);
+            }
+            if let Some(drop) = &audio_drop {
+                extra.extend(["-bsf:a", drop.as_str()]);
+            }
+            for track in audio_tracks(plan.source) {
+                args.extend(audio_rendition_args(
+                    &track,
+                    plan.ladder[0].audio_kbps,
+                    cut,
+                    &extra,
+                ));
+            }
+        }
     }
     args
 }
@@ -329,6 +386,10 @@ mod tests {
     use crate::split::plan::{plan_ranges, SplitShape};
 
     fn args(range_index: usize, preset: &str) -> Vec<String> {
+        args_as(range_index, preset, SegmentFormat::Ts)
+    }
+
+    fn args_as(range_index: usize, preset: &str, segments: SegmentFormat) -> Vec<String> {
         let path = format!("{}/src/probe/testdata/ok.json", env!("CARGO_MANIFEST_DIR"));
         let mut source = parse_ffprobe_json(&std::fs::read(path).unwrap()).unwrap();
         source.duration_s = 120.0;
@@ -336,6 +397,7 @@ mod tests {
         let ladder = compute_ladder(1280, 720, 30.0);
         let settings = EncodeSettings {
             preset: preset.into(),
+            segments,
             ..EncodeSettings::default()
         };
         let shape = SplitShape {
@@ -426,5 +488,44 @@ mod tests {
         assert_eq!(after(&last, "-bsf:a")[0], "noise=drop=lt(n\\,180)");
         assert!(last.contains(&"-copyts".to_string()));
         assert!(after(&last, "-filter_complex")[0].contains("trim=start_pts=2040,split"));
+    }
+
+    #[test]
+    fn a_cmaf_range_writes_its_rungs_and_audio_as_outputs_of_their_own() {
+        // Range 1 of the same 120 s source: [8, 68) s.
+        let args = args_as(1, "veryfast", SegmentFormat::Cmaf);
+        assert_eq!(
+            after(&args, "-hls_segment_type"),
+            ["fmp4"; 5],
+            "4 rungs, 1 track"
+        );
+        // Video: no shift (its first fragment starts at its keyframe's time); audio: the AAC
+        // priming frame, as the single pass's audio output.
+        assert_eq!(
+            after(&args, "-output_ts_offset"),
+            ["0.000000", "0.000000", "0.000000", "0.000000", "0.021334"]
+        );
+        assert_eq!(
+            after(&args, "-hls_segment_options"),
+            ["movflags=+frag_discont"; 5]
+        );
+        // Rung segments after the opening's; audio cut every second, from second 8.
+        assert_eq!(after(&args, "-start_number"), ["4", "4", "4", "4", "8"]);
+        assert_eq!(
+            after(&args, "-bsf:a"),
+            ["noise=drop=lt(n\\,178)+gte(n\\,2991)"],
+            "the same packets as with MPEG-TS, on the audio output only"
+        );
+        assert_eq!(after(&args, "-hls_time").last().copied(), Some("1"));
+        assert!(!args.iter().any(|a| a.contains("initial_discontinuity")));
+
+        // Range 0 reads as the single pass does: shifted as it is, nothing discontinuous.
+        let first = args_as(0, "veryfast", SegmentFormat::Cmaf);
+        assert_eq!(
+            after(&first, "-output_ts_offset"),
+            ["0.066667", "0.066667", "0.066667", "0.066667", "0.021334"]
+        );
+        assert!(after(&first, "-hls_segment_options").is_empty());
+        assert_eq!(after(&first, "-start_number").last().copied(), Some("0"));
     }
 }

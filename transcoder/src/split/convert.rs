@@ -32,6 +32,7 @@ pub fn range_request(job: &RangeJob) -> v1::RangeRequest {
         // only, as this version encodes.
         keyframe_seconds: job.settings.segment_seconds,
         opening_seconds: job.settings.opening_seconds,
+        cmaf: job.settings.segments == SegmentFormat::Cmaf,
         fps_num: job.fps.num,
         fps_den: job.fps.den,
         rungs: job
@@ -84,8 +85,11 @@ pub fn range_job(request: v1::RangeRequest, base: &EncodeSettings) -> Result<Ran
         segment_seconds: request.segment_seconds,
         opening_seconds: request.opening_seconds,
         rungs: Vec::new(),
-        // Ranges are stitched as MPEG-TS, whatever this server writes for its own jobs.
-        segments: SegmentFormat::Ts,
+        // As the coordinator writes, whatever this server writes for its own jobs.
+        segments: match request.cmaf {
+            true => SegmentFormat::Cmaf,
+            false => SegmentFormat::Ts,
+        },
         ..base.clone()
     };
     Ok(RangeJob {
@@ -147,6 +151,7 @@ pub fn range_output(index: u32, done: v1::RangeDone) -> RangeOutput {
                         uri: s.uri,
                         duration_s: s.duration_seconds,
                         bytes: s.bytes,
+                        first_frame_end: s.first_frame_end,
                     })
                     .collect(),
             })
@@ -171,6 +176,7 @@ pub fn range_done(output: &RangeOutput) -> v1::RangeEvent {
                             uri: s.uri.clone(),
                             duration_seconds: s.duration_s,
                             bytes: s.bytes,
+                            first_frame_end: s.first_frame_end,
                         })
                         .collect(),
                 })

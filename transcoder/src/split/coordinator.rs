@@ -22,12 +22,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::command::{poster_args, trickplay_args};
 use super::dispatch::{self, range_folder, Report};
-use super::peers::Peers;
+use super::master::range_folders;
+use super::peers::{Peers, RangeFailure};
 use super::plan::Range;
 use super::progress::{job_progress, range_seconds};
 use super::published::Published;
 use super::queue::Queue;
 use super::retry::{split_error, AfterFailure, Attempts};
+use super::stitch::RangeOutput;
 use super::tasks::TaskRunners;
 use super::worker::RangeJob;
 
@@ -168,6 +170,7 @@ impl<'a> Coordinator<'a> {
                 ));
             };
             let index = entry.range.index;
+            let result = result.and_then(|output| with_every_folder(job, output));
             match result {
                 Ok(output) => {
                     if index == 0 && !live_done {
@@ -234,6 +237,21 @@ impl<'a> Coordinator<'a> {
     /// range never leaves a broken stream.
     pub async fn retract(&self) {
         self.published.retract(&self.job).await;
+    }
+}
+
+/// `output` when it has every folder the job's ranges write (a peer that probed the source
+/// otherwise, or wrote another format, would leave holes in the joined stream).
+fn with_every_folder(job: &SplitJob<'_>, output: RangeOutput) -> Result<RangeOutput, RangeFailure> {
+    let want = range_folders(job.prepared, job.template.settings.segments);
+    let got: Vec<&str> = output.rungs.iter().map(|r| r.name.as_str()).collect();
+    if got == want {
+        Ok(output)
+    } else {
+        Err(RangeFailure::Failed(format!(
+            "range {} came back with folders {got:?}, not {want:?}",
+            output.index
+        )))
     }
 }
 

@@ -2,19 +2,31 @@
 //!
 //! While ranges land, only part of each rung exists, so the master's bandwidths are estimates
 //! from the rungs' caps, as a single pass publishing early gives; once every range is in, they
-//! are measured over each joined rung, as a single pass measures its one encode. A rung's
-//! codecs are read from its first range: every range encodes the rung with the same settings
-//! and size, and range 0 is the one range every published master has.
+//! are measured over each joined rung (and audio track), as a single pass measures its one
+//! encode, and the master is the single pass's (`transcode::measured_master`). A rung's codecs
+//! are read from its first range: every range encodes the rung with the same settings and
+//! size, and range 0 is the one range every published master has.
 
 use super::stitch::{joined_stats, RangeOutput};
-use crate::encode::MEDIA_PLAYLIST;
-use crate::hls::{self, MasterLayout, Variant};
-use crate::publish::estimated_bandwidth;
-use crate::transcode::{Prepared, Rendition};
+use crate::config::SegmentFormat;
+use crate::encode::{audio_tracks, MEDIA_PLAYLIST};
+use crate::hls::{self, Variant};
+use crate::publish::{early_layout, estimated_bandwidth};
+use crate::transcode::{AudioOutput, Prepared, Rendition};
 
 /// Rung `name`'s media playlist, relative to the master (`720p/index.m3u8`).
 pub fn rung_playlist(name: &str) -> String {
     format!("{name}/{MEDIA_PLAYLIST}")
+}
+
+/// The folders every range writes: the rungs, then with CMAF the audio tracks.
+pub fn range_folders(prepared: &Prepared, segments: SegmentFormat) -> Vec<String> {
+    let rungs = prepared.ladder.iter().map(|r| r.name.clone());
+    let audio = match segments {
+        SegmentFormat::Cmaf => audio_tracks(&prepared.source),
+        SegmentFormat::Ts => Vec::new(),
+    };
+    rungs.chain(audio.into_iter().map(|t| t.folder)).collect()
 }
 
 /// Every rung joined over `ranges` (all of them), measured, in ladder order.
@@ -32,30 +44,43 @@ pub fn renditions(prepared: &Prepared, ranges: &[RangeOutput]) -> Vec<Rendition>
         .collect()
 }
 
-/// The master over `ranges` (consecutive, from the first): `measured` bandwidths when given
-/// (one rendition per rung, in ladder order), estimates from the caps otherwise.
+/// With CMAF, every audio track joined over `ranges` (all of them), measured, default first.
+pub fn audio_outputs(
+    prepared: &Prepared,
+    segments: SegmentFormat,
+    ranges: &[RangeOutput],
+) -> Vec<AudioOutput> {
+    if segments != SegmentFormat::Cmaf {
+        return Vec::new();
+    }
+    audio_tracks(&prepared.source)
+        .into_iter()
+        .map(|track| AudioOutput {
+            stats: joined_stats(ranges, &track.folder),
+            playlist: rung_playlist(&track.folder),
+            language: track.stream.language.clone(),
+            track,
+        })
+        .collect()
+}
+
+/// The master while ranges land (over `ranges`, consecutive from the first): bandwidths
+/// estimated from the caps, and with CMAF the audio tracks, as a single pass's early master.
 pub fn master_playlist(
     prepared: &Prepared,
+    segments: SegmentFormat,
     ranges: &[RangeOutput],
-    measured: Option<&[Rendition]>,
 ) -> String {
     let has_audio = prepared.source.audio.is_some();
     let variants: Vec<Variant> = prepared
         .ladder
         .iter()
-        .enumerate()
-        .map(|(i, rung)| {
-            let (bandwidth, average) = match measured {
-                Some(r) => (r[i].stats.peak_bps, r[i].stats.average_bps),
-                None => {
-                    let estimate = estimated_bandwidth(rung, has_audio);
-                    (estimate, estimate)
-                }
-            };
+        .map(|rung| {
+            let estimate = estimated_bandwidth(rung, has_audio);
             Variant {
                 uri: rung_playlist(&rung.name),
-                bandwidth,
-                average_bandwidth: average,
+                bandwidth: estimate,
+                average_bandwidth: estimate,
                 width: rung.width,
                 height: rung.height,
                 codecs: codecs_of(ranges, &rung.name),
@@ -63,7 +88,7 @@ pub fn master_playlist(
             }
         })
         .collect();
-    hls::render_master(&variants, &MasterLayout::Muxed)
+    hls::render_master(&variants, &early_layout(prepared, segments))
 }
 
 /// The codecs of rung `name`, as its first range's segments carry them.
@@ -83,6 +108,7 @@ mod tests {
     use crate::ladder::Rung;
     use crate::probe::{parse_ffprobe_json, Rational};
     use crate::split::stitch::{RungOutput, SegmentOut};
+    use crate::transcode::measured_master;
 
     fn rung(name: &str, height: u32, maxrate_kbps: u32) -> Rung {
         Rung {
@@ -127,6 +153,7 @@ mod tests {
                     uri: format!("seg_{:05}.ts", index * 10 + i),
                     duration_s: 4.0,
                     bytes: kbps * 1000 / 8 * 4,
+                    first_frame_end: 0,
                 })
                 .collect(),
         };
@@ -147,7 +174,7 @@ mod tests {
         for audio in [true, false] {
             let prepared = prepared(audio);
             let ranges = [output(0, 2, 500, "first")];
-            let variants = variants(&master_playlist(&prepared, &ranges, None));
+            let variants = variants(&master_playlist(&prepared, SegmentFormat::Ts, &ranges));
             assert_eq!(variants.len(), 2);
             for (variant, rung) in variants.iter().zip(&prepared.ladder) {
                 let estimate = estimated_bandwidth(rung, audio);
@@ -165,7 +192,7 @@ mod tests {
     fn the_master_lists_every_rung_best_first_with_its_playlist_and_codecs() {
         let prepared = prepared(true);
         let ranges = [output(0, 2, 500, "first"), output(1, 2, 500, "second")];
-        let variants = variants(&master_playlist(&prepared, &ranges, None));
+        let variants = variants(&master_playlist(&prepared, SegmentFormat::Ts, &ranges));
         let listed: Vec<_> = variants
             .iter()
             .map(|v| {
@@ -217,7 +244,8 @@ mod tests {
         );
         assert_eq!(stats, &joined_stats(&ranges, "360p"));
 
-        let variants = variants(&master_playlist(&prepared, &ranges, Some(&renditions)));
+        let master = measured_master(&renditions, &[], &[], SegmentFormat::Ts, prepared.fps);
+        let variants = variants(&master);
         for (variant, rendition) in variants.iter().zip(&renditions) {
             assert_eq!(variant.bandwidth, rendition.stats.peak_bps);
             assert_eq!(variant.average_bandwidth, Some(rendition.stats.average_bps));

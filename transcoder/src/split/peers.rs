@@ -8,6 +8,7 @@ use proto::v1;
 use super::convert;
 use super::stitch::RangeOutput;
 use super::worker::RangeJob;
+use crate::config::SegmentFormat;
 use crate::liveness::Liveness;
 use crate::manifest::ErrorKind;
 use crate::rpc::client::{client, endpoint, error_chain, BearerToken, EndpointOptions};
@@ -147,19 +148,34 @@ pub async fn encode_remote(
 }
 
 /// The peer's segments go into our playlists: they must be the rungs asked for, each with
-/// segments named as ffmpeg names them, never a URL or a path elsewhere.
+/// segments named as ffmpeg names them in the format asked for, never a URL or a path
+/// elsewhere; with CMAF, audio folders after them (the coordinator checks which).
 pub(super) fn is_what_was_asked(output: &RangeOutput, job: &RangeJob) -> bool {
+    let extension = match job.settings.segments {
+        SegmentFormat::Ts => ".ts",
+        SegmentFormat::Cmaf => ".m4s",
+    };
+    let digits = |n: &str| !n.is_empty() && n.len() <= 5 && n.bytes().all(|b| b.is_ascii_digit());
     let segment_name = |uri: &str| {
         uri.strip_prefix("seg_")
-            .and_then(|rest| rest.strip_suffix(".ts"))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|rest| rest.strip_suffix(extension))
+            .is_some_and(digits)
     };
-    output.rungs.len() == job.ladder.len()
-        && output.rungs.iter().zip(&job.ladder).all(|(got, asked)| {
+    let audio_folder =
+        |name: &str| name == "audio" || name.strip_prefix("audio_").is_some_and(digits);
+    let (video, audio) = output
+        .rungs
+        .split_at(job.ladder.len().min(output.rungs.len()));
+    video.len() == job.ladder.len()
+        && video.iter().zip(&job.ladder).all(|(got, asked)| {
             got.name == asked.name
                 && !got.segments.is_empty()
                 && got.segments.iter().all(|s| segment_name(&s.uri))
         })
+        && (audio.is_empty() || job.settings.segments == SegmentFormat::Cmaf)
+        && audio
+            .iter()
+            .all(|got| audio_folder(&got.name) && got.segments.iter().all(|s| segment_name(&s.uri)))
 }
 
 #[cfg(test)]
@@ -179,6 +195,7 @@ mod tests {
                     uri: uri.into(),
                     duration_s: 4.0,
                     bytes: 1,
+                    first_frame_end: 0,
                 }],
             }],
         };
@@ -188,9 +205,30 @@ mod tests {
             "../seg_00001.ts",
             "seg_.ts",
             "seg_1.ts.tmp",
+            "seg_00012.m4s",
         ] {
             assert!(!is_what_was_asked(&output(bad), &job), "{bad}");
         }
+        // A CMAF range: fMP4 segments, and audio folders after the rungs.
+        let mut cmaf = job.clone();
+        cmaf.settings.segments = SegmentFormat::Cmaf;
+        let mut with_audio = output("seg_00012.m4s");
+        for name in ["audio", "audio_2"] {
+            let mut audio = with_audio.rungs[0].clone();
+            audio.name = name.into();
+            with_audio.rungs.push(audio);
+        }
+        assert!(is_what_was_asked(&with_audio, &cmaf));
+        assert!(
+            !is_what_was_asked(&output("seg_00012.ts"), &cmaf),
+            "an older peer's MPEG-TS"
+        );
+        assert!(
+            !is_what_was_asked(&with_audio, &job),
+            "audio folders with MPEG-TS"
+        );
+        with_audio.rungs[2].name = "../audio".into();
+        assert!(!is_what_was_asked(&with_audio, &cmaf));
     }
 
     #[tokio::test]

@@ -2,8 +2,10 @@
 //! were encoded with continuous timestamps and segment numbers, so the joined playlist needs
 //! no discontinuity: to a player it is one encode.
 
-use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment};
+use m3u8_rs::{Map, MediaPlaylist, MediaPlaylistType, MediaSegment};
 
+use crate::config::SegmentFormat;
+use crate::encode::INIT_SEGMENT;
 use crate::hls::{peak_segment_bitrate, RenditionStats, SegmentSample};
 
 /// One segment a range produced.
@@ -15,6 +17,10 @@ pub struct SegmentOut {
     pub duration_s: f64,
     /// Its size.
     pub bytes: u64,
+    /// A CMAF video segment's bytes through its first frame (`hls::first_frame_end`), for the
+    /// I-frame playlist; 0 when unknown.
+    #[serde(default)]
+    pub first_frame_end: u64,
 }
 
 /// One rung of one range.
@@ -44,12 +50,25 @@ impl RangeOutput {
             .map_or(0.0, |r| r.segments.iter().map(|s| s.duration_s).sum())
     }
 
-    /// Its segments' object names in the version folder (`720p/seg_00012.ts`), every rung.
+    /// Its objects' names in the version folder (`720p/seg_00012.ts`), every rung; with
+    /// CMAF segments, range 0 also has each rung's init segment, which every range shares.
     pub fn segment_objects(&self) -> impl Iterator<Item = String> + '_ {
-        self.rungs.iter().flat_map(|rung| {
-            rung.segments
-                .iter()
-                .map(|segment| format!("{}/{}", rung.name, segment.uri))
+        self.rungs.iter().flat_map(move |rung| {
+            let fmp4 = rung.segments.first().is_some_and(|s| is_fmp4(&s.uri));
+            let init = (self.index == 0 && fmp4).then_some(INIT_SEGMENT);
+            init.into_iter()
+                .chain(rung.segments.iter().map(|segment| segment.uri.as_str()))
+                .map(|uri| format!("{}/{uri}", rung.name))
+        })
+    }
+
+    /// The range's segment format, when it made any segment: a peer too old to write what it
+    /// was asked for writes MPEG-TS.
+    pub fn segment_format(&self) -> Option<SegmentFormat> {
+        let first = self.rungs.iter().flat_map(|r| r.segments.first()).next()?;
+        Some(match is_fmp4(&first.uri) {
+            true => SegmentFormat::Cmaf,
+            false => SegmentFormat::Ts,
         })
     }
 
@@ -67,21 +86,33 @@ pub fn joined_segments<'a>(ranges: &'a [RangeOutput], name: &str) -> Vec<&'a Seg
         .collect()
 }
 
+/// An fMP4 (CMAF) segment's name.
+fn is_fmp4(uri: &str) -> bool {
+    uri.ends_with(".m4s")
+}
+
 /// Rung `name`'s media playlist over `ranges` (consecutive, from the first): EVENT while more
-/// are coming, VOD with ENDLIST when `complete`.
+/// are coming, VOD with ENDLIST when `complete`. Its segments' format says whether it needs
+/// the init segment (`EXT-X-MAP`, version 7).
 pub fn joined_playlist(ranges: &[RangeOutput], name: &str, complete: bool) -> Vec<u8> {
     let segments = joined_segments(ranges, name);
     let longest = segments.iter().map(|s| s.duration_s).fold(0.0, f64::max);
+    let fmp4 = segments.first().is_some_and(|s| is_fmp4(&s.uri));
     let playlist = MediaPlaylist {
-        version: Some(3),
+        version: Some(if fmp4 { 7 } else { 3 }),
         // As ffmpeg computes it: every EXTINF, rounded up, fits.
         target_duration: longest.ceil().max(1.0) as u64,
         media_sequence: 0,
         segments: segments
             .iter()
-            .map(|s| MediaSegment {
+            .enumerate()
+            .map(|(i, s)| MediaSegment {
                 uri: s.uri.clone(),
                 duration: s.duration_s as f32,
+                map: (fmp4 && i == 0).then(|| Map {
+                    uri: INIT_SEGMENT.to_string(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })
             .collect(),
@@ -145,6 +176,7 @@ pub(crate) mod tests {
                         uri: format!("seg_{:05}.ts", first + i as u32),
                         duration_s: *d,
                         bytes: (d * 125_000.0) as u64,
+                        first_frame_end: 0,
                     })
                     .collect(),
             }],

@@ -1,5 +1,6 @@
-//! Encoding one range, every rung: on a peer for a coordinator (`EncodeRange`), or on the
-//! coordinator itself. The segments are uploaded here; the coordinator publishes playlists.
+//! Encoding one range, every rung (and with CMAF every audio track): on a peer for a
+//! coordinator (`EncodeRange`), or on the coordinator itself. The segments are uploaded here;
+//! the coordinator publishes playlists.
 
 use std::path::Path;
 use std::time::Instant;
@@ -9,8 +10,8 @@ use super::command::{range_args, RangePlan};
 use super::plan::Range;
 use super::source::fetch_for_range;
 use super::stitch::{RangeOutput, RungOutput, SegmentOut};
-use crate::config::{EncodeSettings, Limits};
-use crate::encode::{run_encoder, MEDIA_PLAYLIST};
+use crate::config::{EncodeSettings, Limits, SegmentFormat};
+use crate::encode::{audio_tracks, run_encoder, INIT_SEGMENT, MEDIA_PLAYLIST};
 use crate::hls;
 use crate::input::SourceInput;
 use crate::ladder::Rung;
@@ -95,8 +96,19 @@ pub async fn encode_range<S: OutputSink>(
     sink: &S,
     events: &(dyn Fn(JobEvent) + Send + Sync),
 ) -> Result<RangeOutput, JobError> {
-    for rung in &job.ladder {
-        let dir = work_dir.join(&rung.name);
+    let cmaf = job.settings.segments == SegmentFormat::Cmaf;
+    // A CMAF range encodes each audio track of the source as its own rendition too.
+    let audio: Vec<String> = match cmaf {
+        true => audio_tracks(source).into_iter().map(|t| t.folder).collect(),
+        false => Vec::new(),
+    };
+    let folders = job
+        .ladder
+        .iter()
+        .map(|r| r.name.clone())
+        .chain(audio.clone());
+    for folder in folders.clone() {
+        let dir = work_dir.join(folder);
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(JobError::output(&dir))?;
@@ -129,11 +141,11 @@ pub async fn encode_range<S: OutputSink>(
     .await?;
     let encode_s = encoding.elapsed().as_secs_f64();
 
-    let mut rungs = Vec::with_capacity(job.ladder.len());
-    for rung in &job.ladder {
-        rungs.push(list_segments(work_dir, rung).await?);
+    let mut rungs = Vec::with_capacity(job.ladder.len() + audio.len());
+    for folder in folders {
+        rungs.push(list_segments(work_dir, &folder).await?);
     }
-    let decoded_s = rungs
+    let decoded_s = rungs[..job.ladder.len()]
         .iter()
         .map(|r| r.segments.iter().map(|s| s.duration_s).sum::<f64>())
         .fold(f64::INFINITY, f64::min);
@@ -145,12 +157,31 @@ pub async fn encode_range<S: OutputSink>(
             expected_s: f64::from(job.range.start_s) + expected_s,
         });
     }
-    for rung in &mut rungs {
-        let first = work_dir.join(&rung.name).join(&rung.segments[0].uri);
-        rung.codecs = hls::video_codec_string(&job.settings.ffmpeg, &first).await?;
+    let (video, audio) = rungs.split_at_mut(job.ladder.len());
+    for rung in video {
+        let dir = work_dir.join(&rung.name);
+        if cmaf {
+            // Where each segment's keyframe ends, for the rung's I-frame playlist.
+            let listed: Vec<(String, f64)> = rung
+                .segments
+                .iter()
+                .map(|s| (s.uri.clone(), s.duration_s))
+                .collect();
+            let frames = hls::iframes_of(&dir, &listed).await?;
+            for (segment, frame) in rung.segments.iter_mut().zip(frames) {
+                segment.first_frame_end = frame.length;
+            }
+        }
+        let first = dir.join(&rung.segments[0].uri);
+        let init = dir.join(INIT_SEGMENT);
+        let segments = job.settings.segments;
+        rung.codecs = hls::rung_codec_string(segments, &job.settings.ffmpeg, &init, &first).await?;
         if source.audio.is_some() {
             rung.codecs = format!("{},{}", rung.codecs, hls::AAC_LC);
         }
+    }
+    for track in audio {
+        track.codecs = hls::AAC_LC.to_string();
     }
     let output = RangeOutput {
         index: job.range.index,
@@ -158,12 +189,8 @@ pub async fn encode_range<S: OutputSink>(
     };
 
     events(JobEvent::Stage(Stage::Upload));
-    let objects: Vec<String> = output
-        .rungs
-        .iter()
-        .flat_map(|r| r.segments.iter().map(|s| format!("{}/{}", r.name, s.uri)))
-        .collect();
-    upload_segments(sink, work_dir, objects).await?;
+    // Every object the range wrote, with range 0's init segments (`segment_objects`).
+    upload_segments(sink, work_dir, output.segment_objects().collect()).await?;
     // What the split benchmark reads to tell encoding from a range's other costs.
     tracing::info!(
         range = job.range.index,
@@ -176,8 +203,8 @@ pub async fn encode_range<S: OutputSink>(
 
 /// A rung's segments as ffmpeg listed them, with their sizes; none when ffmpeg wrote no
 /// playlist (the source ended before the range).
-async fn list_segments(work_dir: &Path, rung: &Rung) -> Result<RungOutput, JobError> {
-    let dir = work_dir.join(&rung.name);
+async fn list_segments(work_dir: &Path, folder: &str) -> Result<RungOutput, JobError> {
+    let dir = work_dir.join(folder);
     let listed = hls::read_media_playlist(&dir.join(MEDIA_PLAYLIST))
         .await?
         .map(|p| p.segments)
@@ -193,10 +220,11 @@ async fn list_segments(work_dir: &Path, rung: &Rung) -> Result<RungOutput, JobEr
             uri: segment.uri.clone(),
             duration_s: f64::from(segment.duration),
             bytes,
+            first_frame_end: 0,
         });
     }
     Ok(RungOutput {
-        name: rung.name.clone(),
+        name: folder.to_string(),
         codecs: String::new(),
         segments,
     })

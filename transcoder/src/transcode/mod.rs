@@ -11,7 +11,8 @@ mod subtitles;
 pub use common::events::{JobEvent, Stage};
 pub use error::JobError;
 pub use pipeline::{
-    encode_prepared, prepare, transcode, AudioOutput, Prepared, Rendition, Transcoded,
+    encode_prepared, measured_master, prepare, transcode, AudioOutput, Prepared, Rendition,
+    Transcoded,
 };
 pub use sidecar::{local_sidecars, sidecar_of, Sidecar, SidecarFormat, MAX_SIDECAR_BYTES};
-pub use subtitles::{SubtitleOutput, SUBTITLE_FILE};
+pub use subtitles::{write_subtitles, SubtitleOutput, SUBTITLE_FILE};

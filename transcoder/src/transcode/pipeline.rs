@@ -319,19 +319,6 @@ pub async fn encode_prepared(
         )));
     }
 
-    let (audio_peak, audio_average) = audio_bps(&audio);
-    let variants: Vec<Variant> = renditions
-        .iter()
-        .map(|r| Variant {
-            uri: r.playlist.clone(),
-            bandwidth: r.stats.peak_bps + audio_peak,
-            average_bandwidth: r.stats.average_bps + audio_average,
-            width: r.rung.width,
-            height: r.rung.height,
-            codecs: r.codecs.clone(),
-            frame_rate: fps.as_f64(),
-        })
-        .collect();
     let (subtitles, mut notes) = match settings.segments {
         SegmentFormat::Cmaf => write_subtitles(input, &source, &sidecars, work_dir, settings).await,
         SegmentFormat::Ts => (Vec::new(), Vec::new()),
@@ -352,10 +339,7 @@ pub async fn encode_prepared(
             None
         }
     };
-    let master = hls::render_master(
-        &variants,
-        &master_layout(settings.segments, &renditions, &audio, &subtitles),
-    );
+    let master = measured_master(&renditions, &audio, &subtitles, settings.segments, fps);
     Ok(Transcoded {
         source,
         fps,
@@ -389,6 +373,34 @@ async fn write_iframe_playlist(
         .await
         .map_err(JobError::output(&path))?;
     Ok(bandwidth)
+}
+
+/// The master playlist over measured renditions (a single pass's, or a split job's joined
+/// ones), with a CMAF job's audio and subtitle renditions and I-frame playlists.
+pub fn measured_master(
+    renditions: &[Rendition],
+    audio: &[AudioOutput],
+    subtitles: &[SubtitleOutput],
+    segments: SegmentFormat,
+    fps: Rational,
+) -> String {
+    let (audio_peak, audio_average) = audio_bps(audio);
+    let variants: Vec<Variant> = renditions
+        .iter()
+        .map(|r| Variant {
+            uri: r.playlist.clone(),
+            bandwidth: r.stats.peak_bps + audio_peak,
+            average_bandwidth: r.stats.average_bps + audio_average,
+            width: r.rung.width,
+            height: r.rung.height,
+            codecs: r.codecs.clone(),
+            frame_rate: fps.as_f64(),
+        })
+        .collect();
+    hls::render_master(
+        &variants,
+        &master_layout(segments, renditions, audio, subtitles),
+    )
 }
 
 /// What separate audio renditions add to every variant's peak and average bitrate: a
