@@ -37,6 +37,9 @@
 #                      pass yourself is kept, only the files this script creates in it are removed)
 #     SKIP_TRANSCODER  1 = do not build or run contender (a); only the ffmpeg baselines run and the
 #                      transcoder ratios are reported as n/a (for validating the script itself)
+#     SEGMENTS         cmaf (default, the product's default: fMP4 video rungs and the audio encoded
+#                      once as its own rendition, by every contender) or ts (MPEG-TS, the audio
+#                      muxed into every rung)
 #     FFMPEG           ffmpeg used by the baselines and the source generation (default: ffmpeg
 #                      on PATH). If you export it, `transcoder` reads the same variable, so both
 #                      sides use the same ffmpeg.
@@ -51,10 +54,12 @@ ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-30}"
 SKIP_TRANSCODER="${SKIP_TRANSCODER:-0}"
 FFMPEG="${FFMPEG:-ffmpeg}"
+SEGMENTS="${SEGMENTS:-cmaf}"
 
 die() { printf 'ladder.sh: error: %s\n' "$*" >&2; exit 1; }
 log() { printf '%s\n' "$*" >&2; }
 
+[[ "$SEGMENTS" == cmaf || "$SEGMENTS" == ts ]] || die "SEGMENTS must be cmaf or ts (got '$SEGMENTS')"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$ROUNDS')"
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer of seconds (got '$DURATION')"
 [[ -n "${EPOCHREALTIME:-}" ]] || die "bash >= 5 is required (EPOCHREALTIME)"
@@ -140,21 +145,48 @@ KEYFRAMES="expr:gte(t,if(lt(n_forced,1),0,if(lt(n_forced,2),1,if(lt(n_forced,3),
 
 # Per-rung encoder + HLS options, identical for contenders b, c and d.
 # Usage: rung_output_args OUTDIR INDEX  -> fills the array RUNG_ARGS
+# With MPEG-TS each rung carries the audio (-map 0:a:0 and these encoder options); with CMAF
+# the rungs are video only and the audio is one more output (audio_output_args).
 rung_output_args() {
     local out="$1" i="$2"
     local name="${RUNG_NAMES[$i]}" r="${RUNG_VK[$i]}" a="${RUNG_AK[$i]}"
     RUNG_ARGS=(
         -c:v libx264 -preset veryfast -crf 23 -maxrate "${r}k" -bufsize "$((2 * r))k"
         -profile:v high -g 240 -sc_threshold 0 -force_key_frames "$KEYFRAMES"
-        -c:a aac -b:a "${a}k" -ac 2 -ar 48000
-        -f hls -hls_time 0.5 -hls_playlist_type vod -hls_flags independent_segments
-        -hls_segment_filename "$out/$name/seg_%05d.ts" "$out/$name/index.m3u8"
     )
+    if [[ "$SEGMENTS" == ts ]]; then
+        RUNG_ARGS+=(
+            -c:a aac -b:a "${a}k" -ac 2 -ar 48000
+            -f hls -hls_time 0.5 -hls_playlist_type vod -hls_flags independent_segments
+            -hls_segment_filename "$out/$name/seg_%05d.ts" "$out/$name/index.m3u8"
+        )
+    else
+        RUNG_ARGS+=(
+            -f hls -hls_time 0.5 -hls_playlist_type vod -hls_flags independent_segments
+            -hls_segment_type fmp4 -hls_fmp4_init_filename init.mp4
+            -hls_segment_filename "$out/$name/seg_%05d.m4s" "$out/$name/index.m3u8"
+        )
+    fi
+}
+
+# CMAF's audio rendition, encoded once at the top rung's bitrate, cut every second.
+audio_output_args() { # OUTDIR
+    AUDIO_ARGS=(
+        -map 0:a:0 -c:a aac -b:a "${RUNG_AK[0]}k" -ac 2 -ar 48000
+        -f hls -hls_time 1 -hls_playlist_type vod -hls_flags independent_segments
+        -hls_segment_type fmp4 -hls_fmp4_init_filename init.mp4
+        -hls_segment_filename "$1/audio/seg_%05d.m4s" "$1/audio/index.m3u8"
+    )
+}
+
+# The rung's audio input, when it carries audio.
+rung_audio_map() {
+    [[ "$SEGMENTS" == ts ]] && RUNG_MAP_AUDIO=(-map 0:a:0) || RUNG_MAP_AUDIO=()
 }
 
 make_rung_dirs() {
     local out="$1" name
-    for name in "${RUNG_NAMES[@]}"; do mkdir -p "$out/$name"; done
+    for name in "${RUNG_NAMES[@]}" audio; do mkdir -p "$out/$name"; done
 }
 
 check_rung_outputs() { # OUTDIR LABEL
@@ -200,7 +232,9 @@ run_transcoder() { # RUNDIR
     local dir="$1" out="$1/out" logf="$1/transcoder.log" hwmf="$1/vmhwm_kb" t0 t1 pid rc=0
     mkdir -p "$out"
     t0=$EPOCHREALTIME
-    TRANSCODER_PRESET=veryfast "$TRANSCODER" local "$SOURCE" "$out" </dev/null >"$logf" 2>&1 &
+    # The same format as the ffmpeg contenders write.
+    TRANSCODER_PRESET=veryfast TRANSCODER_SEGMENTS="$SEGMENTS" \
+        "$TRANSCODER" local "$SOURCE" "$out" </dev/null >"$logf" 2>&1 &
     pid=$!
     poll_vmhwm "$pid" "$hwmf" &
     POLLER_PID=$!
@@ -221,10 +255,15 @@ run_handwritten() { # RUNDIR
     local dir="$1" out="$1/out" logf="$1/ffmpeg.log" t0 t1 i rc=0
     local args=()
     make_rung_dirs "$out"
+    rung_audio_map
     for i in "${!RUNG_NAMES[@]}"; do
         rung_output_args "$out" "$i"
-        args+=(-map "[v$i]" -map 0:a:0 "${RUNG_ARGS[@]}")
+        args+=(-map "[v$i]" "${RUNG_MAP_AUDIO[@]}" "${RUNG_ARGS[@]}")
     done
+    if [[ "$SEGMENTS" == cmaf ]]; then
+        audio_output_args "$out"
+        args+=("${AUDIO_ARGS[@]}")
+    fi
     t0=$EPOCHREALTIME
     "$FFMPEG" -hide_banner -nostdin -y -v error -i "$SOURCE" -filter_complex \
         "[0:v]fps=30,split=5[s0][s1][s2][s3][s4];[s0]scale=1920:1080:flags=bicubic,setsar=1,format=yuv420p[v0];[s1]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p[v1];[s2]scale=854:480:flags=bicubic,setsar=1,format=yuv420p[v2];[s3]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v3];[s4]scale=426:240:flags=bicubic,setsar=1,format=yuv420p[v4]" \
@@ -236,23 +275,38 @@ run_handwritten() { # RUNDIR
 }
 
 # One ffmpeg for rung I, decoding the source itself. Runs in the foreground.
+# With CMAF, INDEX `audio` is the audio rendition's own ffmpeg.
 ffmpeg_one_rung() { # OUTDIR INDEX LOGFILE
     local out="$1" i="$2" logf="$3"
+    if [[ "$i" == audio ]]; then
+        audio_output_args "$out"
+        "$FFMPEG" -hide_banner -nostdin -y -v error -i "$SOURCE" "${AUDIO_ARGS[@]}" \
+            </dev/null >"$logf" 2>&1
+        return
+    fi
     rung_output_args "$out" "$i"
+    rung_audio_map
     "$FFMPEG" -hide_banner -nostdin -y -v error -i "$SOURCE" \
         -vf "fps=30,scale=${RUNG_W[$i]}:${RUNG_H[$i]}:flags=bicubic,setsar=1,format=yuv420p" \
-        -map 0:v:0 -map 0:a:0 "${RUNG_ARGS[@]}" </dev/null >"$logf" 2>&1
+        -map 0:v:0 "${RUNG_MAP_AUDIO[@]}" "${RUNG_ARGS[@]}" </dev/null >"$logf" 2>&1
 }
+
+# The per-rung contenders' processes: one per rung, and with CMAF one for the audio.
+PER_RUNG=("${!RUNG_NAMES[@]}")
+[[ "$SEGMENTS" == cmaf ]] && PER_RUNG+=(audio)
+
+# A per-rung process's label.
+rung_label() { [[ "$1" == audio ]] && echo audio || echo "${RUNG_NAMES[$1]}"; }
 
 run_perrung_seq() { # RUNDIR
     local dir="$1" out="$1/out" t0 t1 i rc
     make_rung_dirs "$out"
     t0=$EPOCHREALTIME
-    for i in "${!RUNG_NAMES[@]}"; do
+    for i in "${PER_RUNG[@]}"; do
         rc=0
-        ffmpeg_one_rung "$out" "$i" "$dir/ffmpeg_${RUNG_NAMES[$i]}.log" || rc=$?
-        ((rc == 0)) || fail_run "per-rung sequential ffmpeg (${RUNG_NAMES[$i]})" \
-            "$dir/ffmpeg_${RUNG_NAMES[$i]}.log" "exit code $rc"
+        ffmpeg_one_rung "$out" "$i" "$dir/ffmpeg_$(rung_label "$i").log" || rc=$?
+        ((rc == 0)) || fail_run "per-rung sequential ffmpeg ($(rung_label "$i"))" \
+            "$dir/ffmpeg_$(rung_label "$i").log" "exit code $rc"
     done
     t1=$EPOCHREALTIME
     check_rung_outputs "$out" "per-rung sequential ffmpeg"
@@ -264,8 +318,8 @@ run_perrung_par() { # RUNDIR
     local pids=() rcs=()
     make_rung_dirs "$out"
     t0=$EPOCHREALTIME
-    for i in "${!RUNG_NAMES[@]}"; do
-        ffmpeg_one_rung "$out" "$i" "$dir/ffmpeg_${RUNG_NAMES[$i]}.log" &
+    for i in "${PER_RUNG[@]}"; do
+        ffmpeg_one_rung "$out" "$i" "$dir/ffmpeg_$(rung_label "$i").log" &
         pids+=($!)
     done
     for i in "${!pids[@]}"; do
@@ -274,8 +328,10 @@ run_perrung_par() { # RUNDIR
     done
     t1=$EPOCHREALTIME
     for i in "${!pids[@]}"; do
-        ((rcs[i] == 0)) || fail_run "per-rung parallel ffmpeg (${RUNG_NAMES[$i]})" \
-            "$dir/ffmpeg_${RUNG_NAMES[$i]}.log" "exit code ${rcs[$i]}"
+        local which
+        which="$(rung_label "${PER_RUNG[$i]}")"
+        ((rcs[i] == 0)) || fail_run "per-rung parallel ffmpeg ($which)" \
+            "$dir/ffmpeg_$which.log" "exit code ${rcs[$i]}"
     done
     check_rung_outputs "$out" "per-rung parallel ffmpeg"
     RUN_SECONDS="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
@@ -359,7 +415,7 @@ echo "== ladder benchmark ======================================================
 echo "machine:    $(nproc) cores ($(uname -srm)); $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)"
 echo "ffmpeg:     $FFMPEG_VERSION"
 echo "parameters: ROUNDS=$ROUNDS DURATION=${DURATION}s source=1920x1080@30 testsrc2+noise (x264 crf18)"
-echo "            ladder=${RUNG_NAMES[*]} preset=veryfast segments=1,1,2,4s keyframes on segment boundaries"
+echo "            ladder=${RUNG_NAMES[*]} preset=veryfast segments=1,1,2,4s keyframes on segment boundaries, $SEGMENTS"
 echo "transcoder: $TRANSCODER"
 echo "order:      round-robin a,b,c,d per round; wall-clock seconds"
 echo

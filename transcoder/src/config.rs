@@ -21,11 +21,13 @@ pub const X264_PRESETS: [&str; 10] = [
 /// What the segments are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SegmentFormat {
-    /// MPEG-TS, each rung with its audio muxed in: what every HLS player since 2009 reads.
-    #[default]
+    /// MPEG-TS, each rung with its default audio track muxed in: what every HLS player since
+    /// 2009 reads, for old devices.
     Ts,
-    /// CMAF: fragmented MP4 with an init segment per rendition, video and audio as separate
-    /// renditions, read by HLS (version 7, `EXT-X-MAP`) and DASH (`manifest.mpd`) alike.
+    /// CMAF: fragmented MP4 with an init segment per rendition, video and every audio track as
+    /// separate renditions, subtitles and I-frame playlists, read by HLS (version 7,
+    /// `EXT-X-MAP`) and DASH (`manifest.mpd`) alike.
+    #[default]
     Cmaf,
 }
 

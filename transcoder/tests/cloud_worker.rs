@@ -136,8 +136,10 @@ async fn submit_transcodes_an_awkward_key_into_s3_with_the_right_headers() {
             format!("{version}/360p/index.m3u8"),
             "application/vnd.apple.mpegurl",
         ),
-        (format!("{version}/360p/seg_00000.ts"), "video/mp2t"),
-        (format!("{version}/240p/seg_00000.ts"), "video/mp2t"),
+        (format!("{version}/360p/seg_00000.m4s"), "video/mp4"),
+        (format!("{version}/240p/init.mp4"), "video/mp4"),
+        (format!("{version}/audio/seg_00000.m4s"), "video/mp4"),
+        ("manifest.mpd".to_string(), "application/dash+xml"),
         ("poster.jpg".to_string(), "image/jpeg"),
         ("thumbnails.vtt".to_string(), "text/vtt"),
         (format!("{version}/trickplay/sprite_000.jpg"), "image/jpeg"),
@@ -145,15 +147,21 @@ async fn submit_transcodes_an_awkward_key_into_s3_with_the_right_headers() {
     ] {
         let (ty, cache) = content_type(&s3, &format!("{prefix}{name}")).await;
         assert_eq!(ty, want_type, "{name}");
-        if name.ends_with(".ts") {
+        if name.ends_with(".m4s") || name.ends_with(".mp4") {
             assert!(cache.contains("immutable"), "{name}: {cache}");
         }
     }
 
-    // The published master parses and names playlists that exist.
+    // The published master parses and names playlists that exist: two rungs, their I-frame
+    // playlists, and the audio-only variant.
     let master = get(&s3, OUT, &format!("{prefix}master.m3u8")).await;
     let master = m3u8_rs::parse_master_playlist_res(&master).unwrap();
-    assert_eq!(master.variants.len(), 2);
+    let rungs = master
+        .variants
+        .iter()
+        .filter(|v| !v.is_i_frame && v.resolution.is_some());
+    assert_eq!(rungs.count(), 2);
+    assert_eq!(master.variants.len(), 5);
     for v in &master.variants {
         assert!(v.uri.starts_with(&format!("{version}/")), "{}", v.uri);
         assert!(keys.contains(&format!("{prefix}{}", v.uri)), "{}", v.uri);
@@ -161,6 +169,7 @@ async fn submit_transcodes_an_awkward_key_into_s3_with_the_right_headers() {
     assert!(
         keys.iter().filter(|k| !k.contains(&version)).all(|k| [
             "master.m3u8",
+            "manifest.mpd",
             "poster.jpg",
             "thumbnails.vtt",
             "manifest.json",
@@ -744,7 +753,7 @@ async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down()
     // A new upload, published as MPEG-TS: the DASH manifest would outlive the CMAF version's
     // folder, so it goes.
     upload_clip(&s3, "talk.mp4", 3.0).await;
-    let ts = Server::start(&env, &[]);
+    let ts = Server::start(&env, &["--segments", "ts"]);
     let run = transcoder(
         &env,
         &["submit", "--endpoint", &ts.endpoint, "s3://raw/talk.mp4"],
@@ -820,7 +829,7 @@ async fn a_sidecar_uploaded_after_its_video_republishes_it_and_one_without_a_vid
     assert_eq!(record(&s3).await["version"], second["version"]);
 
     // A transcoder writing MPEG-TS cannot publish subtitles: it says so and changes nothing.
-    let ts = Server::start(&env, &[]);
+    let ts = Server::start(&env, &["--segments", "ts"]);
     let run = transcoder(
         &env,
         &["submit", "--endpoint", &ts.endpoint, "s3://raw/late.fr.srt"],

@@ -146,7 +146,7 @@ async fn a_reupload_switches_versions_atomically_and_a_bad_one_never_touches_the
     let keys = list_keys(&s3, OUT, PREFIX).await;
     let segments = |v: &str| {
         keys.iter()
-            .filter(|k| k.starts_with(&format!("{PREFIX}{v}/")) && k.ends_with(".ts"))
+            .filter(|k| k.starts_with(&format!("{PREFIX}{v}/")) && k.ends_with(".m4s"))
             .count()
     };
     assert!(segments(&v1) > 0 && segments(&v2) > 0);

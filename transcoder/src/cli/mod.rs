@@ -257,10 +257,11 @@ pub struct EncodeArgs {
     #[arg(long, env = "TRANSCODER_OPENING_SECONDS", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(0..=30))]
     pub opening_seconds: u32,
-    /// The segments' container: `ts` (MPEG-TS, audio muxed into every rung) or `cmaf`
-    /// (fragmented MP4 with init segments, audio as its own rendition, plus a DASH
-    /// `manifest.mpd` over the same segments). A `cmaf` job is never split into ranges.
-    #[arg(long, env = "TRANSCODER_SEGMENTS", value_enum, default_value_t = SegmentFormat::Ts)]
+    /// The segments' container: `cmaf` (fragmented MP4 with init segments, every audio track
+    /// and text subtitle track as its own rendition, I-frame playlists, and a DASH
+    /// `manifest.mpd` over the same segments) or `ts` (MPEG-TS with the default audio track
+    /// muxed into every rung, for old devices; no subtitles).
+    #[arg(long, env = "TRANSCODER_SEGMENTS", value_enum, default_value_t = SegmentFormat::Cmaf)]
     pub segments: SegmentFormat,
     /// The ffmpeg binary.
     #[arg(long, env = "FFMPEG", default_value = "ffmpeg")]

@@ -115,6 +115,24 @@ impl RangePlan<'_> {
         let frames = (keyframe_s - self.shift_s()) * SAMPLE_RATE as f64 / AAC_FRAME as f64;
         (frames - 1e-9).ceil().max(0.0) as u64 + 1
     }
+
+    /// With CMAF, the first AAC packet at or after the cut at `cut_s`, counted the same way.
+    /// Audio is its own output there, shifted by the priming frame, so packet j starts at
+    /// exactly j frames. Cut on the audio's own clock, a range's audio spans less than its
+    /// length from its first packet, so the muxer's cuts every `opening` seconds from that
+    /// packet make exactly its length over the opening segments, and the next range's numbers
+    /// follow without a collision (cut at the keyframe, a 29.97 fps range could make one more).
+    fn first_cmaf_audio_packet(&self, cut_s: u32) -> u64 {
+        (u64::from(cut_s) * SAMPLE_RATE).div_ceil(AAC_FRAME)
+    }
+
+    /// The first packet of the range cut at `cut_s`, as the segment format partitions them.
+    fn first_packet_of_cut(&self, cut_s: u32) -> u64 {
+        match self.settings.segments {
+            SegmentFormat::Ts => self.first_audio_packet(cut_s),
+            SegmentFormat::Cmaf => self.first_cmaf_audio_packet(cut_s),
+        }
+    }
 }
 
 /// Where a range cut at `start_s` is read from, in AAC frames from the start: at least the
@@ -287,7 +305,7 @@ pub fn range_args(input_url: &OsStr, protocol: &str, plan: &RangePlan<'_>) -> Ve
 }
 
 /// Keeps the AAC packets the single pass puts in this range's segments: from the first after
-/// its cut to the first after its end (`first_audio_packet`), counted in the range's own
+/// its cut to the first after its end (`first_packet_of_cut`), counted in the range's own
 /// packets, which start at its seek point with their own priming packet. Both sides of a cut
 /// use the same count, so no packet is lost or doubled.
 fn audio_drop_expression(plan: &RangePlan<'_>) -> Option<String> {
@@ -297,11 +315,11 @@ fn audio_drop_expression(plan: &RangePlan<'_>) -> Option<String> {
     if r.start_s > 0 {
         terms.push(format!(
             "lt(n\\,{})",
-            plan.first_audio_packet(r.start_s) - seek
+            plan.first_packet_of_cut(r.start_s) - seek
         ));
     }
     if let Some(end) = r.end_s {
-        terms.push(format!("gte(n\\,{})", plan.first_audio_packet(end) - seek));
+        terms.push(format!("gte(n\\,{})", plan.first_packet_of_cut(end) - seek));
     }
     (!terms.is_empty()).then(|| format!("noise=drop={}", terms.join("+")))
 }
@@ -513,8 +531,8 @@ mod tests {
         assert_eq!(after(&args, "-start_number"), ["4", "4", "4", "4", "8"]);
         assert_eq!(
             after(&args, "-bsf:a"),
-            ["noise=drop=lt(n\\,178)+gte(n\\,2991)"],
-            "the same packets as with MPEG-TS, on the audio output only"
+            ["noise=drop=lt(n\\,180)+gte(n\\,2993)"],
+            "from the packets at 8 s (375) and at 68 s (3188), on the audio output only"
         );
         assert_eq!(after(&args, "-hls_time").last().copied(), Some("1"));
         assert!(!args.iter().any(|a| a.contains("initial_discontinuity")));
