@@ -98,6 +98,27 @@ pub struct RenditionRecord {
     pub frame_rate: f64,
     /// Media playlist, relative to the output prefix.
     pub playlist: String,
+    /// Its I-frame playlist (CMAF), relative to the output prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iframe_playlist: Option<String>,
+}
+
+/// One published audio rendition (CMAF: each audio track of the source).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioRecord {
+    /// The name players list.
+    pub name: String,
+    /// Its language, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The track players start with.
+    pub default: bool,
+    /// Peak segment bitrate, bit/s.
+    pub bandwidth: u64,
+    /// Average bitrate, bit/s.
+    pub average_bandwidth: u64,
+    /// Media playlist, relative to the output prefix.
+    pub playlist: String,
 }
 
 /// Why a job failed.
@@ -143,6 +164,15 @@ pub struct Manifest {
     /// published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnails: Option<String>,
+    /// The segments' format (`cmaf` or `ts`), once done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<String>,
+    /// The DASH manifest (`manifest.mpd`, CMAF only), relative to the output prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dash_manifest: Option<String>,
+    /// Published audio renditions (CMAF; with MPEG-TS the audio is in every rung).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audio: Vec<AudioRecord>,
     /// Published subtitle renditions (WebVTT).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subtitles: Vec<SubtitleRecord>,
@@ -197,6 +227,9 @@ impl Manifest {
             duration_s: None,
             tone_mapped_from: None,
             thumbnails: None,
+            segments: None,
+            dash_manifest: None,
+            audio: Vec::new(),
             subtitles: Vec::new(),
             notes: Vec::new(),
             error: None,

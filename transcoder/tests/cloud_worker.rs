@@ -704,6 +704,16 @@ async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down()
         "{mpd}"
     );
     assert_eq!(record["subtitles"].as_array().unwrap().len(), 1);
+    // The record's paths reach into the version folder, as the stable master's do.
+    assert_eq!(
+        record["audio"][0]["playlist"],
+        format!("{version}/audio/index.m3u8")
+    );
+    assert_eq!(
+        record["renditions"][0]["iframe_playlist"],
+        format!("{version}/360p/iframes.m3u8")
+    );
+    assert_eq!(record["dash_manifest"], "manifest.mpd");
     assert_eq!(
         record["subtitles"][0]["playlist"],
         format!("{version}/subs/index.m3u8")

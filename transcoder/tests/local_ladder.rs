@@ -434,6 +434,28 @@ fn cmaf_serves_hls_and_dash_from_the_same_segments() {
     assert_eq!(audio_only[0].uri, "audio/index.m3u8");
     assert_eq!(audio_only[0].codecs.as_deref(), Some("mp4a.40.2"));
     let record = manifest(&out);
+    // The record lists what a catalogue needs: the format, the DASH manifest, each audio track.
+    assert_eq!(record["segments"], "cmaf");
+    assert_eq!(record["dash_manifest"], "manifest.mpd");
+    let audio = record["audio"].as_array().unwrap();
+    let listed: Vec<(&str, bool)> = audio
+        .iter()
+        .map(|a| {
+            (
+                a["playlist"].as_str().unwrap(),
+                a["default"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let tracks = master
+        .alternatives
+        .iter()
+        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Audio);
+    let want: Vec<(&str, bool)> = tracks
+        .map(|a| (a.uri.as_deref().unwrap(), a.default))
+        .collect();
+    assert_eq!(listed, want);
+    assert!(audio.iter().all(|a| a["bandwidth"].as_u64().unwrap() > 0));
     let mut keyframe_grids = Vec::new();
     for (variant, recorded) in video_variants
         .iter()
@@ -442,6 +464,8 @@ fn cmaf_serves_hls_and_dash_from_the_same_segments() {
         assert_eq!(variant.audio.as_deref(), Some(group.as_str()));
         assert!(variant.codecs.as_deref().unwrap().ends_with(",mp4a.40.2"));
         assert_eq!(recorded["bandwidth"], variant.bandwidth);
+        let iframes = recorded["iframe_playlist"].as_str().unwrap();
+        assert!(out.join(iframes).is_file(), "{recorded}");
         // Each rung: fMP4 segments behind its init segment, video only.
         let playlist = out.join(&variant.uri);
         let media = media_playlist(&playlist);

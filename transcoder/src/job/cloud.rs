@@ -311,6 +311,10 @@ async fn run(
     let mut renditions = transcoded.records();
     for rendition in &mut renditions {
         rendition.playlist = dest.from_root(&rendition.playlist);
+        rendition.iframe_playlist = rendition
+            .iframe_playlist
+            .as_deref()
+            .map(|p| dest.from_root(p));
     }
     let mut done = record.done(renditions, MASTER_PLAYLIST, POSTER);
     transcoded.describe_source(&mut done, |name| dest.from_root(name));

@@ -8,7 +8,7 @@ use super::sidecar::Sidecar;
 use super::subtitles::{write_subtitles, SubtitleOutput, SUBTITLE_FILE};
 use super::{JobError, JobEvent, Stage};
 use crate::config::{EncodeSettings, Limits, SegmentFormat};
-use crate::dash::{render_mpd, AudioSet, Presentation, TextSet, VideoRepresentation};
+use crate::dash::{render_mpd, AudioSet, Presentation, TextSet, VideoRepresentation, MPD};
 use crate::encode::{
     self, AudioTrack, Trickplay, INIT_SEGMENT, MEDIA_PLAYLIST, POSTER, THUMBNAILS,
 };
@@ -17,7 +17,7 @@ use crate::hls::{
 };
 use crate::input::SourceInput;
 use crate::ladder::{compute_ladder, select_rungs, Rung};
-use crate::manifest::{Manifest, RenditionRecord, SubtitleRecord};
+use crate::manifest::{AudioRecord, Manifest, RenditionRecord, SubtitleRecord};
 use crate::probe::{self, Rational, SourceInfo};
 
 /// One encoded rung, measured.
@@ -88,6 +88,9 @@ impl Transcoded {
                 codecs: r.codecs.clone(),
                 frame_rate: self.fps.as_f64(),
                 playlist: r.playlist.clone(),
+                iframe_playlist: r
+                    .iframe_bandwidth
+                    .map(|_| format!("{}/{}", r.rung.name, hls::IFRAME_PLAYLIST)),
             })
             .collect()
     }
@@ -166,6 +169,26 @@ impl Transcoded {
     /// HDR curve its picture was tone-mapped from, its subtitles (playlists relative to the
     /// rung folders' parent: `at_root` makes them relative to the prefix) and what was left out.
     pub fn describe_source(&self, record: &mut Manifest, at_root: impl Fn(&str) -> String) {
+        record.segments = Some(
+            match self.segments {
+                SegmentFormat::Cmaf => "cmaf",
+                SegmentFormat::Ts => "ts",
+            }
+            .to_string(),
+        );
+        record.dash_manifest = (self.segments == SegmentFormat::Cmaf).then(|| MPD.to_string());
+        record.audio = self
+            .audio
+            .iter()
+            .map(|a| AudioRecord {
+                name: a.track.name.clone(),
+                language: a.language.clone(),
+                default: a.track.default,
+                bandwidth: a.stats.peak_bps,
+                average_bandwidth: a.stats.average_bps,
+                playlist: at_root(&a.playlist),
+            })
+            .collect();
         record.subtitles = self
             .subtitles
             .iter()
