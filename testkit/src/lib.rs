@@ -251,6 +251,26 @@ pub fn make_film(dir: &Path, name: &str, seconds: f64) -> PathBuf {
     video
 }
 
+/// How many frames of `stream` (`v:0`) ffmpeg decodes through `playlist`, an HLS playlist
+/// or a DASH manifest (given by an absolute path: the DASH demuxer resolves relative ones
+/// against it). Both demuxers refuse a `.vtt` file unless told, a guard for untrusted lists.
+pub fn frames_read(playlist: &Path, stream: &str) -> u64 {
+    let counted = ffprobe(
+        playlist,
+        &[
+            "-allowed_extensions",
+            "ALL",
+            "-count_frames",
+            "-select_streams",
+            stream,
+            "-show_entries",
+            "stream=nb_read_frames",
+        ],
+    );
+    let frames = counted["streams"][0]["nb_read_frames"].as_str();
+    frames.and_then(|f| f.parse().ok()).unwrap_or(0)
+}
+
 /// Checks a CMAF rung's I-frame playlist at `playlist`: every byte range, behind the rung's
 /// init segment, decodes to exactly one frame, a keyframe, and is less than its segment.
 /// Returns how many ranges there are.

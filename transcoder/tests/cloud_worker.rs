@@ -728,23 +728,7 @@ async fn a_cmaf_job_publishes_dash_beside_hls_and_a_later_ts_job_takes_it_down()
     testkit::cloud::download_prefix(&s3, OUT, prefix, dir.path()).await;
     let mpd_path = std::fs::canonicalize(dir.path().join("manifest.mpd")).unwrap();
     for playlist in [mpd_path, dir.path().join("master.m3u8")] {
-        let counted = ffprobe(
-            &playlist,
-            &[
-                // Both demuxers refuse a .vtt file unless told (a guard for untrusted lists).
-                "-allowed_extensions",
-                "ALL",
-                "-count_frames",
-                "-select_streams",
-                "v:0",
-                "-show_entries",
-                "stream=nb_read_frames",
-            ],
-        );
-        assert_eq!(
-            counted["streams"][0]["nb_read_frames"], "120",
-            "{playlist:?}"
-        );
+        assert_eq!(frames_read(&playlist, "v:0"), 120, "{playlist:?}");
         let streams = ffprobe(&playlist, &["-allowed_extensions", "ALL", "-show_streams"]);
         let kinds: Vec<&str> = streams["streams"]
             .as_array()

@@ -388,23 +388,7 @@ async fn joined_cmaf_equals_single_pass(s3: &aws_sdk_s3::Client, source: &Path, 
     }
     // The DASH manifest over the same files reads through, every frame.
     let mpd = std::fs::canonicalize(joined.join("manifest.mpd")).unwrap();
-    let counted = ffprobe(
-        &mpd,
-        &[
-            "-allowed_extensions",
-            "ALL",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames",
-        ],
-    );
-    let frames: f64 = counted["streams"][0]["nb_read_frames"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let frames = frames_read(&mpd, "v:0") as f64;
     assert!((frames - SECONDS * fps).abs() <= 1.0, "{frames}");
 }
 
