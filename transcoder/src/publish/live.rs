@@ -145,7 +145,9 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
     /// Publishes until `stop` (the encode ended) or an upload fails for good. A playlist being
     /// written when `stop` comes is finished first: dropped mid-request, it could still land
     /// after the final VOD playlist and leave a `done` video that never ends. Segments still
-    /// uploading are dropped and uploaded again by `finish`: only finished uploads count.
+    /// uploading are waited for, not dropped: a request already sent can land after it is
+    /// dropped, after a failed job's `retract`, which would not know of it (seen once in CI: a
+    /// segment left beside a failed record).
     pub async fn watch(
         &mut self,
         events: &(dyn Fn(JobEvent) + Send + Sync),
@@ -157,18 +159,25 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = stop.cancelled() => return Ok(()),
+                () = stop.cancelled() => {
+                    self.settle(uploads).await;
+                    return Ok(());
+                }
                 _ = tick.tick() => self.scan(&mut waiting).await?,
                 Some(joined) = uploads.join_next(), if !uploads.is_empty() => match joined {
                     Ok((name, Ok(()))) => {
                         self.uploaded.insert(name);
                     }
-                    Ok((_, Err(error))) => return Err(error.into()),
+                    Ok((_, Err(error))) => {
+                        self.settle(uploads).await;
+                        return Err(error.into());
+                    }
                     Err(panic) => {
+                        self.settle(uploads).await;
                         return Err(JobError::Output {
                             path: "segment upload".into(),
                             source: std::io::Error::other(panic.to_string()),
-                        })
+                        });
                     }
                 },
             }
@@ -183,6 +192,15 @@ impl<S: OutputSink + Clone + 'static> LivePublisher<S> {
                     let result = with_retries(&name, || sink.put_file(&name, &path, kind)).await;
                     (name, result)
                 });
+            }
+        }
+    }
+
+    /// Waits for the uploads under way, counting those that landed as published.
+    async fn settle(&mut self, mut uploads: JoinSet<(String, Result<(), StorageError>)>) {
+        while let Some(joined) = uploads.join_next().await {
+            if let Ok((name, Ok(()))) = joined {
+                self.uploaded.insert(name);
             }
         }
     }
