@@ -376,7 +376,7 @@ async fn run_keeps_a_message_invisible_past_its_timeout_and_deletes_it_when_done
         .unwrap();
     let queue_url = queue.queue_url().unwrap().to_string();
     // Long enough at this preset to outlast the 2 s visibility timeout several times.
-    upload_clip(&s3, "clip.mp4", 20.0).await;
+    upload_clip(&s3, "clip.mp4", 45.0).await;
     let message = &received_message(&sqs, &queue_url, 2).await;
 
     env.retain(|(k, _)| *k != "TRANSCODER_PRESET");
