@@ -124,7 +124,7 @@ mkdir -p "$dest"
 stack download "$prefix" "$dest"
 dest=$(cd "$dest" && pwd)
 echo
-echo "output:  $dest (master.m3u8, poster.jpg, manifest.json, and the rungs in a version folder _v.../)"
+echo "output:  $dest (master.m3u8, manifest.mpd, poster.jpg, thumbnails.vtt, manifest.json, and the rungs and audio in a version folder _v.../)"
 echo "play:    ffplay $dest/master.m3u8"
 echo "   or:   (cd $dest && python3 -m http.server 8000), then open http://localhost:8000/master.m3u8 in Safari or any HLS player"
 
