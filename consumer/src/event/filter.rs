@@ -47,19 +47,13 @@ impl Filters {
                 ));
             }
         }
-        if !self.suffixes.is_empty() && !sidecar {
-            let key = upload.key.to_lowercase();
-            if !self
-                .suffixes
-                .iter()
-                .any(|s| key.ends_with(&s.to_lowercase()))
-            {
-                return Err(format!(
-                    "key {} does not end with {}",
-                    quoted(&tail(&upload.key), 81),
-                    self.suffix_list()
-                ));
-            }
+        let wanted_suffix = |s: &String| lower.ends_with(&s.to_lowercase());
+        if !self.suffixes.is_empty() && !sidecar && !self.suffixes.iter().any(wanted_suffix) {
+            return Err(format!(
+                "key {} does not end with {}",
+                quoted(&tail(&upload.key), 81),
+                self.suffix_list()
+            ));
         }
         if let (Some(max), Some(size)) = (self.max_size, upload.size) {
             if size > max {
