@@ -237,68 +237,60 @@ pub fn range_args(input_url: &OsStr, protocol: &str, plan: &RangePlan<'_>) -> Ve
     };
     let start_number = r.first_segment.to_string();
     let audio_drop = audio_drop_expression(plan);
-    match s.segments {
-        SegmentFormat::Ts => {
-            let offset = micros_up(plan.shift_s());
-            let mut extra = vec!["-output_ts_offset", &offset, "-start_number", &start_number];
-            if let (Some(drop), Some(_)) = (&audio_drop, &plan.source.audio) {
-                extra.extend(["-bsf:a", drop.as_str()]);
-            }
-            if r.index > 0 {
-                extra.extend([
-                    "-hls_segment_options",
-                    "mpegts_flags=+initial_discontinuity",
-                ]);
-            }
-            for (i, rung) in plan.ladder.iter().enumerate() {
-                args.extend(rung_encoder_args(i, rung, plan.source, s, &keyframes));
-                args.extend(hls_output_args(&rung.name, s.segments, CUT_EVERY, &extra));
-            }
+    let cmaf = s.segments == SegmentFormat::Cmaf;
+    // A later range tells each muxer it starts mid-stream. MPEG-TS: its continuity counters
+    // restart, so demuxers must not report corrupt packets. CMAF: the fMP4 muxer starts a
+    // file's decode times at 0 and puts its start in the init segment's edit list; told its
+    // first fragment is discontinuous, it gives that fragment its first packet's presentation
+    // time instead, the source's (`-copyts`). Only range 0's init segments are published, so
+    // every range reads through the same edit list.
+    let later = r.start_s > 0;
+    let discontinuity = match s.segments {
+        SegmentFormat::Ts => "mpegts_flags=+initial_discontinuity",
+        SegmentFormat::Cmaf => "movflags=+frag_discont",
+    };
+    // The rungs, shifted as the single pass shifts them: an MPEG-TS rung carries the audio too
+    // (`shift_s`), a CMAF rung is video alone. A later CMAF range's first fragment starts at
+    // its keyframe's presentation time, which the single pass's decode time equals once
+    // shifted by the reordering delay: it needs no shift.
+    let rung_offset = micros_up(match s.segments {
+        SegmentFormat::Ts => plan.shift_s(),
+        SegmentFormat::Cmaf if later => 0.0,
+        SegmentFormat::Cmaf => plan.video_shift_s(),
+    });
+    let mut extra = vec![
+        "-output_ts_offset",
+        &rung_offset,
+        "-start_number",
+        &start_number,
+    ];
+    if let (Some(drop), Some(_), false) = (&audio_drop, &plan.source.audio, cmaf) {
+        extra.extend(["-bsf:a", drop.as_str()]);
+    }
+    if later {
+        extra.extend(["-hls_segment_options", discontinuity]);
+    }
+    for (i, rung) in plan.ladder.iter().enumerate() {
+        args.extend(rung_encoder_args(i, rung, plan.source, s, &keyframes));
+        args.extend(hls_output_args(&rung.name, s.segments, CUT_EVERY, &extra));
+    }
+    if cmaf {
+        // Each audio track, shifted by the priming frame as the single pass's audio output.
+        // Audio is cut every `cut` seconds from 0; a range starts on the grid, a multiple of
+        // it, so its segment numbers follow the previous range's.
+        let cut = schedule.first_segment_seconds();
+        let offset = micros_up(plan.audio_shift_s());
+        let audio_number = (r.start_s / cut).to_string();
+        let mut extra = vec!["-output_ts_offset", &offset, "-start_number", &audio_number];
+        if later {
+            extra.extend(["-hls_segment_options", discontinuity]);
         }
-        // Video rungs and audio tracks are outputs of their own, each shifted as the single
-        // pass shifts it. The fMP4 muxer starts a file's decode times at 0 and puts its start
-        // in the init segment's edit list; a later range's muxer is told its first fragment
-        // is discontinuous (`frag_discont`), so that fragment's decode time is its first
-        // packet's presentation time, the source's (`-copyts`). For video that time is the
-        // keyframe's, which the single pass's decode time equals once shifted by the
-        // reordering delay: a later range's video needs no shift. Only range 0's init
-        // segments are published, so every range reads through the same edit list.
-        SegmentFormat::Cmaf => {
-            let later = r.start_s > 0;
-            let video_offset = micros_up(if later { 0.0 } else { plan.video_shift_s() });
-            let mut extra = vec![
-                "-output_ts_offset",
-                &video_offset,
-                "-start_number",
-                &start_number,
-            ];
-            if later {
-                extra.extend(["-hls_segment_options", "movflags=+frag_discont"]);
-            }
-            for (i, rung) in plan.ladder.iter().enumerate() {
-                args.extend(rung_encoder_args(i, rung, plan.source, s, &keyframes));
-                args.extend(hls_output_args(&rung.name, s.segments, CUT_EVERY, &extra));
-            }
-            // Audio is cut every `cut` seconds from 0; a range starts on the grid, a multiple
-            // of it, so its segment numbers follow the previous range's.
-            let cut = schedule.first_segment_seconds();
-            let offset = micros_up(plan.audio_shift_s());
-            let audio_number = (r.start_s / cut).to_string();
-            let mut extra = vec!["-output_ts_offset", &offset, "-start_number", &audio_number];
-            if later {
-                extra.extend(["-hls_segment_options", "movflags=+frag_discont"]);
-            }
-            if let Some(drop) = &audio_drop {
-                extra.extend(["-bsf:a", drop.as_str()]);
-            }
-            for track in audio_tracks(plan.source) {
-                args.extend(audio_rendition_args(
-                    &track,
-                    plan.ladder[0].audio_kbps,
-                    cut,
-                    &extra,
-                ));
-            }
+        if let Some(drop) = &audio_drop {
+            extra.extend(["-bsf:a", drop.as_str()]);
+        }
+        for track in audio_tracks(plan.source) {
+            let kbps = plan.ladder[0].audio_kbps;
+            args.extend(audio_rendition_args(&track, kbps, cut, &extra));
         }
     }
     args

@@ -243,7 +243,8 @@ impl<'a> Coordinator<'a> {
 /// `output` when it has every folder the job's ranges write (a peer that probed the source
 /// otherwise, or wrote another format, would leave holes in the joined stream).
 fn with_every_folder(job: &SplitJob<'_>, output: RangeOutput) -> Result<RangeOutput, RangeFailure> {
-    let want = range_folders(job.prepared, job.template.settings.segments);
+    let (prepared, segments) = (job.prepared, job.template.settings.segments);
+    let want = range_folders(&prepared.ladder, &prepared.source, segments);
     let got: Vec<&str> = output.rungs.iter().map(|r| r.name.as_str()).collect();
     if got == want {
         Ok(output)

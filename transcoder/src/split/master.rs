@@ -11,6 +11,8 @@ use super::stitch::{joined_stats, RangeOutput};
 use crate::config::SegmentFormat;
 use crate::encode::{audio_tracks, MEDIA_PLAYLIST};
 use crate::hls::{self, Variant};
+use crate::ladder::Rung;
+use crate::probe::SourceInfo;
 use crate::publish::{early_layout, estimated_bandwidth};
 use crate::transcode::{AudioOutput, Prepared, Rendition};
 
@@ -19,11 +21,12 @@ pub fn rung_playlist(name: &str) -> String {
     format!("{name}/{MEDIA_PLAYLIST}")
 }
 
-/// The folders every range writes: the rungs, then with CMAF the audio tracks.
-pub fn range_folders(prepared: &Prepared, segments: SegmentFormat) -> Vec<String> {
-    let rungs = prepared.ladder.iter().map(|r| r.name.clone());
+/// The folders every range of `source` writes: the rungs of `ladder`, then with CMAF the
+/// audio tracks.
+pub fn range_folders(ladder: &[Rung], source: &SourceInfo, segments: SegmentFormat) -> Vec<String> {
+    let rungs = ladder.iter().map(|r| r.name.clone());
     let audio = match segments {
-        SegmentFormat::Cmaf => audio_tracks(&prepared.source),
+        SegmentFormat::Cmaf => audio_tracks(source),
         SegmentFormat::Ts => Vec::new(),
     };
     rungs.chain(audio.into_iter().map(|t| t.folder)).collect()

@@ -256,7 +256,8 @@ impl Published {
 }
 
 fn folders(job: &SplitJob<'_>) -> Vec<String> {
-    range_folders(job.prepared, job.template.settings.segments)
+    let (prepared, segments) = (job.prepared, job.template.settings.segments);
+    range_folders(&prepared.ladder, &prepared.source, segments)
 }
 
 /// A DASH manifest numbers segments from 0 without a gap (`$Number$`): each folder's joined

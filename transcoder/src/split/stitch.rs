@@ -4,7 +4,6 @@
 
 use m3u8_rs::{Map, MediaPlaylist, MediaPlaylistType, MediaSegment};
 
-use crate::config::SegmentFormat;
 use crate::encode::INIT_SEGMENT;
 use crate::hls::{peak_segment_bitrate, RenditionStats, SegmentSample};
 
@@ -59,16 +58,6 @@ impl RangeOutput {
             init.into_iter()
                 .chain(rung.segments.iter().map(|segment| segment.uri.as_str()))
                 .map(|uri| format!("{}/{uri}", rung.name))
-        })
-    }
-
-    /// The range's segment format, when it made any segment: a peer too old to write what it
-    /// was asked for writes MPEG-TS.
-    pub fn segment_format(&self) -> Option<SegmentFormat> {
-        let first = self.rungs.iter().flat_map(|r| r.segments.first()).next()?;
-        Some(match is_fmp4(&first.uri) {
-            true => SegmentFormat::Cmaf,
-            false => SegmentFormat::Ts,
         })
     }
 

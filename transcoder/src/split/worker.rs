@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use super::command::input_window;
 use super::command::{range_args, RangePlan};
+use super::master::range_folders;
 use super::plan::Range;
 use super::source::fetch_for_range;
 use super::stitch::{RangeOutput, RungOutput, SegmentOut};
 use crate::config::{EncodeSettings, Limits, SegmentFormat};
-use crate::encode::{audio_tracks, run_encoder, INIT_SEGMENT, MEDIA_PLAYLIST};
+use crate::encode::{run_encoder, INIT_SEGMENT, MEDIA_PLAYLIST};
 use crate::hls;
 use crate::input::SourceInput;
 use crate::ladder::Rung;
@@ -98,16 +99,8 @@ pub async fn encode_range<S: OutputSink>(
 ) -> Result<RangeOutput, JobError> {
     let cmaf = job.settings.segments == SegmentFormat::Cmaf;
     // A CMAF range encodes each audio track of the source as its own rendition too.
-    let audio: Vec<String> = match cmaf {
-        true => audio_tracks(source).into_iter().map(|t| t.folder).collect(),
-        false => Vec::new(),
-    };
-    let folders = job
-        .ladder
-        .iter()
-        .map(|r| r.name.clone())
-        .chain(audio.clone());
-    for folder in folders.clone() {
+    let folders = range_folders(&job.ladder, source, job.settings.segments);
+    for folder in &folders {
         let dir = work_dir.join(folder);
         tokio::fs::create_dir_all(&dir)
             .await
@@ -141,9 +134,9 @@ pub async fn encode_range<S: OutputSink>(
     .await?;
     let encode_s = encoding.elapsed().as_secs_f64();
 
-    let mut rungs = Vec::with_capacity(job.ladder.len() + audio.len());
-    for folder in folders {
-        rungs.push(list_segments(work_dir, &folder).await?);
+    let mut rungs = Vec::with_capacity(folders.len());
+    for folder in &folders {
+        rungs.push(list_segments(work_dir, folder).await?);
     }
     let decoded_s = rungs[..job.ladder.len()]
         .iter()
